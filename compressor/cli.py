@@ -1,0 +1,256 @@
+"""`compressor` command line: thin Typer commands that build the recipe and call one
+pipeline function. User errors become one red line and exit code 2."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from compressor.errors import UserError
+from compressor.recipe import Recipe, default_teacher_backbone, load_recipe
+
+app = typer.Typer(
+    help="Distil, prune, quantize, export and benchmark transformer classifiers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+recipe_app = typer.Typer(help="Inspect recipes.", no_args_is_help=True)
+app.add_typer(recipe_app, name="recipe")
+console = Console()
+
+RecipeOpt = Annotated[
+    Path | None, typer.Option("--recipe", "-r", help="YAML recipe; flags override its keys.")
+]
+DataOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Folder with train.* (+ dev.*) files, one .tsv/.csv/.jsonl file, or "
+        "hf:<dataset>[:<config>]. Default: ../shared/data/sst2, else hf:glue:sst2."
+    ),
+]
+TextCol = Annotated[str | None, typer.Option(help="Column holding the text. [default: sentence]")]
+PairCol = Annotated[
+    str | None, typer.Option(help="Second text column for sentence-pair tasks. [default: none]")
+]
+LabelCol = Annotated[str | None, typer.Option(help="Column holding the label. [default: label]")]
+MaxTrain = Annotated[
+    int | None, typer.Option(help="Train on a seeded subset of this many examples.")
+]
+Steps = Annotated[int | None, typer.Option(help="Optimizer steps (overrides --epochs).")]
+Epochs = Annotated[float | None, typer.Option(help="Passes over the training set. [default: 1]")]
+BatchSize = Annotated[int | None, typer.Option(help="Examples per batch. [default: 32]")]
+Lr = Annotated[float | None, typer.Option(help="Peak learning rate (linear warm-up / decay).")]
+Overwrite = Annotated[
+    bool, typer.Option(help="Replace a previous run in the output folder.")
+]
+Resume = Annotated[
+    bool, typer.Option(help="Continue the run in the output folder from its last checkpoint.")
+]
+
+
+def _data_overrides(data, text_column, text_pair_column, label_column, max_train) -> dict:
+    return {
+        "data.source": data,
+        "data.text_column": text_column,
+        "data.text_pair_column": text_pair_column,
+        "data.label_column": label_column,
+        "data.max_train_examples": max_train,
+    }
+
+
+def _train_overrides(section: str, steps, epochs, batch_size, lr) -> dict:
+    return {
+        f"{section}.max_steps": steps,
+        f"{section}.epochs": epochs,
+        f"{section}.batch_size": batch_size,
+        f"{section}.lr": lr,
+    }
+
+
+@app.command()
+def finetune(
+    out: Annotated[Path, typer.Option(help="Run folder to create (the teacher lands in out/model).")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Hub id or folder of the backbone. [default: all-MiniLM-L6-v2, bundled]"),
+    ] = None,
+    data: DataOpt = None,
+    text_column: TextCol = None,
+    text_pair_column: PairCol = None,
+    label_column: LabelCol = None,
+    max_train_examples: MaxTrain = None,
+    steps: Steps = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: Lr = None,
+    recipe: RecipeOpt = None,
+    overwrite: Overwrite = False,
+    resume: Resume = False,
+) -> None:
+    """Fine-tune a teacher classifier on the task (the first step of every distillation)."""
+    from compressor.pipeline import finetune as run_finetune
+
+    overrides = _data_overrides(data, text_column, text_pair_column, label_column,
+                                max_train_examples)
+    overrides |= _train_overrides("finetune", steps, epochs, batch_size, lr)
+    effective = load_recipe(recipe, overrides)
+    path = run_finetune(model or default_teacher_backbone(), effective, out,
+                        overwrite=overwrite, resume=resume)
+    console.print(f"[green]teacher saved to {path}")
+
+
+@app.command()
+def compress(
+    teacher: Annotated[str, typer.Option(help="Fine-tuned teacher: a finetune run folder, a "
+                                        "model folder or a hub id.")],
+    out: Annotated[Path, typer.Option(help="Run folder to create for the student.")],
+    data: DataOpt = None,
+    text_column: TextCol = None,
+    text_pair_column: PairCol = None,
+    label_column: LabelCol = None,
+    max_train_examples: MaxTrain = None,
+    layers: Annotated[int | None, typer.Option(help="Student layers. [default: 3]")] = None,
+    steps: Steps = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: Lr = None,
+    temperature: Annotated[float | None, typer.Option(help="KD temperature T. [default: 2]")] = None,
+    alpha: Annotated[
+        float | None, typer.Option(help="Weight of soft KD; 1-alpha goes to hard CE. [default: 0.5]")
+    ] = None,
+    recipe: RecipeOpt = None,
+    skip_benchmark: Annotated[bool, typer.Option(help="Stop after evaluation.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Check inputs and print the plan; train nothing.")
+    ] = False,
+    overwrite: Overwrite = False,
+    resume: Resume = False,
+) -> None:
+    """Distil -> export ONNX -> quantize -> evaluate -> benchmark -> report, in one run folder."""
+    from compressor import pipeline
+
+    overrides = _data_overrides(data, text_column, text_pair_column, label_column,
+                                max_train_examples)
+    overrides |= _train_overrides("train", steps, epochs, batch_size, lr)
+    overrides |= {"student.layers": layers, "distill.temperature": temperature,
+                  "distill.alpha": alpha}
+    effective = load_recipe(recipe, overrides)
+    if dry_run:
+        _print_plan(pipeline.plan(teacher, effective))
+        return
+    paths = pipeline.compress(teacher, effective, out, overwrite=overwrite, resume=resume,
+                              skip_benchmark=skip_benchmark)
+    console.print(f"[green]report: {paths['md']}  (JSON: {paths['json']}, HTML: {paths['html']})")
+
+
+def _print_plan(plan: dict) -> None:
+    for key, value in plan.items():
+        console.print(f"[bold]{key}[/]: {value}")
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="Model folder or run folder to export.")],
+    out: Annotated[Path, typer.Option(help="Folder for model.onnx + tokenizer + manifest.")],
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    data: DataOpt = None,
+    text_column: TextCol = None,
+    text_pair_column: PairCol = None,
+    samples: Annotated[int, typer.Option(help="Dev sentences for the parity check.")] = 128,
+    tolerance: Annotated[float, typer.Option(help="Max |logit difference| allowed.")] = 1e-3,
+) -> None:
+    """Export to ONNX (dynamic batch / sequence axes) and check parity on real dev inputs."""
+    from compressor.standalone import export_model
+
+    recipe = load_recipe(None, {"data.source": data, "data.text_column": text_column,
+                                "data.text_pair_column": text_pair_column})
+    result = export_model(model, out, recipe, opset=opset, samples=samples, tolerance=tolerance)
+    console.print(result)
+    if not result["parity"]["passed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def quantize(
+    onnx_dir: Annotated[Path, typer.Argument(help="Folder holding model.onnx (or the file).")],
+    mode: Annotated[str, typer.Option(help="Quantization mode: dynamic-int8.")] = "dynamic-int8",
+    per_channel: Annotated[bool, typer.Option(help="Per-channel weight scales.")] = True,
+    data: DataOpt = None,
+    text_column: TextCol = None,
+    text_pair_column: PairCol = None,
+) -> None:
+    """Quantize an exported model and re-measure its dev accuracy next to the fp32 file's."""
+    from compressor.standalone import quantize_model
+
+    recipe = load_recipe(None, {"data.source": data, "data.text_column": text_column,
+                                "data.text_pair_column": text_pair_column,
+                                "quantize.mode": mode, "quantize.per_channel": per_channel})
+    console.print(quantize_model(onnx_dir, recipe))
+
+
+@app.command()
+def benchmark(
+    run_dir: Annotated[Path, typer.Argument(help="A compress run folder.")],
+    against: Annotated[
+        str | None, typer.Option(help="Teacher to compare with. [default: the run's teacher]")
+    ] = None,
+    target: Annotated[str, typer.Option(help="Where to measure: cpu.")] = "cpu",
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads. [default: all]")] = None,
+    iters: Annotated[int | None, typer.Option(help="Timed calls per round.")] = None,
+) -> None:
+    """Time teacher and student (PyTorch and ONNX) side by side and update the report."""
+    from compressor import pipeline
+    from compressor.runfolder import RunFolder
+
+    if target != "cpu":
+        raise UserError(f"--target {target} is not available yet — use --target cpu")
+    run = RunFolder.open(run_dir)
+    recipe = run.recipe()
+    bench = recipe.benchmark.model_copy(
+        update={k: v for k, v in {"threads": threads, "iters": iters}.items() if v is not None}
+    )
+    recipe = recipe.model_copy(update={"benchmark": bench})
+    pipeline.benchmark(run, against or run.result("distill").get("teacher", ""), recipe)
+    paths = pipeline.write_run_report(run)
+    console.print(f"[green]report: {paths['md']}")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A compress run folder.")]) -> None:
+    """Rebuild report.json / report.md / report.html from a run's recorded measurements."""
+    from compressor import pipeline
+    from compressor.runfolder import RunFolder
+
+    paths = pipeline.write_run_report(RunFolder.open(run_dir))
+    console.print(Path(paths["md"]).read_text(encoding="utf-8"))
+    console.print(f"[green]report: {paths['md']}")
+
+
+@recipe_app.command("show")
+def recipe_show(
+    recipe: Annotated[Path | None, typer.Argument(help="YAML recipe to merge over defaults.")] = None,
+) -> None:
+    """Print the effective recipe (defaults merged with the file)."""
+    effective: Recipe = load_recipe(recipe)
+    typer.echo(effective.to_yaml(), nl=False)
+
+
+def main() -> None:
+    """Console entry point: user errors print one line and exit 2, without a traceback."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app()
+    except UserError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        Console(stderr=True).print(
+            "[yellow]interrupted — rerun the same command with --resume to continue"
+        )
+        sys.exit(130)

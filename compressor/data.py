@@ -1,0 +1,227 @@
+"""Task data: local files or a hub data set -> train / dev splits of (text, pair, label).
+
+Local files are read with `datasets`' csv / json builders (quoting disabled, as our TSVs
+contain bare quotes). A folder contributes `train.*` and, when present, `dev.*` /
+`validation.*`; otherwise a seeded fraction of train is held out as dev.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compressor.errors import UserError
+from compressor.recipe import DataConfig
+
+SUFFIXES = {".tsv": "csv", ".csv": "csv", ".jsonl": "json", ".json": "json"}
+DEV_NAMES = ("dev", "validation", "valid", "val")
+SHARED_SST2 = ("../shared/data/sst2", "shared/data/sst2")
+
+
+@dataclass
+class Split:
+    """Columns of one split, already checked; `pairs` is None for single-sentence tasks."""
+
+    texts: list[str]
+    labels: list[int]
+    pairs: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def take(self, n: int) -> Split:
+        return Split(self.texts[:n], self.labels[:n], None if self.pairs is None else self.pairs[:n])
+
+
+@dataclass
+class TaskData:
+    """Both splits plus what the model needs to know about the label set."""
+
+    train: Split
+    dev: Split
+    label_names: list[str]
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+
+def default_source() -> str:
+    """../shared/data/sst2 when it is there (offline machines), else GLUE SST-2 on the hub."""
+    for candidate in SHARED_SST2:
+        if (Path(candidate) / "train.tsv").is_file():
+            return str(Path(candidate).resolve())
+    repo_relative = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
+    if (repo_relative / "train.tsv").is_file():
+        return str(repo_relative)
+    return "hf:glue:sst2"
+
+
+def _read_file(path: Path) -> list[dict]:
+    from datasets import load_dataset
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()
+
+    builder = SUFFIXES.get(path.suffix.lower())
+    if builder is None:
+        raise UserError(
+            f"{path}: unsupported file type {path.suffix!r} — use .tsv, .csv, .jsonl or .json"
+        )
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty — it needs a header row and at least one example")
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        if sum(1 for line, _ in zip(fh, range(2)) if line.strip()) < 2 and builder == "csv":
+            raise UserError(f"{path} has no examples — it needs at least one row under the header")
+    kwargs: dict = {}
+    if builder == "csv":
+        # TSVs here carry bare quotes inside sentences, so quoting is off for them (csv
+        # QUOTE_NONE); CSV keeps standard quoting because commas inside text need it.
+        tsv = path.suffix.lower() == ".tsv"
+        kwargs = {"delimiter": "\t" if tsv else ",", "keep_default_na": False}
+        if tsv:
+            kwargs["quoting"] = 3
+    try:
+        ds = load_dataset(builder, data_files={"train": str(path)}, split="train", **kwargs)
+    except Exception as exc:  # the builders raise many types for malformed files
+        raise UserError(f"could not parse {path}: {exc} — check its format") from exc
+    if len(ds) == 0:
+        raise UserError(f"{path} has no examples — it needs at least one row under the header")
+    return ds.to_list()
+
+
+def _find(folder: Path, stems: tuple[str, ...]) -> Path | None:
+    for stem in stems:
+        for suffix in SUFFIXES:
+            candidate = folder / f"{stem}{suffix}"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _read_hub(spec: str) -> tuple[list[dict], list[dict] | None]:
+    from datasets import load_dataset
+
+    name, _, config = spec.removeprefix("hf:").partition(":")
+    try:
+        ds = load_dataset(name, config or None)
+    except Exception as exc:
+        raise UserError(
+            f"could not load data set {name!r} from the hub ({type(exc).__name__}) — check the "
+            "name, your network, or pass a local folder with --data"
+        ) from exc
+    dev_name = next((n for n in DEV_NAMES if n in ds), None)
+    return ds["train"].to_list(), ds[dev_name].to_list() if dev_name else None
+
+
+def _columns(rows: list[dict], cfg: DataConfig, where: str) -> Split:
+    available = list(rows[0].keys())
+    wanted = [cfg.text_column, cfg.label_column]
+    if cfg.text_pair_column:
+        wanted.append(cfg.text_pair_column)
+    for column in wanted:
+        if column not in available:
+            raise UserError(
+                f"{where}: no column {column!r} (columns: {', '.join(available)}) — pass "
+                "--text-column / --text-pair-column / --label-column"
+            )
+    pairs = [str(r[cfg.text_pair_column]) for r in rows] if cfg.text_pair_column else None
+    return Split([str(r[cfg.text_column]) for r in rows], [r[cfg.label_column] for r in rows], pairs)
+
+
+def _encode_labels(train: Split, dev: Split) -> list[str]:
+    """Integer labels stay as they are (0..K-1); string labels get sorted ids."""
+    raw = set(train.labels) | set(dev.labels)
+    if any(lbl is None or lbl == "" for lbl in raw):
+        raise UserError("some examples have an empty label — fill or drop those rows")
+    if all(isinstance(lbl, int) or (isinstance(lbl, str) and lbl.isdigit()) for lbl in raw):
+        for split in (train, dev):
+            split.labels = [int(lbl) for lbl in split.labels]
+        top = max(max(train.labels), max(dev.labels))
+        if min(min(train.labels), min(dev.labels)) < 0:
+            raise UserError("labels must be 0..K-1 or strings — found a negative label")
+        return [str(i) for i in range(top + 1)]
+    names = sorted(str(lbl) for lbl in raw)
+    index = {name: i for i, name in enumerate(names)}
+    for split in (train, dev):
+        split.labels = [index[str(lbl)] for lbl in split.labels]
+    return names
+
+
+def _hold_out(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    import random
+
+    order = list(range(len(split)))
+    random.Random(seed).shuffle(order)
+    n_dev = max(1, int(len(order) * fraction))
+    if len(order) - n_dev < 1:
+        raise UserError("too few examples to hold out a dev set — add data or a dev file")
+
+    def pick(idx: list[int]) -> Split:
+        return Split(
+            [split.texts[i] for i in idx],
+            [split.labels[i] for i in idx],
+            None if split.pairs is None else [split.pairs[i] for i in idx],
+        )
+
+    return pick(order[n_dev:]), pick(order[:n_dev])
+
+
+def _subsample(split: Split, n: int | None, seed: int) -> Split:
+    if n is None or n >= len(split):
+        return split
+    import random
+
+    idx = sorted(random.Random(seed).sample(range(len(split)), n))
+    return Split(
+        [split.texts[i] for i in idx],
+        [split.labels[i] for i in idx],
+        None if split.pairs is None else [split.pairs[i] for i in idx],
+    )
+
+
+def load_task_data(cfg: DataConfig) -> TaskData:
+    """Read, check and split the data named by the recipe."""
+    source = cfg.source or default_source()
+    notes: list[str] = []
+    if source.startswith("hf:"):
+        train_rows, dev_rows = _read_hub(source)
+        where = source
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise UserError(
+                f"data path {path} does not exist — pass a folder, a file, or hf:<name>[:<config>]"
+            )
+        if path.is_dir():
+            train_file = _find(path, ("train",))
+            if train_file is None:
+                raise UserError(
+                    f"{path} has no train.tsv / .csv / .jsonl / .json — add one or pass a file"
+                )
+            dev_file = _find(path, DEV_NAMES)
+        else:
+            train_file, dev_file = path, None
+        train_rows = _read_file(train_file)
+        dev_rows = _read_file(dev_file) if dev_file else None
+        where = str(train_file)
+    train = _columns(train_rows, cfg, where)
+    if dev_rows is not None:
+        dev = _columns(dev_rows, cfg, f"{source} (dev)")
+    else:
+        train, dev = _hold_out(train, cfg.dev_fraction, cfg.seed)
+        notes.append(f"no dev file: held out {len(dev)} training examples (seed {cfg.seed})")
+    if len(set(train.labels)) < 2:
+        raise UserError(f"{source}: only one label value found — classification needs two or more")
+    label_names = _encode_labels(train, dev)
+    full = len(train)
+    train = _subsample(train, cfg.max_train_examples, cfg.seed)
+    if len(train) < full:
+        notes.append(f"trained on a seeded subset of {len(train)} of {full} training examples")
+    dev_full = len(dev)
+    dev = _subsample(dev, cfg.max_dev_examples, cfg.seed)
+    if len(dev) < dev_full:
+        notes.append(f"evaluated on {len(dev)} of {dev_full} dev examples")
+    return TaskData(train=train, dev=dev, label_names=label_names, source=source, notes=notes)

@@ -1,0 +1,215 @@
+"""The training loop behind both `finetune` and `distill`, on Hugging Face `accelerate`.
+
+One process here; `accelerate launch` spreads the same code over GPUs or nodes. The loop
+owns what every run needs: gradient accumulation, seeded and resumable data order,
+evaluation every N steps, keeping the best model, checkpoints a crash can resume from,
+and a progress bar. What is optimised comes in as `compute_loss`.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, set_seed
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.utils.data import DataLoader
+from transformers import (
+    DataCollatorWithPadding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    get_linear_schedule_with_warmup,
+)
+
+from compressor import atomic
+from compressor.data import Split
+from compressor.errors import UserError
+from compressor.recipe import TrainConfig
+
+LossFn = Callable[[PreTrainedModel, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
+STATE_FILE = "trainer_state.json"
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint needs besides tensors, and what the report shows."""
+
+    step: int = 0
+    total_steps: int = 0
+    best_step: int = -1
+    best_dev_accuracy: float = -1.0
+    train_examples: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def tokenize(split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int) -> list[dict]:
+    """Tokenize once, unpadded; batches are padded to their own longest example."""
+    enc = tokenizer(split.texts, split.pairs, truncation=True, max_length=max_length)
+    keys = list(enc.keys())
+    return [
+        {**{k: enc[k][i] for k in keys}, "labels": split.labels[i]} for i in range(len(split))
+    ]
+
+
+def make_loader(
+    features: list[dict], tokenizer: PreTrainedTokenizerBase, batch_size: int, shuffle: bool
+) -> DataLoader:
+    return DataLoader(
+        features,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=DataCollatorWithPadding(tokenizer),
+    )
+
+
+@torch.no_grad()
+def dev_accuracy(model: torch.nn.Module, loader: DataLoader, accelerator: Accelerator) -> float:
+    model.eval()
+    correct = total = 0
+    for batch in loader:
+        labels = batch.pop("labels")
+        preds = model(**batch).logits.argmax(-1)
+        preds, labels = accelerator.gather_for_metrics((preds, labels))
+        correct += int((preds == labels).sum())
+        total += labels.numel()
+    model.train()
+    return correct / max(total, 1)
+
+
+def latest_checkpoint(ckpt_root: Path) -> Path | None:
+    """Newest checkpoint whose state file was written (it is written last, atomically)."""
+    done = [p for p in ckpt_root.glob("step-*") if (p / STATE_FILE).is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def train(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    train_split: Split,
+    dev_split: Split,
+    cfg: TrainConfig,
+    *,
+    max_length: int,
+    out_dir: Path,
+    compute_loss: LossFn,
+    extra_modules: list[torch.nn.Module] | None = None,
+    frozen_modules: list[torch.nn.Module] | None = None,
+    resume: bool = False,
+    description: str = "training",
+    on_step: Callable[[int], None] | None = None,
+) -> TrainState:
+    """Optimise `model` (and `extra_modules`, e.g. loss projections) and keep the best one.
+
+    `out_dir/best` receives the best model by dev accuracy (save_pretrained + tokenizer);
+    `out_dir/checkpoints/step-N` the resumable state. `frozen_modules` (the teacher) are
+    only moved to the device.
+    """
+    set_seed(cfg.seed)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg.grad_accum,
+        mixed_precision=cfg.mixed_precision,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    extra = extra_modules or []
+    train_loader = make_loader(tokenize(train_split, tokenizer, max_length), tokenizer,
+                               cfg.batch_size, shuffle=True)
+    dev_loader = make_loader(tokenize(dev_split, tokenizer, max_length), tokenizer,
+                             cfg.batch_size * 2, shuffle=False)
+    params = [p for m in [model, *extra] for p in m.parameters() if p.requires_grad]
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    named = [(n, p) for m in [model, *extra] for n, p in m.named_parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for n, p in named if not n.endswith(no_decay)],
+             "weight_decay": cfg.weight_decay},
+            {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+    )
+    steps_per_epoch = max(1, math.ceil(len(train_loader) / cfg.grad_accum))
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
+    model, *extra, optimizer, train_loader, dev_loader, scheduler = accelerator.prepare(
+        model, *extra, optimizer, train_loader, dev_loader, scheduler
+    )
+    for frozen in frozen_modules or []:
+        frozen.to(accelerator.device).eval()
+
+    ckpt_root = Path(out_dir) / "checkpoints"
+    state = TrainState(total_steps=total, train_examples=len(train_split))
+    if resume and (ckpt := latest_checkpoint(ckpt_root)) is not None:
+        accelerator.load_state(str(ckpt))
+        state = TrainState(**atomic.read_json(ckpt / STATE_FILE))
+        state.total_steps = total
+
+    def evaluate_and_keep(loss: float) -> None:
+        acc = dev_accuracy(model, dev_loader, accelerator)
+        state.history.append({"step": state.step, "loss": round(loss, 5), "dev_accuracy": acc})
+        if acc > state.best_dev_accuracy:
+            state.best_dev_accuracy, state.best_step = acc, state.step
+            if accelerator.is_main_process:
+                with atomic.atomic_dir(Path(out_dir) / "best") as tmp:
+                    accelerator.unwrap_model(model).save_pretrained(tmp)
+                    tokenizer.save_pretrained(tmp)
+        progress.update(task, acc=f"{acc:.4f}")
+
+    def checkpoint() -> None:
+        target = ckpt_root / f"step-{state.step}"
+        accelerator.save_state(str(target))
+        if accelerator.is_main_process:
+            atomic.write_json(target / STATE_FILE, asdict(state))
+            for old in ckpt_root.glob("step-*"):
+                if old != target:
+                    shutil.rmtree(old, ignore_errors=True)
+
+    model.train()
+    running = 0.0
+    progress = Progress(
+        TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}  dev acc {task.fields[acc]}"),
+        TimeRemainingColumn(), disable=not accelerator.is_main_process,
+    )
+    with progress:
+        task = progress.add_task(description, total=total, completed=state.step, loss="—",
+                                 acc="—")
+        epoch = state.step // steps_per_epoch
+        while state.step < total:
+            train_loader.set_epoch(epoch)
+            skip = (state.step - epoch * steps_per_epoch) * cfg.grad_accum
+            loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+            for batch in loader:
+                with accelerator.accumulate(model):
+                    loss, _parts = compute_loss(model, batch)
+                    if not torch.isfinite(loss):
+                        raise UserError(
+                            f"loss became {loss.item()} at step {state.step} — lower the "
+                            "learning rate or check the data; resume from the last checkpoint "
+                            "with --resume"
+                        )
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(params, 1.0)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                if not accelerator.sync_gradients:
+                    continue
+                state.step += 1
+                running = 0.9 * running + 0.1 * loss.item() if state.step > 1 else loss.item()
+                progress.update(task, completed=state.step, loss=f"{running:.4f}")
+                if state.step % cfg.eval_every == 0 or state.step == total:
+                    evaluate_and_keep(running)
+                if state.step % cfg.checkpoint_every == 0 or state.step == total:
+                    checkpoint()
+                if on_step is not None:
+                    on_step(state.step)
+                if state.step >= total:
+                    break
+            epoch += 1
+    accelerator.wait_for_everyone()
+    return state

@@ -1,0 +1,144 @@
+"""Loading teachers and cutting students from them, with the checks that keep both plain
+Hugging Face models (loadable by stock `from_pretrained`, exportable by stock tooling)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.utils import logging as hf_logging
+
+from compressor.distill.mapping import init_layers
+from compressor.errors import UserError
+from compressor.recipe import StudentConfig
+
+SUPPORTED_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
+LAYER_KEY = re.compile(r"\.layer\.(\d+)\.")
+
+hf_logging.set_verbosity_error()
+
+
+def resolve_model_dir(path: str | Path) -> str:
+    """Accept a run folder (holding `model/`), a model folder, or a hub id."""
+    p = Path(path)
+    if (p / "model" / "config.json").is_file():
+        p = p / "model"
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise UserError(f"{p} has no config.json — pass a Hugging Face model folder")
+        if not any((p / name).is_file() for name in WEIGHT_FILES):
+            raise UserError(
+                f"{p} has a config but no weights (model.safetensors / pytorch_model.bin) — "
+                "copy the weights there or point to the folder that has them"
+            )
+        return str(p)
+    if p.exists() or str(path).startswith((".", "/")) or str(path).count("/") > 1:
+        raise UserError(f"model path {path} does not exist — pass a model folder or a hub id")
+    return str(path)
+
+
+def _check_supported(config: AutoConfig, where: str) -> None:
+    if config.model_type not in SUPPORTED_TYPES:
+        raise UserError(
+            f"{where}: architecture {config.model_type!r} is not supported yet — supported: "
+            f"{', '.join(SUPPORTED_TYPES)}"
+        )
+
+
+def load_tokenizer(model_dir: str) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"no usable tokenizer in {model_dir} ({exc.__class__.__name__}) — save the "
+            "tokenizer next to the model (tokenizer.save_pretrained)"
+        ) from exc
+
+
+def load_classifier(
+    path: str | Path, num_labels: int | None = None, label_names: list[str] | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a sequence classifier, adding a fresh head when the folder is a bare backbone."""
+    model_dir = resolve_model_dir(path)
+    try:
+        config = AutoConfig.from_pretrained(model_dir)
+    except OSError as exc:
+        raise UserError(
+            f"could not load {path} ({exc.__class__.__name__}) — check the id or folder; "
+            "this machine may be offline"
+        ) from exc
+    _check_supported(config, str(path))
+    kwargs: dict = {}
+    if num_labels is not None:
+        kwargs["num_labels"] = num_labels
+        if label_names:
+            kwargs["id2label"] = dict(enumerate(label_names))
+            kwargs["label2id"] = {name: i for i, name in enumerate(label_names)}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, ignore_mismatched_sizes=num_labels is not None, **kwargs
+    )
+    return model, load_tokenizer(model_dir)
+
+
+def check_labels(model: PreTrainedModel, label_names: list[str], where: str) -> None:
+    """The data's labels must be classes the teacher knows."""
+    if len(label_names) > model.config.num_labels:
+        raise UserError(
+            f"{where} has {len(label_names)} label values but the teacher has "
+            f"{model.config.num_labels} classes — use the data the teacher was fine-tuned on"
+        )
+
+
+def check_same_tokenizer(a: PreTrainedTokenizerBase, b: PreTrainedTokenizerBase) -> None:
+    """Distillation compares outputs token by token: both models must read the same ids."""
+    if a.get_vocab() != b.get_vocab():
+        raise UserError(
+            f"tokenizer mismatch: vocabularies differ ({len(a)} vs {len(b)} tokens) — "
+            "teacher and student must share one tokenizer"
+        )
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_student(teacher: PreTrainedModel, cfg: StudentConfig) -> PreTrainedModel:
+    """A shallower copy of the teacher initialised from chosen teacher layers (DistilBERT).
+
+    Works on the state dict by renaming `...layer.<t>.` to `...layer.<s>.`, so it applies to
+    every BERT-family layout without architecture-specific code.
+    """
+    n_teacher = teacher.config.num_hidden_layers
+    chosen = init_layers(cfg.init, cfg.layers, n_teacher)
+    config = copy.deepcopy(teacher.config)
+    config.num_hidden_layers = cfg.layers
+    student = type(teacher)(config)
+    source_of = {t: s for s, t in enumerate(chosen)}
+    state = {}
+    for key, value in teacher.state_dict().items():
+        match = LAYER_KEY.search(key)
+        if match is None:
+            state[key] = value
+            continue
+        t_idx = int(match.group(1))
+        if t_idx in source_of:
+            state[key[: match.start(1)] + str(source_of[t_idx]) + key[match.end(1) :]] = value
+    missing, unexpected = student.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if "position_ids" not in k]:
+        raise RuntimeError(f"student init mismatch: missing={missing} unexpected={unexpected}")
+    return student

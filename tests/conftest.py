@@ -1,0 +1,74 @@
+"""Shared fixtures: tiny BERT classifiers built from configs (no hub) and the real data files."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SST2 = SHARED_DATA / "sst2"
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def sst2_rows(split: str = "dev", limit: int | None = None) -> list[tuple[str, int]]:
+    """Rows of the real SST-2 file (quoting disabled, as the data README requires)."""
+    rows: list[tuple[str, int]] = []
+    with open(SST2 / f"{split}.tsv", encoding="utf-8", newline="") as fh:
+        for rec in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+            rows.append((rec["sentence"], int(rec["label"])))
+            if limit is not None and len(rows) >= limit:
+                break
+    return rows
+
+
+def build_tokenizer(out_dir: Path, vocab_words: int = 400) -> BertTokenizerFast:
+    """A WordPiece tokenizer whose vocab is the most frequent SST-2 dev words."""
+    counts: Counter[str] = Counter()
+    for text, _ in sst2_rows("dev"):
+        counts.update(re.findall(r"\w+|[^\w\s]", text.lower()))
+    vocab = SPECIALS + [w for w, _ in counts.most_common(vocab_words)]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tok = BertTokenizerFast(vocab_file=str(out_dir / "vocab.txt"), do_lower_case=True)
+    tok.save_pretrained(out_dir)
+    return tok
+
+
+def build_tiny_bert(
+    out_dir: Path, layers: int = 4, hidden: int = 32, heads: int = 4, seed: int = 0
+) -> Path:
+    """Save a tiny random BERT classifier plus tokenizer as a standard HF folder."""
+    tok = build_tokenizer(out_dir)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=128,
+        num_labels=2,
+    )
+    model = BertForSequenceClassification(config)
+    model.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-layer, hidden-32 BERT classifier folder; read-only for tests (copy to modify)."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny_teacher"))
+
+
+@pytest.fixture(scope="session")
+def sst2_dir() -> Path:
+    """The real SST-2 folder from ../shared/data."""
+    if not SST2.exists():
+        pytest.fail(f"shared data missing at {SST2}: the tests need ../shared/data/sst2")
+    return SST2

@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+
+from compressor.errors import UserError
+from compressor.recipe import Recipe, load_recipe
+
+
+def test_defaults_and_overrides_merge_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("train:\n  lr: 0.001\n  batch_size: 8\nstudent:\n  layers: 2\n")
+    recipe = load_recipe(path, {"train.batch_size": 16, "distill.alpha": None})
+    assert recipe.train.lr == 0.001
+    assert recipe.train.batch_size == 16  # the flag beats the file
+    assert recipe.student.layers == 2
+    assert recipe.distill.alpha == Recipe().distill.alpha  # None means "not given"
+    assert recipe.finetune.lr == Recipe().finetune.lr
+
+
+def test_unknown_key_is_rejected_with_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("train:\n  learning_rate: 0.1\n")
+    with pytest.raises(UserError, match=r"train\.learning_rate: unknown key"):
+        load_recipe(path)
+
+
+def test_bad_value_is_rejected_with_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("distill:\n  alpha: 1.5\n")
+    with pytest.raises(UserError, match=r"distill\.alpha"):
+        load_recipe(path)
+
+
+def test_unknown_loss_name_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("distill:\n  intermediate:\n    - name: hiden_mse\n")
+    with pytest.raises(UserError, match=r"distill\.intermediate\.0\.name.*hidden_mse"):
+        load_recipe(path)
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="does not exist"):
+        load_recipe(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_recipe(bad)
+
+
+def test_hash_changes_with_settings_only() -> None:
+    assert Recipe().hash() == Recipe().hash()
+    assert load_recipe(None, {"train.lr": 0.5}).hash() != Recipe().hash()
+
+
+def test_shipped_recipes_validate() -> None:
+    shipped = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
+    assert shipped, "recipes/ ships at least the demo recipe"
+    for path in shipped:
+        assert isinstance(load_recipe(path), Recipe)
