@@ -1,0 +1,134 @@
+"""The training loop: it learns, keeps the best model, and resumes exactly where it stopped."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, BertConfig
+
+from compressor.data import Split
+from compressor.distill.objective import DistillObjective
+from compressor.distill.trainer import latest_checkpoint, train
+from compressor.errors import UserError
+from compressor.models import build_student, load_classifier
+from compressor.recipe import DistillConfig, StudentConfig, TrainConfig
+from tests.conftest import sst2_rows
+
+
+def _splits(n_train: int = 64, n_dev: int = 32) -> tuple[Split, Split]:
+    rows = sst2_rows("dev")
+    train = rows[:n_train]
+    dev = rows[n_train : n_train + n_dev]
+    return (
+        Split([t for t, _ in train], [y for _, y in train]),
+        Split([t for t, _ in dev], [y for _, y in dev]),
+    )
+
+
+def _ce(model, batch):
+    out = model(**batch)
+    return out.loss, {}
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _no_dropout(model_dir: Path):
+    model, tok = load_classifier(model_dir)
+    model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = 0.0
+    model = type(model)(model.config)
+    model.load_state_dict(load_classifier(model_dir)[0].state_dict())
+    return model, tok
+
+
+def test_resumed_run_continues_from_its_step_and_ends_identical(
+    tiny_teacher_dir: Path, tmp_path: Path
+) -> None:
+    train_split, dev_split = _splits()
+    cfg = TrainConfig(max_steps=8, batch_size=8, lr=1e-3, eval_every=4, checkpoint_every=2,
+                      warmup_ratio=0.0)
+    model, tok = _no_dropout(tiny_teacher_dir)
+    straight = train(model, tok, train_split, dev_split, cfg, max_length=64,
+                     out_dir=tmp_path / "a", compute_loss=_ce)
+    assert straight.step == 8
+
+    def stop_at_5(step: int) -> None:
+        if step == 5:
+            raise Interrupt
+
+    model, tok = _no_dropout(tiny_teacher_dir)
+    with pytest.raises(Interrupt):
+        train(model, tok, train_split, dev_split, cfg, max_length=64, out_dir=tmp_path / "b",
+              compute_loss=_ce, on_step=stop_at_5)
+    assert latest_checkpoint(tmp_path / "b" / "checkpoints").name == "step-4"
+
+    seen: list[int] = []
+    model, tok = _no_dropout(tiny_teacher_dir)
+    resumed = train(model, tok, train_split, dev_split, cfg, max_length=64,
+                    out_dir=tmp_path / "b", compute_loss=_ce, resume=True, on_step=seen.append)
+    assert seen == [5, 6, 7, 8]  # continued from step 4, not from 0
+    assert resumed.step == 8
+    assert [h["step"] for h in resumed.history] == [4, 8]
+    a = load_file(tmp_path / "a" / "checkpoints" / "step-8" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "checkpoints" / "step-8" / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_best_model_is_kept_and_loadable(tiny_teacher_dir: Path, tmp_path: Path) -> None:
+    train_split, dev_split = _splits(128, 64)
+    model, tok = load_classifier(tiny_teacher_dir)
+    cfg = TrainConfig(max_steps=12, batch_size=16, lr=2e-3, eval_every=3, checkpoint_every=6)
+    state = train(model, tok, train_split, dev_split, cfg, max_length=64, out_dir=tmp_path,
+                  compute_loss=_ce)
+    accs = [h["dev_accuracy"] for h in state.history]
+    assert [h["step"] for h in state.history] == [3, 6, 9, 12]
+    assert state.best_dev_accuracy == max(accs)
+    assert state.best_step == state.history[accs.index(max(accs))]["step"]
+    best = AutoModelForSequenceClassification.from_pretrained(tmp_path / "best")
+    assert isinstance(best.config, BertConfig)
+    assert (tmp_path / "best" / "tokenizer.json").is_file() or (
+        tmp_path / "best" / "vocab.txt"
+    ).is_file()
+
+
+def test_distillation_pulls_student_towards_teacher(tiny_teacher_dir: Path, tmp_path: Path) -> None:
+    train_split, dev_split = _splits(128, 32)
+    teacher, tok = load_classifier(tiny_teacher_dir)
+    with torch.no_grad():  # a teacher with confident, non-trivial predictions
+        teacher.classifier.weight.mul_(50)
+    teacher.requires_grad_(False)
+    student = build_student(teacher, StudentConfig(layers=1, init=[0]))
+    with torch.no_grad():  # start from the opposite opinion, so there is a gap to close
+        student.classifier.weight.copy_(-teacher.classifier.weight)
+        student.classifier.bias.copy_(-teacher.classifier.bias)
+    objective = DistillObjective(teacher, student, DistillConfig(alpha=1.0, temperature=1.0))
+    batch = tok(dev_split.texts, padding=True, return_tensors="pt")
+
+    def gap() -> float:
+        teacher.eval(), student.eval()
+        with torch.no_grad():
+            t = torch.log_softmax(teacher(**batch).logits, -1)
+            s = torch.log_softmax(student(**batch).logits, -1)
+        return float(torch.nn.functional.kl_div(s, t, log_target=True, reduction="batchmean"))
+
+    before = gap()
+    assert before > 0.01
+    cfg = TrainConfig(max_steps=30, batch_size=16, lr=3e-3, eval_every=30, checkpoint_every=30)
+    train(student, tok, train_split, dev_split, cfg, max_length=64, out_dir=tmp_path,
+          compute_loss=objective, extra_modules=objective.modules, frozen_modules=[teacher])
+    assert gap() < before * 0.5
+
+
+def test_nan_loss_stops_with_a_clear_error(tiny_teacher_dir: Path, tmp_path: Path) -> None:
+    train_split, dev_split = _splits(16, 8)
+    model, tok = load_classifier(tiny_teacher_dir)
+
+    def nan_loss(m, batch):
+        return m(**batch).loss * float("nan"), {}
+
+    with pytest.raises(UserError, match="loss became nan at step 0"):
+        train(model, tok, train_split, dev_split, TrainConfig(max_steps=2, batch_size=8),
+              max_length=32, out_dir=tmp_path, compute_loss=nan_loss)
