@@ -20,8 +20,10 @@ from compressor.errors import UserError
 
 def _raise_disk_error(path: Path, exc: OSError) -> None:
     if exc.errno == 28:  # ENOSPC
-        raise UserError(f"no space left on the device while writing {path} — free disk space "
-                        "and rerun with --resume") from exc
+        raise UserError(
+            f"no space left on the device while writing {path} — free disk space "
+            "and rerun with --resume"
+        ) from exc
     raise exc
 
 

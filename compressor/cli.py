@@ -46,9 +46,7 @@ Steps = Annotated[int | None, typer.Option(help="Optimizer steps (overrides --ep
 Epochs = Annotated[float | None, typer.Option(help="Passes over the training set. [default: 1]")]
 BatchSize = Annotated[int | None, typer.Option(help="Examples per batch. [default: 32]")]
 Lr = Annotated[float | None, typer.Option(help="Peak learning rate (linear warm-up / decay).")]
-Overwrite = Annotated[
-    bool, typer.Option(help="Replace a previous run in the output folder.")
-]
+Overwrite = Annotated[bool, typer.Option(help="Replace a previous run in the output folder.")]
 Resume = Annotated[
     bool, typer.Option(help="Continue the run in the output folder from its last checkpoint.")
 ]
@@ -75,7 +73,9 @@ def _train_overrides(section: str, steps, epochs, batch_size, lr) -> dict:
 
 @app.command()
 def finetune(
-    out: Annotated[Path, typer.Option(help="Run folder to create (the teacher lands in out/model).")],
+    out: Annotated[
+        Path, typer.Option(help="Run folder to create (the teacher lands in out/model).")
+    ],
     model: Annotated[
         str | None,
         typer.Option(help="Hub id or folder of the backbone. [default: all-MiniLM-L6-v2, bundled]"),
@@ -96,19 +96,23 @@ def finetune(
     """Fine-tune a teacher classifier on the task (the first step of every distillation)."""
     from compressor.pipeline import finetune as run_finetune
 
-    overrides = _data_overrides(data, text_column, text_pair_column, label_column,
-                                max_train_examples)
+    overrides = _data_overrides(
+        data, text_column, text_pair_column, label_column, max_train_examples
+    )
     overrides |= _train_overrides("finetune", steps, epochs, batch_size, lr)
     effective = load_recipe(recipe, overrides)
-    path = run_finetune(model or default_teacher_backbone(), effective, out,
-                        overwrite=overwrite, resume=resume)
+    path = run_finetune(
+        model or default_teacher_backbone(), effective, out, overwrite=overwrite, resume=resume
+    )
     console.print(f"[green]teacher saved to {path}")
 
 
 @app.command()
 def compress(
-    teacher: Annotated[str, typer.Option(help="Fine-tuned teacher: a finetune run folder, a "
-                                        "model folder or a hub id.")],
+    teacher: Annotated[
+        str,
+        typer.Option(help="Fine-tuned teacher: a finetune run folder, a model folder or a hub id."),
+    ],
     out: Annotated[Path, typer.Option(help="Run folder to create for the student.")],
     data: DataOpt = None,
     text_column: TextCol = None,
@@ -120,9 +124,12 @@ def compress(
     epochs: Epochs = None,
     batch_size: BatchSize = None,
     lr: Lr = None,
-    temperature: Annotated[float | None, typer.Option(help="KD temperature T. [default: 2]")] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="KD temperature T. [default: 2]")
+    ] = None,
     alpha: Annotated[
-        float | None, typer.Option(help="Weight of soft KD; 1-alpha goes to hard CE. [default: 0.5]")
+        float | None,
+        typer.Option(help="Weight of soft KD; 1-alpha goes to hard CE. [default: 0.5]"),
     ] = None,
     recipe: RecipeOpt = None,
     skip_benchmark: Annotated[bool, typer.Option(help="Stop after evaluation.")] = False,
@@ -135,17 +142,22 @@ def compress(
     """Distil -> export ONNX -> quantize -> evaluate -> benchmark -> report, in one run folder."""
     from compressor import pipeline
 
-    overrides = _data_overrides(data, text_column, text_pair_column, label_column,
-                                max_train_examples)
+    overrides = _data_overrides(
+        data, text_column, text_pair_column, label_column, max_train_examples
+    )
     overrides |= _train_overrides("train", steps, epochs, batch_size, lr)
-    overrides |= {"student.layers": layers, "distill.temperature": temperature,
-                  "distill.alpha": alpha}
+    overrides |= {
+        "student.layers": layers,
+        "distill.temperature": temperature,
+        "distill.alpha": alpha,
+    }
     effective = load_recipe(recipe, overrides)
     if dry_run:
         _print_plan(pipeline.plan(teacher, effective))
         return
-    paths = pipeline.compress(teacher, effective, out, overwrite=overwrite, resume=resume,
-                              skip_benchmark=skip_benchmark)
+    paths = pipeline.compress(
+        teacher, effective, out, overwrite=overwrite, resume=resume, skip_benchmark=skip_benchmark
+    )
     console.print(f"[green]report: {paths['md']}  (JSON: {paths['json']}, HTML: {paths['html']})")
 
 
@@ -158,7 +170,7 @@ def _print_plan(plan: dict) -> None:
 def export(
     model: Annotated[Path, typer.Argument(help="Model folder or run folder to export.")],
     out: Annotated[Path, typer.Option(help="Folder for model.onnx + tokenizer + manifest.")],
-    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 18,
     data: DataOpt = None,
     text_column: TextCol = None,
     text_pair_column: PairCol = None,
@@ -168,8 +180,14 @@ def export(
     """Export to ONNX (dynamic batch / sequence axes) and check parity on real dev inputs."""
     from compressor.standalone import export_model
 
-    recipe = load_recipe(None, {"data.source": data, "data.text_column": text_column,
-                                "data.text_pair_column": text_pair_column})
+    recipe = load_recipe(
+        None,
+        {
+            "data.source": data,
+            "data.text_column": text_column,
+            "data.text_pair_column": text_pair_column,
+        },
+    )
     result = export_model(model, out, recipe, opset=opset, samples=samples, tolerance=tolerance)
     console.print(result)
     if not result["parity"]["passed"]:
@@ -188,9 +206,16 @@ def quantize(
     """Quantize an exported model and re-measure its dev accuracy next to the fp32 file's."""
     from compressor.standalone import quantize_model
 
-    recipe = load_recipe(None, {"data.source": data, "data.text_column": text_column,
-                                "data.text_pair_column": text_pair_column,
-                                "quantize.mode": mode, "quantize.per_channel": per_channel})
+    recipe = load_recipe(
+        None,
+        {
+            "data.source": data,
+            "data.text_column": text_column,
+            "data.text_pair_column": text_pair_column,
+            "quantize.mode": mode,
+            "quantize.per_channel": per_channel,
+        },
+    )
     console.print(quantize_model(onnx_dir, recipe))
 
 
@@ -234,7 +259,9 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A compress run folder."
 
 @recipe_app.command("show")
 def recipe_show(
-    recipe: Annotated[Path | None, typer.Argument(help="YAML recipe to merge over defaults.")] = None,
+    recipe: Annotated[
+        Path | None, typer.Argument(help="YAML recipe to merge over defaults.")
+    ] = None,
 ) -> None:
     """Print the effective recipe (defaults merged with the file)."""
     effective: Recipe = load_recipe(recipe)

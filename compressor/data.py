@@ -7,6 +7,7 @@ contain bare quotes). A folder contributes `train.*` and, when present, `dev.*` 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,9 @@ class Split:
         return len(self.texts)
 
     def take(self, n: int) -> Split:
-        return Split(self.texts[:n], self.labels[:n], None if self.pairs is None else self.pairs[:n])
+        return Split(
+            self.texts[:n], self.labels[:n], None if self.pairs is None else self.pairs[:n]
+        )
 
 
 @dataclass
@@ -72,9 +75,11 @@ def _read_file(path: Path) -> list[dict]:
         )
     if path.stat().st_size == 0:
         raise UserError(f"{path} is empty — it needs a header row and at least one example")
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        if sum(1 for line, _ in zip(fh, range(2)) if line.strip()) < 2 and builder == "csv":
-            raise UserError(f"{path} has no examples — it needs at least one row under the header")
+    if builder == "csv":
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = [line for line in itertools.islice(fh, 2) if line.strip()]
+        if len(lines) < 2:
+            raise UserError(f"{path} has no examples — add at least one row under the header")
     kwargs: dict = {}
     if builder == "csv":
         # TSVs here carry bare quotes inside sentences, so quoting is off for them (csv
@@ -128,7 +133,9 @@ def _columns(rows: list[dict], cfg: DataConfig, where: str) -> Split:
                 "--text-column / --text-pair-column / --label-column"
             )
     pairs = [str(r[cfg.text_pair_column]) for r in rows] if cfg.text_pair_column else None
-    return Split([str(r[cfg.text_column]) for r in rows], [r[cfg.label_column] for r in rows], pairs)
+    return Split(
+        [str(r[cfg.text_column]) for r in rows], [r[cfg.label_column] for r in rows], pairs
+    )
 
 
 def _encode_labels(train: Split, dev: Split) -> list[str]:

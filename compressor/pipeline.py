@@ -59,16 +59,28 @@ def finetune(model: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: 
             return out.loss, {"ce": out.loss.item()}
 
         state = train(
-            classifier, tokenizer, data.train, data.dev, recipe.finetune,
-            max_length=recipe.data.max_length, out_dir=run.path / "training",
-            compute_loss=ce_loss, resume=resume, description="fine-tuning teacher",
+            classifier,
+            tokenizer,
+            data.train,
+            data.dev,
+            recipe.finetune,
+            max_length=recipe.data.max_length,
+            out_dir=run.path / "training",
+            compute_loss=ce_loss,
+            resume=resume,
+            description="fine-tuning teacher",
         )
         _finish_model(run, run.path / "training")
         run.complete(
-            "train", base_model=str(model), data=_describe(data),
-            steps=state.step, best_step=state.best_step,
-            dev_accuracy=state.best_dev_accuracy, history=state.history,
-            parameters=count_parameters(classifier), train_examples=state.train_examples,
+            "train",
+            base_model=str(model),
+            data=_describe(data),
+            steps=state.step,
+            best_step=state.best_step,
+            dev_accuracy=state.best_dev_accuracy,
+            history=state.history,
+            parameters=count_parameters(classifier),
+            train_examples=state.train_examples,
         )
     result = run.result("train")
     console.print(
@@ -85,16 +97,29 @@ def _distill(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, 
     student = build_student(teacher, recipe.student)
     objective = DistillObjective(teacher, student, recipe.distill)
     state = train(
-        student, tokenizer, data.train, data.dev, recipe.train,
-        max_length=recipe.data.max_length, out_dir=run.path / "training",
-        compute_loss=objective, extra_modules=objective.modules, frozen_modules=[teacher],
-        resume=resume, description=f"distilling {recipe.student.layers}-layer student",
+        student,
+        tokenizer,
+        data.train,
+        data.dev,
+        recipe.train,
+        max_length=recipe.data.max_length,
+        out_dir=run.path / "training",
+        compute_loss=objective,
+        extra_modules=objective.modules,
+        frozen_modules=[teacher],
+        resume=resume,
+        description=f"distilling {recipe.student.layers}-layer student",
     )
     _finish_model(run, run.path / "training")
     run.complete(
-        "distill", teacher=teacher_path, data=_describe(data), steps=state.step,
-        best_step=state.best_step, best_dev_accuracy=state.best_dev_accuracy,
-        history=state.history, train_examples=state.train_examples,
+        "distill",
+        teacher=teacher_path,
+        data=_describe(data),
+        steps=state.step,
+        best_step=state.best_step,
+        best_dev_accuracy=state.best_dev_accuracy,
+        history=state.history,
+        train_examples=state.train_examples,
         teacher_parameters=count_parameters(teacher),
         student_parameters=count_parameters(student),
     )
@@ -108,12 +133,19 @@ def _export(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
     onnx_path = export_onnx(run.path / "model", run.path / "onnx", opset=recipe.export.opset)
     probe = data.dev.take(recipe.export.parity_samples)
     parity = check_parity(
-        run.path / "model", onnx_path, probe.texts, probe.pairs,
-        tolerance=recipe.export.parity_tolerance, max_length=recipe.data.max_length,
+        run.path / "model",
+        onnx_path,
+        probe.texts,
+        probe.pairs,
+        tolerance=recipe.export.parity_tolerance,
+        max_length=recipe.data.max_length,
     )
     update_manifest(
-        onnx_path.parent, onnx_path.name, source_model=str(run.path / "model"),
-        recipe_hash=recipe.hash(), parity=parity.to_dict(),
+        onnx_path.parent,
+        onnx_path.name,
+        source_model=str(run.path / "model"),
+        recipe_hash=recipe.hash(),
+        parity=parity.to_dict(),
     )
     if not parity.passed:
         console.print(f"[red]ONNX parity FAILED: {parity.to_dict()}")
@@ -132,11 +164,19 @@ def _quantize(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
     probe = data.dev.take(recipe.export.parity_samples)
     # int8 logits differ by design: the gate is the argmax, the max |diff| is reported.
     parity = check_parity(
-        run.path / "model", int8, probe.texts, probe.pairs, tolerance=float("inf"),
-        min_agreement=0.0, max_length=recipe.data.max_length,
+        run.path / "model",
+        int8,
+        probe.texts,
+        probe.pairs,
+        tolerance=float("inf"),
+        min_agreement=0.0,
+        max_length=recipe.data.max_length,
     )
     update_manifest(
-        int8.parent, int8.name, source_model=str(fp32), recipe_hash=recipe.hash(),
+        int8.parent,
+        int8.name,
+        source_model=str(fp32),
+        recipe_hash=recipe.hash(),
         quantization={"mode": recipe.quantize.mode, "per_channel": recipe.quantize.per_channel},
         parity=parity.to_dict(),
     )
@@ -146,22 +186,26 @@ def _quantize(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
 def _artifacts(run: RunFolder, teacher_path: str) -> dict[str, tuple[str, str, Path]]:
     """key -> (label, format, path) of every artifact the report covers."""
     items = {
-        "teacher": ("teacher (PyTorch fp32)", "pytorch", Path(resolve_model_dir(teacher_path))),
-        "student": ("student (PyTorch fp32)", "pytorch", run.path / "model"),
+        "teacher": ("teacher PyTorch", "pytorch", Path(resolve_model_dir(teacher_path))),
+        "student": ("student PyTorch", "pytorch", run.path / "model"),
     }
     if run.done("export"):
-        items["student_onnx"] = ("student (ONNX fp32)", "onnx", Path(run.result("export")["path"]))
+        items["student_onnx"] = ("student ONNX", "onnx", Path(run.result("export")["path"]))
     if run.done("quantize"):
         items["student_int8"] = (
-            "student (ONNX dynamic int8)", "onnx-int8", Path(run.result("quantize")["path"]),
+            "student ONNX int8",
+            "onnx-int8",
+            Path(run.result("quantize")["path"]),
         )
     return items
 
 
 def _size_mb(path: Path) -> float:
-    files = [path] if path.is_file() else [
-        p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".onnx", ".data")
-    ]
+    files = (
+        [path]
+        if path.is_file()
+        else [p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".onnx", ".data")]
+    )
     return round(sum(os.path.getsize(p) for p in files) / 2**20, 3)
 
 
@@ -172,7 +216,10 @@ def _evaluate(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData)
     for key, (_label, _fmt, path) in _artifacts(run, teacher_path).items():
         with console.status(f"dev accuracy of {key}"):
             scores[key] = accuracy(
-                path, data.dev.texts, data.dev.pairs, data.dev.labels,
+                path,
+                data.dev.texts,
+                data.dev.pairs,
+                data.dev.labels,
                 max_length=recipe.data.max_length,
             )
     run.complete("evaluate", dev_accuracy=scores, dev_examples=len(data.dev))
@@ -201,8 +248,13 @@ def benchmark(run: RunFolder, teacher_path: str, recipe: Recipe) -> None:
     cfg = recipe.benchmark
     threads = cfg.threads or os.cpu_count() or 1
     results = run_latency(
-        variants, batches=tuple(cfg.batches), seq_lens=tuple(cfg.seq_lens), threads=threads,
-        warmup=cfg.warmup, iters=cfg.iters, rounds=cfg.rounds,
+        variants,
+        batches=tuple(cfg.batches),
+        seq_lens=tuple(cfg.seq_lens),
+        threads=threads,
+        warmup=cfg.warmup,
+        iters=cfg.iters,
+        rounds=cfg.rounds,
     )
     labels = {v.label for v in variants}
     pairs = [
@@ -216,7 +268,10 @@ def benchmark(run: RunFolder, teacher_path: str, recipe: Recipe) -> None:
         if a in labels and b in labels
     ]
     run.complete(
-        "benchmark", target="cpu", threads=threads, results=results,
+        "benchmark",
+        target="cpu",
+        threads=threads,
+        results=results,
         speedups=speedups(results, pairs),
     )
 
@@ -237,30 +292,41 @@ def build_report(run: RunFolder) -> dict:
     models = {}
     for key, (label, fmt, path) in _artifacts(run, teacher_path).items():
         models[key] = {
-            "label": label, "format": fmt, "path": str(path),
+            "label": label,
+            "format": fmt,
+            "path": str(path),
             "parameters": params.get(key, params["student"] if "student" in key else None),
             "size_mb": _size_mb(path) if path.exists() else None,
-            "dev_accuracy": accs.get(key), "parity": parities.get(key),
+            "dev_accuracy": accs.get(key),
+            "parity": parities.get(key),
         }
     notes = list(distill.get("data", {}).get("notes", []))
     bench = run.result("benchmark")
     return {
         "run": {
-            "name": run.path.name, "created": run.state.get("created"),
-            "recipe_hash": run.state.get("recipe_hash"), "device": "cpu",
-            "teacher": teacher_path, "data": distill.get("data", {}).get("source"),
+            "name": run.path.name,
+            "created": run.state.get("created"),
+            "recipe_hash": run.state.get("recipe_hash"),
+            "device": "cpu",
+            "teacher": teacher_path,
+            "data": distill.get("data", {}).get("source"),
             "notes": notes,
         },
         "models": models,
         "training": {
-            "steps": distill.get("steps"), "best_step": distill.get("best_step"),
+            "steps": distill.get("steps"),
+            "best_step": distill.get("best_step"),
             "best_dev_accuracy": distill.get("best_dev_accuracy"),
-            "train_examples": distill.get("train_examples"), "history": distill.get("history"),
+            "train_examples": distill.get("train_examples"),
+            "history": distill.get("history"),
         },
         "latency": {
-            "threads": bench.get("threads"), "results": bench.get("results", []),
+            "threads": bench.get("threads"),
+            "results": bench.get("results", []),
             "speedups": bench.get("speedups", []),
-        } if bench else None,
+        }
+        if bench
+        else None,
     }
 
 
@@ -271,7 +337,12 @@ def write_run_report(run: RunFolder) -> dict[str, Path]:
 
 
 def compress(
-    teacher: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: bool,
+    teacher: str,
+    recipe: Recipe,
+    out: Path,
+    *,
+    overwrite: bool,
+    resume: bool,
     skip_benchmark: bool = False,
 ) -> dict[str, Path]:
     """The whole chain; each finished stage is skipped on --resume."""

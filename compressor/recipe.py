@@ -107,7 +107,7 @@ class DistillConfig(Strict):
 class ExportConfig(Strict):
     """ONNX export and its parity gate."""
 
-    opset: int = Field(17, ge=13)
+    opset: int = Field(18, ge=13)
     parity_tolerance: float = Field(1e-3, gt=0, description="Max |logit diff| for fp32 ONNX.")
     parity_samples: int = Field(128, ge=1)
 

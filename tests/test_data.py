@@ -41,8 +41,12 @@ def test_sentence_pairs_and_string_labels_from_csv(tmp_path: Path) -> None:
         "sun,moon,neutral\n"
     )
     (tmp_path / "dev.csv").write_text("premise,hypothesis,gold\nx,y,contra\n")
-    cfg = DataConfig(source=str(tmp_path), text_column="premise",
-                     text_pair_column="hypothesis", label_column="gold")
+    cfg = DataConfig(
+        source=str(tmp_path),
+        text_column="premise",
+        text_pair_column="hypothesis",
+        label_column="gold",
+    )
     data = load_task_data(cfg)
     assert data.label_names == ["contra", "entail", "neutral"]
     assert data.train.labels == [1, 0, 2] and data.dev.labels == [0]

@@ -57,7 +57,7 @@ def test_model_folder_errors(tiny_teacher_dir: Path, tmp_path: Path) -> None:
     (no_weights / "model.safetensors").unlink()
     with pytest.raises(UserError, match="no weights"):
         resolve_model_dir(no_weights)
-    with pytest.raises(UserError, match="no config.json"):
+    with pytest.raises(UserError, match=r"no config\.json"):
         resolve_model_dir(tmp_path)
     run = tmp_path / "run"
     shutil.copytree(tiny_teacher_dir, run / "model")

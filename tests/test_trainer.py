@@ -47,11 +47,20 @@ def test_resumed_run_continues_from_its_step_and_ends_identical(
     tiny_teacher_dir: Path, tmp_path: Path
 ) -> None:
     train_split, dev_split = _splits()
-    cfg = TrainConfig(max_steps=8, batch_size=8, lr=1e-3, eval_every=4, checkpoint_every=2,
-                      warmup_ratio=0.0)
+    cfg = TrainConfig(
+        max_steps=8, batch_size=8, lr=1e-3, eval_every=4, checkpoint_every=2, warmup_ratio=0.0
+    )
     model, tok = _no_dropout(tiny_teacher_dir)
-    straight = train(model, tok, train_split, dev_split, cfg, max_length=64,
-                     out_dir=tmp_path / "a", compute_loss=_ce)
+    straight = train(
+        model,
+        tok,
+        train_split,
+        dev_split,
+        cfg,
+        max_length=64,
+        out_dir=tmp_path / "a",
+        compute_loss=_ce,
+    )
     assert straight.step == 8
 
     def stop_at_5(step: int) -> None:
@@ -60,14 +69,33 @@ def test_resumed_run_continues_from_its_step_and_ends_identical(
 
     model, tok = _no_dropout(tiny_teacher_dir)
     with pytest.raises(Interrupt):
-        train(model, tok, train_split, dev_split, cfg, max_length=64, out_dir=tmp_path / "b",
-              compute_loss=_ce, on_step=stop_at_5)
+        train(
+            model,
+            tok,
+            train_split,
+            dev_split,
+            cfg,
+            max_length=64,
+            out_dir=tmp_path / "b",
+            compute_loss=_ce,
+            on_step=stop_at_5,
+        )
     assert latest_checkpoint(tmp_path / "b" / "checkpoints").name == "step-4"
 
     seen: list[int] = []
     model, tok = _no_dropout(tiny_teacher_dir)
-    resumed = train(model, tok, train_split, dev_split, cfg, max_length=64,
-                    out_dir=tmp_path / "b", compute_loss=_ce, resume=True, on_step=seen.append)
+    resumed = train(
+        model,
+        tok,
+        train_split,
+        dev_split,
+        cfg,
+        max_length=64,
+        out_dir=tmp_path / "b",
+        compute_loss=_ce,
+        resume=True,
+        on_step=seen.append,
+    )
     assert seen == [5, 6, 7, 8]  # continued from step 4, not from 0
     assert resumed.step == 8
     assert [h["step"] for h in resumed.history] == [4, 8]
@@ -81,8 +109,9 @@ def test_best_model_is_kept_and_loadable(tiny_teacher_dir: Path, tmp_path: Path)
     train_split, dev_split = _splits(128, 64)
     model, tok = load_classifier(tiny_teacher_dir)
     cfg = TrainConfig(max_steps=12, batch_size=16, lr=2e-3, eval_every=3, checkpoint_every=6)
-    state = train(model, tok, train_split, dev_split, cfg, max_length=64, out_dir=tmp_path,
-                  compute_loss=_ce)
+    state = train(
+        model, tok, train_split, dev_split, cfg, max_length=64, out_dir=tmp_path, compute_loss=_ce
+    )
     accs = [h["dev_accuracy"] for h in state.history]
     assert [h["step"] for h in state.history] == [3, 6, 9, 12]
     assert state.best_dev_accuracy == max(accs)
@@ -117,8 +146,18 @@ def test_distillation_pulls_student_towards_teacher(tiny_teacher_dir: Path, tmp_
     before = gap()
     assert before > 0.01
     cfg = TrainConfig(max_steps=30, batch_size=16, lr=3e-3, eval_every=30, checkpoint_every=30)
-    train(student, tok, train_split, dev_split, cfg, max_length=64, out_dir=tmp_path,
-          compute_loss=objective, extra_modules=objective.modules, frozen_modules=[teacher])
+    train(
+        student,
+        tok,
+        train_split,
+        dev_split,
+        cfg,
+        max_length=64,
+        out_dir=tmp_path,
+        compute_loss=objective,
+        extra_modules=objective.modules,
+        frozen_modules=[teacher],
+    )
     assert gap() < before * 0.5
 
 
@@ -130,5 +169,13 @@ def test_nan_loss_stops_with_a_clear_error(tiny_teacher_dir: Path, tmp_path: Pat
         return m(**batch).loss * float("nan"), {}
 
     with pytest.raises(UserError, match="loss became nan at step 0"):
-        train(model, tok, train_split, dev_split, TrainConfig(max_steps=2, batch_size=8),
-              max_length=32, out_dir=tmp_path, compute_loss=nan_loss)
+        train(
+            model,
+            tok,
+            train_split,
+            dev_split,
+            TrainConfig(max_steps=2, batch_size=8),
+            max_length=32,
+            out_dir=tmp_path,
+            compute_loss=nan_loss,
+        )

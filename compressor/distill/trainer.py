@@ -51,9 +51,7 @@ def tokenize(split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int) 
     """Tokenize once, unpadded; batches are padded to their own longest example."""
     enc = tokenizer(split.texts, split.pairs, truncation=True, max_length=max_length)
     keys = list(enc.keys())
-    return [
-        {**{k: enc[k][i] for k in keys}, "labels": split.labels[i]} for i in range(len(split))
-    ]
+    return [{**{k: enc[k][i] for k in keys}, "labels": split.labels[i]} for i in range(len(split))]
 
 
 def make_loader(
@@ -116,17 +114,21 @@ def train(
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     extra = extra_modules or []
-    train_loader = make_loader(tokenize(train_split, tokenizer, max_length), tokenizer,
-                               cfg.batch_size, shuffle=True)
-    dev_loader = make_loader(tokenize(dev_split, tokenizer, max_length), tokenizer,
-                             cfg.batch_size * 2, shuffle=False)
+    train_loader = make_loader(
+        tokenize(train_split, tokenizer, max_length), tokenizer, cfg.batch_size, shuffle=True
+    )
+    dev_loader = make_loader(
+        tokenize(dev_split, tokenizer, max_length), tokenizer, cfg.batch_size * 2, shuffle=False
+    )
     params = [p for m in [model, *extra] for p in m.parameters() if p.requires_grad]
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     named = [(n, p) for m in [model, *extra] for n, p in m.named_parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [
-            {"params": [p for n, p in named if not n.endswith(no_decay)],
-             "weight_decay": cfg.weight_decay},
+            {
+                "params": [p for n, p in named if not n.endswith(no_decay)],
+                "weight_decay": cfg.weight_decay,
+            },
             {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
         ],
         lr=cfg.lr,
@@ -170,13 +172,15 @@ def train(
     model.train()
     running = 0.0
     progress = Progress(
-        TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn(f"[bold]{description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]}  dev acc {task.fields[acc]}"),
-        TimeRemainingColumn(), disable=not accelerator.is_main_process,
+        TimeRemainingColumn(),
+        disable=not accelerator.is_main_process,
     )
     with progress:
-        task = progress.add_task(description, total=total, completed=state.step, loss="—",
-                                 acc="—")
+        task = progress.add_task(description, total=total, completed=state.step, loss="—", acc="—")
         epoch = state.step // steps_per_epoch
         while state.step < total:
             train_loader.set_epoch(epoch)

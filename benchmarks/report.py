@@ -1,0 +1,355 @@
+"""A run's report dict rendered as report.json, report.md and a self-contained report.html.
+
+Both text formats are rendered from one list of sections (title, bullet lines, table), so the
+Markdown and the HTML can never disagree on a number. Every section and field is optional
+(a report is written after each stage, before later stages have produced anything): a missing
+value shows as "—" instead of failing the whole report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from compressor.atomic import write_json, write_text
+
+DASH = "—"
+# Spelled as escapes: ruff flags the literal characters as look-alikes of "-" and "x".
+EN_DASH = "\u2013"
+TIMES = "\u00d7"
+PLOT_TITLE = "dev accuracy vs p50 latency (batch 1)"
+# Enough rows to see the learning curve's shape without burying the rest of the report.
+MAX_HISTORY_ROWS = 20
+FORMAT_MARKERS = {"pytorch": "o", "onnx": "s", "onnx-int8": "^"}
+
+
+@dataclass
+class Section:
+    """Format-neutral content: the Markdown and HTML renderers only decide the syntax."""
+
+    title: str
+    lines: list[str] = field(default_factory=list)
+    headers: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return DASH if value is None else format(value, spec)
+
+
+def _pct(fraction: float | None) -> str:
+    return DASH if fraction is None else f"{fraction * 100:.2f}%"
+
+
+def _params_m(count: int | None) -> str:
+    return DASH if count is None else f"{count / 1e6:.2f}"
+
+
+def _parity_cells(parity: Mapping[str, Any] | None) -> list[str]:
+    if not parity:
+        return [DASH, DASH, DASH]
+    diff = _fmt(parity.get("max_abs_diff"), ".1e")
+    if parity.get("tolerance") is not None:
+        diff += f" (tol {parity['tolerance']:.0e})"
+    passed = parity.get("passed")
+    verdict = DASH if passed is None else ("✓" if passed else "✗")
+    if parity.get("n") is not None:
+        verdict += f" (n={parity['n']})"
+    return [diff, _pct(parity.get("argmax_agreement")), verdict]
+
+
+def _run_sections(report: Mapping[str, Any]) -> list[Section]:
+    run = report.get("run") or {}
+    names = {"created": "Created", "recipe_hash": "Recipe hash", "device": "Device"}
+    info = [f"{name}: {run[key]}" for key, name in names.items() if run.get(key)]
+    return [Section("Run", lines=info), Section("Notes", lines=list(run.get("notes") or []))]
+
+
+def _models_section(report: Mapping[str, Any]) -> Section:
+    rows = []
+    for key, model in (report.get("models") or {}).items():
+        model = model or {}
+        rows.append(
+            [
+                str(model.get("label") or key),
+                str(model.get("format") or DASH),
+                _params_m(model.get("parameters")),
+                _fmt(model.get("size_mb"), ".2f"),
+                _pct(model.get("dev_accuracy")),
+                *_parity_cells(model.get("parity")),
+            ]
+        )
+    headers = [
+        "Model",
+        "Format",
+        "Params (M)",
+        "Size (MB)",
+        "Dev accuracy",
+        "Parity max |Δ|",
+        "Argmax agreement",
+        "Parity",
+    ]
+    return Section("Models", headers=headers, rows=rows)
+
+
+def _latency_section(latency: Mapping[str, Any]) -> Section:
+    lines = []
+    if latency.get("threads") is not None:
+        lines.append(
+            f"Threads: {latency['threads']}; each model timed in its own process, "
+            "percentiles over all samples of all rounds."
+        )
+    rows = [
+        [
+            str(r.get("label", DASH)),
+            str(r.get("engine", DASH)),
+            _fmt(r.get("batch"), ""),
+            _fmt(r.get("seq_len"), ""),
+            _fmt(r.get("p50_ms"), ".2f"),
+            _fmt(r.get("p90_ms"), ".2f"),
+            _fmt(r.get("p99_ms"), ".2f"),
+            _fmt(r.get("throughput_per_s"), ".1f"),
+            _fmt(r.get("peak_rss_mb"), ".0f"),
+        ]
+        for r in latency.get("results") or []
+    ]
+    headers = [
+        "Model",
+        "Engine",
+        "Batch",
+        "Seq",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "Throughput /s",
+        "Peak RSS MB",
+    ]
+    return Section("Latency", lines=lines, headers=headers, rows=rows)
+
+
+def _speedup_cell(s: Mapping[str, Any]) -> str:
+    if s.get("ratio") is None:
+        return DASH
+    spread = ""
+    if s.get("ratio_min") is not None and s.get("ratio_max") is not None:
+        spread = f"  ({s['ratio_min']:.2f}{EN_DASH}{s['ratio_max']:.2f})"
+    return f"{s['ratio']:.2f}{TIMES}{spread}"
+
+
+def _speedups_section(latency: Mapping[str, Any]) -> Section:
+    rows = [
+        [
+            str(s.get("baseline", DASH)),
+            str(s.get("candidate", DASH)),
+            _fmt(s.get("batch"), ""),
+            _fmt(s.get("seq_len"), ""),
+            _speedup_cell(s),
+        ]
+        for s in latency.get("speedups") or []
+    ]
+    lines = (
+        [
+            "Baseline p50 / candidate p50: median over rounds paired by index "
+            f"(min{EN_DASH}max over rounds)."
+        ]
+        if rows
+        else []
+    )
+    headers = ["Baseline", "Candidate", "Batch", "Seq", "Speed-up"]
+    return Section("Speed-ups", lines=lines, headers=headers, rows=rows)
+
+
+def _thin(indices: list[int], keep: int | None) -> list[int]:
+    """Evenly spaced entries of a long history, always keeping the first, last and best."""
+    if len(indices) <= MAX_HISTORY_ROWS:
+        return indices
+    step = (len(indices) - 1) / (MAX_HISTORY_ROWS - 1)
+    chosen = {indices[round(i * step)] for i in range(MAX_HISTORY_ROWS)}
+    if keep is not None:
+        chosen.add(keep)
+    return sorted(chosen)
+
+
+def _training_section(training: Mapping[str, Any]) -> Section:
+    lines = []
+    for key, name in (
+        ("steps", "Steps"),
+        ("train_examples", "Train examples"),
+        ("best_step", "Best step"),
+    ):
+        if training.get(key) is not None:
+            lines.append(f"{name}: {training[key]}")
+    if training.get("best_dev_accuracy") is not None:
+        lines.append(f"Best dev accuracy: {_pct(training['best_dev_accuracy'])}")
+    history: Sequence[Mapping[str, Any]] = training.get("history") or []
+    losses = [h["loss"] for h in history if h.get("loss") is not None]
+    if losses:
+        lines.append(f"Loss: {losses[0]:.4f} → {losses[-1]:.4f} over {len(losses)} logged steps")
+    best_step = training.get("best_step")
+    evaluated = [i for i, h in enumerate(history) if h.get("dev_accuracy") is not None]
+    best_idx = next((i for i in evaluated if history[i].get("step") == best_step), None)
+    rows = [
+        [
+            _fmt(history[i].get("step"), "") + (" (best)" if i == best_idx else ""),
+            _fmt(history[i].get("loss"), ".4f"),
+            _pct(history[i].get("dev_accuracy")),
+        ]
+        for i in _thin(evaluated, best_idx)
+    ]
+    return Section("Training", lines=lines, headers=["Step", "Loss", "Dev accuracy"], rows=rows)
+
+
+def _sections(report: Mapping[str, Any]) -> list[Section]:
+    latency = report.get("latency") or {}
+    return [
+        *_run_sections(report),
+        _models_section(report),
+        _latency_section(latency),
+        _speedups_section(latency),
+        _training_section(report.get("training") or {}),
+    ]
+
+
+def _title(report: Mapping[str, Any]) -> str:
+    name = (report.get("run") or {}).get("name")
+    return f"Compression report: {name}" if name else "Compression report"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The report as GitHub-flavoured Markdown; empty sections show "—"."""
+    out = [f"# {_title(report)}", ""]
+    for section in _sections(report):
+        out += [f"## {section.title}", ""]
+        if not section.lines and not section.rows:
+            out += [DASH, ""]
+            continue
+        if section.lines:
+            out += [f"- {line}" for line in section.lines] + [""]
+        if section.rows:
+            out.append("| " + " | ".join(_md_cell(h) for h in section.headers) + " |")
+            out.append("|" + "|".join("---" for _ in section.headers) + "|")
+            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in section.rows]
+            out.append("")
+    return "\n".join(out)
+
+
+def _batch1_points(
+    report: Mapping[str, Any],
+) -> tuple[list[tuple[str, str, float, float]], int | None]:
+    """(label, format, p50 ms, accuracy %) of every model with both numbers, and the seq_len.
+
+    One seq_len only (the first timed at batch 1), so every point measures the same work.
+    Results are matched to models by label or by model key, whichever the caller used.
+    """
+    results = [r for r in (report.get("latency") or {}).get("results") or [] if r.get("batch") == 1]
+    if not results:
+        return [], None
+    seq_len = results[0].get("seq_len")
+    p50_by_label = {r.get("label"): r.get("p50_ms") for r in results if r.get("seq_len") == seq_len}
+    points = []
+    for key, model in (report.get("models") or {}).items():
+        model = model or {}
+        label = model.get("label") or key
+        p50 = p50_by_label.get(label, p50_by_label.get(key))
+        accuracy = model.get("dev_accuracy")
+        if p50 is not None and accuracy is not None:
+            points.append((label, str(model.get("format")), float(p50), accuracy * 100))
+    return points, seq_len
+
+
+def render_plot_png(report: Mapping[str, Any]) -> bytes | None:
+    """The accuracy/latency trade-off as PNG bytes, or None when no model has both numbers.
+
+    Drawn on an explicit Agg canvas instead of pyplot, so no global backend or figure state
+    leaks into (or from) the process that writes the report.
+    """
+    points, seq_len = _batch1_points(report)
+    if not points:
+        return None
+    fig = Figure(figsize=(6.4, 4.2), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for label, fmt, p50, accuracy in points:
+        ax.scatter([p50], [accuracy], marker=FORMAT_MARKERS.get(fmt, "D"), s=60)
+        ax.annotate(label, (p50, accuracy), textcoords="offset points", xytext=(6, 4))
+    ax.set_title(PLOT_TITLE)
+    ax.set_xlabel(f"p50 latency, ms (batch 1, seq {seq_len})")
+    ax.set_ylabel("dev accuracy, %")
+    ax.grid(True, alpha=0.3)
+    ax.margins(0.2)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+h1 { border-bottom: 2px solid #ddd; padding-bottom: .3em; }
+h2 { margin-top: 1.6em; }
+table { border-collapse: collapse; margin: .6em 0; }
+th, td { border: 1px solid #ccc; padding: .3em .7em; text-align: right; }
+th { background: #f3f3f3; }
+td:first-child, th:first-child { text-align: left; }
+.empty { color: #888; }
+img { max-width: 100%; }
+"""
+
+
+def render_html(report: Mapping[str, Any]) -> str:
+    """One file with inline CSS and the plot as a data URI, so it can be mailed or archived."""
+    esc = html.escape
+    title = esc(_title(report))
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{title}</title><style>{CSS}</style></head><body>",
+        f"<h1>{title}</h1>",
+    ]
+    png = render_plot_png(report)
+    for section in _sections(report):
+        out.append(f"<h2>{esc(section.title)}</h2>")
+        if section.title == "Latency" and png is not None:
+            data = base64.b64encode(png).decode("ascii")
+            out.append(f'<img alt="{esc(PLOT_TITLE)}" src="data:image/png;base64,{data}">')
+        if not section.lines and not section.rows:
+            out.append(f'<p class="empty">{DASH}</p>')
+            continue
+        if section.lines:
+            items = "".join(f"<li>{esc(line)}</li>" for line in section.lines)
+            out.append(f"<ul>{items}</ul>")
+        if section.rows:
+            head = "".join(f"<th>{esc(h)}</th>" for h in section.headers)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
+                for row in section.rows
+            )
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write_report(run_dir: Path, report: Mapping[str, Any]) -> dict[str, Path]:
+    """Write report.json, report.md and report.html into `run_dir`, each atomically."""
+    run_dir = Path(run_dir)
+    paths = {
+        "json": run_dir / "report.json",
+        "md": run_dir / "report.md",
+        "html": run_dir / "report.html",
+    }
+    write_json(paths["json"], report)
+    write_text(paths["md"], render_markdown(report))
+    write_text(paths["html"], render_html(report))
+    return paths

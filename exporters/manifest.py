@@ -1,0 +1,69 @@
+"""`manifest.json` next to exported models: what each file is, so a deployed copy can be checked.
+
+One entry per file name, merged on every update, so export and quantize stages (or reruns)
+each add their facts without erasing the other's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from compressor.atomic import read_json, write_json
+from compressor.errors import UserError
+
+MANIFEST = "manifest.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _onnx_facts(path: Path) -> dict[str, Any]:
+    """Opset and input signature; external weights are not loaded, only the graph is needed."""
+    model = onnx.load(path, load_external_data=False)
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    inputs = [
+        {
+            "name": inp.name,
+            "dtype": onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type).name,
+            "shape": [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim],
+        }
+        for inp in model.graph.input
+    ]
+    return {"opset": opset, "inputs": inputs}
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return read_json(path)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc}) — delete it and rerun") from exc
+
+
+def update_manifest(folder: Path, file_name: str, **fields: Any) -> dict[str, Any]:
+    """Record `file_name`'s size, sha256 (and ONNX signature) plus `fields`; return the manifest.
+
+    Measured facts are recomputed every time and win over stale or passed-in values.
+    """
+    folder = Path(folder)
+    target = folder / file_name
+    if not target.is_file():
+        raise UserError(f"{target} does not exist — write the file before recording it")
+    facts: dict[str, Any] = {"size_bytes": target.stat().st_size, "sha256": _sha256(target)}
+    if target.suffix == ".onnx":
+        facts.update(_onnx_facts(target))
+    manifest = _read_manifest(folder / MANIFEST)
+    manifest[file_name] = {**manifest.get(file_name, {}), **fields, **facts}
+    write_json(folder / MANIFEST, manifest)
+    return manifest

@@ -1,0 +1,133 @@
+"""The whole `compress` chain on a tiny teacher, as a user runs it, then its resume."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from transformers import AutoModelForSequenceClassification
+
+from compressor.pipeline import compress, finetune
+from compressor.recipe import load_recipe
+from compressor.runfolder import RunFolder
+from tests.conftest import SST2
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    lines = (SST2 / "dev.tsv").read_text(encoding="utf-8").splitlines()
+    (folder / "train.tsv").write_text("\n".join(lines[:257]) + "\n", encoding="utf-8")
+    (folder / "dev.tsv").write_text("\n".join([lines[0], *lines[257:385]]) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def recipe_file(small_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("recipe") / "tiny.yaml"
+    path.write_text(
+        f"data:\n  source: {small_data}\n  max_length: 48\n"
+        "finetune:\n  max_steps: 24\n  batch_size: 32\n  lr: 0.002\n  eval_every: 8\n"
+        "  checkpoint_every: 8\n"
+        "student:\n  layers: 2\n"
+        "train:\n  max_steps: 16\n  batch_size: 32\n  lr: 0.002\n  eval_every: 8\n"
+        "  checkpoint_every: 8\n"
+        "export:\n  parity_samples: 48\n"
+        "benchmark:\n  batches: [1, 4]\n  seq_lens: [16]\n  warmup: 1\n  iters: 3\n  rounds: 2\n"
+        "  threads: 1\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def compressed(tiny_teacher_dir: Path, recipe_file: Path, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    recipe = load_recipe(recipe_file)
+    teacher = finetune(
+        str(tiny_teacher_dir), recipe, root / "teacher", overwrite=False, resume=False
+    )
+    assert teacher == root / "teacher" / "model"
+    compress(str(root / "teacher"), recipe, root / "student", overwrite=False, resume=False)
+    return root / "student"
+
+
+def test_chain_writes_every_artifact(compressed: Path) -> None:
+    for rel in (
+        "model/config.json",
+        "onnx/model.onnx",
+        "onnx/model_int8.onnx",
+        "onnx/manifest.json",
+        "report.json",
+        "report.md",
+        "report.html",
+        "recipe.yaml",
+        "state.json",
+    ):
+        assert (compressed / rel).is_file(), rel
+    assert not (compressed / "training").exists()  # resumable state removed once done
+    student = AutoModelForSequenceClassification.from_pretrained(compressed / "model")
+    assert student.config.num_hidden_layers == 2
+
+
+def test_report_holds_every_figure(compressed: Path) -> None:
+    report = json.loads((compressed / "report.json").read_text())
+    models = report["models"]
+    assert set(models) == {"teacher", "student", "student_onnx", "student_int8"}
+    for key, entry in models.items():
+        assert 0.0 <= entry["dev_accuracy"] <= 1.0, key
+        assert entry["size_mb"] > 0, key
+    assert models["student"]["parameters"] < models["teacher"]["parameters"]
+    assert models["student_int8"]["size_mb"] < models["student_onnx"]["size_mb"]
+    parity = models["student_onnx"]["parity"]
+    assert parity["passed"] and parity["max_abs_diff"] < 1e-3 and parity["n"] == 48
+    # fp32 ONNX is the same function as PyTorch, so it scores the same on dev
+    assert models["student_onnx"]["dev_accuracy"] == pytest.approx(
+        models["student"]["dev_accuracy"], abs=1 / 128
+    )
+    latency = report["latency"]
+    labels = {r["label"] for r in latency["results"]}
+    assert labels == {
+        "teacher PyTorch",
+        "teacher ONNX",
+        "student PyTorch",
+        "student ONNX",
+        "student ONNX int8",
+    }
+    assert {(r["batch"], r["seq_len"]) for r in latency["results"]} == {(1, 16), (4, 16)}
+    ratios = {(s["baseline"], s["candidate"], s["batch"]) for s in latency["speedups"]}
+    assert ("teacher PyTorch", "student ONNX int8", 1) in ratios
+    assert ("teacher ONNX", "student ONNX", 4) in ratios
+    assert report["training"]["steps"] == 16
+    assert [h["step"] for h in report["training"]["history"]] == [8, 16]
+    md = (compressed / "report.md").read_text()
+    assert f"{models['teacher']['dev_accuracy'] * 100:.2f}" in md
+
+
+def test_resume_skips_finished_stages(
+    compressed: Path, tiny_teacher_dir: Path, recipe_file: Path
+) -> None:
+    run = RunFolder.open(compressed)
+    del run.state["stages"]["benchmark"]
+    run.save()
+    model_mtime = os.path.getmtime(compressed / "model" / "model.safetensors")
+    onnx_mtime = os.path.getmtime(compressed / "onnx" / "model.onnx")
+    compress(
+        str(compressed.parent / "teacher"),
+        load_recipe(recipe_file),
+        compressed,
+        overwrite=False,
+        resume=True,
+    )
+    assert os.path.getmtime(compressed / "model" / "model.safetensors") == model_mtime
+    assert os.path.getmtime(compressed / "onnx" / "model.onnx") == onnx_mtime
+    assert RunFolder.open(compressed).done("benchmark")
+
+
+def test_resume_with_another_recipe_is_refused(compressed: Path, recipe_file: Path) -> None:
+    from compressor.errors import UserError
+
+    other = load_recipe(recipe_file, {"train.lr": 0.5})
+    with pytest.raises(UserError, match="different recipe"):
+        compress(
+            str(compressed.parent / "teacher"), other, compressed, overwrite=False, resume=True
+        )

@@ -1,0 +1,189 @@
+import hashlib
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
+
+from benchmarks.evaluate import predict_logits
+from compressor.errors import UserError
+from exporters.manifest import update_manifest
+from exporters.onnx import export_onnx
+from exporters.parity import check_parity
+from exporters.quantize import quantize_dynamic_int8
+from tests.conftest import sst2_rows
+
+TEXTS = [text for text, _ in sst2_rows("dev", limit=64)]
+
+
+def _save_variant(teacher_dir: Path, out_dir: Path, seed: int, **config_changes: object) -> Path:
+    """A teacher-shaped model with its own weights, saved with the teacher's tokenizer."""
+    config = AutoConfig.from_pretrained(teacher_dir)
+    for key, value in config_changes.items():
+        setattr(config, key, value)
+    torch.manual_seed(seed)
+    BertForSequenceClassification(config).save_pretrained(out_dir)
+    AutoTokenizer.from_pretrained(teacher_dir).save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="module")
+def spread_dir(tiny_teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model whose predictions split between both classes on real sentences.
+
+    The default init (std 0.02) gives near-constant logits, so every artifact "agrees" on
+    the argmax trivially. A wider init spreads the logits, and a bias at the median logit
+    difference puts the decision boundary among the sentences, where quantization noise shows.
+    """
+    out = _save_variant(
+        tiny_teacher_dir, tmp_path_factory.mktemp("spread"), seed=0, initializer_range=0.2
+    )
+    logits = predict_logits(out, TEXTS)
+    model = BertForSequenceClassification.from_pretrained(out)
+    with torch.no_grad():
+        model.classifier.bias[1] -= float(np.median(logits[:, 1] - logits[:, 0]))
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def spread_onnx(spread_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_onnx(spread_dir, tmp_path_factory.mktemp("spread_onnx") / "onnx")
+
+
+def test_teacher_export_matches_pytorch(tiny_teacher_dir: Path, tmp_path: Path) -> None:
+    before = sorted(p.name for p in tiny_teacher_dir.iterdir())
+    onnx_path = export_onnx(tiny_teacher_dir, tmp_path / "onnx")
+    assert onnx_path == tmp_path / "onnx" / "model.onnx"
+    assert {"model.onnx", "config.json", "tokenizer.json", "vocab.txt"} <= {
+        p.name for p in onnx_path.parent.iterdir()
+    }
+    assert [p.name for p in tmp_path.iterdir()] == ["onnx"]
+    result = check_parity(tiny_teacher_dir, onnx_path, TEXTS, tolerance=1e-4)
+    assert result.passed and result.n == 64 and result.argmax_agreement == 1.0
+    assert result.max_abs_diff < 1e-5
+    assert sorted(p.name for p in tiny_teacher_dir.iterdir()) == before
+
+
+def test_parity_on_spread_logits(spread_dir: Path, spread_onnx: Path) -> None:
+    logits = predict_logits(spread_dir, TEXTS)
+    assert np.ptp(logits[:, 1] - logits[:, 0]) > 0.3
+    assert 20 <= int((logits.argmax(axis=1) == 1).sum()) <= 44
+    result = check_parity(spread_dir, spread_onnx, TEXTS, tolerance=1e-4)
+    assert result.passed and result.argmax_agreement == 1.0 and result.max_abs_diff < 1e-4
+
+
+def test_graph_has_dynamic_batch_and_sequence(spread_dir: Path, spread_onnx: Path) -> None:
+    session = ort.InferenceSession(str(spread_onnx), providers=["CPUExecutionProvider"])
+    assert all(
+        shape == ["batch_size", "sequence_length"]
+        for shape in (i.shape for i in session.get_inputs())
+    )
+    tokenizer = AutoTokenizer.from_pretrained(spread_dir)
+    model = BertForSequenceClassification.from_pretrained(spread_dir).eval()
+    shapes = set()
+    for batch in (TEXTS[:1], TEXTS[1:8]):
+        enc = tokenizer(batch, padding=True, return_tensors="np")
+        shapes.add(enc["input_ids"].shape)
+        got = session.run(None, {k: v.astype(np.int64) for k, v in enc.items()})[0]
+        with torch.no_grad():
+            want = model(**tokenizer(batch, padding=True, return_tensors="pt")).logits.numpy()
+        assert got.shape == (len(batch), 2)
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    assert len({s[0] for s in shapes}) == 2 and len({s[1] for s in shapes}) == 2
+
+
+def test_sentence_pairs_reach_the_exported_graph(spread_dir: Path, spread_onnx: Path) -> None:
+    pairs = TEXTS[1:] + TEXTS[:1]
+    result = check_parity(spread_dir, spread_onnx, TEXTS, pairs, tolerance=1e-4)
+    assert result.passed
+    single = predict_logits(spread_onnx, TEXTS)
+    paired = predict_logits(spread_onnx, TEXTS, pairs)
+    assert np.abs(single - paired).max() > 1e-2
+
+
+def test_pruned_heads_and_narrow_ffn_export(tiny_teacher_dir: Path, tmp_path: Path) -> None:
+    src = _save_variant(tiny_teacher_dir, tmp_path / "pruned", seed=3, intermediate_size=16)
+    model = BertForSequenceClassification.from_pretrained(src)
+    model.prune_heads({0: [0, 1], 2: [3]})
+    model.save_pretrained(src)
+    reloaded = BertForSequenceClassification.from_pretrained(src)
+    assert reloaded.bert.encoder.layer[0].attention.self.query.out_features == 16
+    onnx_path = export_onnx(src, tmp_path / "onnx")
+    result = check_parity(src, onnx_path, TEXTS, tolerance=1e-4)
+    assert result.passed and result.argmax_agreement == 1.0
+
+
+def test_int8_is_smaller_and_agrees(spread_onnx: Path, tmp_path: Path) -> None:
+    folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
+    before = {p.name for p in folder.iterdir()}
+    int8 = quantize_dynamic_int8(folder / "model.onnx", folder / "model_int8.onnx")
+    assert {p.name for p in folder.iterdir()} == before | {"model_int8.onnx"}
+    assert int8.stat().st_size < 0.8 * (folder / "model.onnx").stat().st_size
+    result = check_parity(folder / "model.onnx", int8, TEXTS, tolerance=math.inf, min_agreement=0.9)
+    assert result.passed and result.argmax_agreement >= 0.9
+    assert 0 < result.max_abs_diff < 0.2
+    assert result.to_dict()["tolerance"] is None
+    per_tensor = quantize_dynamic_int8(folder / "model.onnx", folder / "t.onnx", per_channel=False)
+    coarse = check_parity(folder / "model.onnx", per_tensor, TEXTS, tolerance=math.inf)
+    assert coarse.max_abs_diff > 1.5 * result.max_abs_diff
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_quantize_missing_file_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="does not exist"):
+        quantize_dynamic_int8(tmp_path / "model.onnx", tmp_path / "model_int8.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_differently_seeded_candidate_fails(
+    tiny_teacher_dir: Path, spread_dir: Path, tmp_path: Path
+) -> None:
+    other = _save_variant(tiny_teacher_dir, tmp_path / "other", seed=1, initializer_range=0.2)
+    result = check_parity(spread_dir, export_onnx(other, tmp_path / "onnx"), TEXTS)
+    assert not result.passed
+    assert result.max_abs_diff > 0.1 and result.argmax_agreement < 0.9
+    assert result.to_dict() == {
+        "max_abs_diff": result.max_abs_diff,
+        "argmax_agreement": result.argmax_agreement,
+        "n": 64,
+        "tolerance": 1e-3,
+        "passed": False,
+    }
+
+
+def test_manifest_records_facts_and_merges(spread_onnx: Path, tmp_path: Path) -> None:
+    folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
+    update_manifest(folder, "config.json", note="kept")
+    update_manifest(folder, "model.onnx", source_model="/m", parity={"passed": True})
+    manifest = update_manifest(folder, "model.onnx", dev_accuracy=0.5)
+    assert json.loads((folder / "manifest.json").read_text()) == manifest
+    entry = manifest["model.onnx"]
+    data = (folder / "model.onnx").read_bytes()
+    assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+    assert entry["size_bytes"] == len(data)
+    assert entry["opset"] == 18
+    assert [i["name"] for i in entry["inputs"]] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert all(i["shape"] == ["batch_size", "sequence_length"] for i in entry["inputs"])
+    assert all(i["dtype"] == "int64" for i in entry["inputs"])
+    assert entry["source_model"] == "/m" and entry["parity"] == {"passed": True}
+    assert entry["dev_accuracy"] == 0.5
+    assert manifest["config.json"]["note"] == "kept" and "opset" not in manifest["config.json"]
+    assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_export_needs_weights(tiny_teacher_dir: Path, tmp_path: Path) -> None:
+    no_weights = tmp_path / "no_weights"
+    no_weights.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        shutil.copy(tiny_teacher_dir / name, no_weights / name)
+    with pytest.raises(UserError, match="no weights"):
+        export_onnx(no_weights, tmp_path / "onnx")
+    with pytest.raises(UserError, match="not a folder"):
+        export_onnx(tmp_path / "missing", tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()

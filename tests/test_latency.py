@@ -1,0 +1,259 @@
+"""Latency harness: statistics on known numbers, the worker on the tiny model, orchestration.
+
+Nothing here asserts on how long anything took (the machine is shared and noisy): only
+structure, counts, ordering of percentiles and arithmetic on given numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from optimum.exporters.onnx import main_export
+
+from benchmarks import latency
+from benchmarks.latency import Variant, run_latency, speedups
+from benchmarks.stats import ratio_with_spread, summarize
+from compressor.errors import UserError
+
+RESULT_KEYS = {
+    "label",
+    "engine",
+    "model_path",
+    "batch",
+    "seq_len",
+    "threads",
+    "provider",
+    "engine_version",
+    "n_samples",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "min_ms",
+    "max_ms",
+    "round_p50s_ms",
+    "throughput_per_s",
+    "peak_rss_mb",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny_teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tiny_onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer chatter from the export, not from our code
+        main_export(
+            str(tiny_teacher_dir),
+            output=str(out),
+            task="text-classification",
+            opset=17,
+            do_validation=False,
+        )
+    return out / "model.onnx"
+
+
+def _worker(args: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.latency_worker", json.dumps(args)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_summarize_known_numbers() -> None:
+    stats = summarize([float(x) for x in range(1, 101)])
+    assert stats["p50"] == pytest.approx(50.5)
+    assert stats["p90"] == pytest.approx(90.1)
+    assert stats["p99"] == pytest.approx(99.01)
+    assert stats["mean"] == pytest.approx(50.5)
+    assert stats["std"] == pytest.approx(math.sqrt((100**2 - 1) / 12))
+    assert (stats["min"], stats["max"], stats["n"]) == (1.0, 100.0, 100)
+
+
+def test_summarize_rejects_no_samples() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        summarize([])
+
+
+def test_ratio_pairs_rounds() -> None:
+    # Per-round ratios 2, 3, 4. The ratio of medians would be 10 / 4 = 2.5: pairing matters.
+    spread = ratio_with_spread([10.0, 12.0, 8.0], [5.0, 4.0, 2.0])
+    assert spread == {"median": 3.0, "min": 2.0, "max": 4.0, "n": 3}
+
+
+def test_ratio_rejects_unpaired_rounds() -> None:
+    with pytest.raises(ValueError, match="differ in length"):
+        ratio_with_spread([1.0, 2.0], [1.0])
+
+
+@pytest.mark.parametrize("engine", ["pytorch", "onnxruntime"])
+def test_worker_times_tiny_model(engine: str, tiny_teacher_dir: Path, tiny_onnx: Path) -> None:
+    model_path = tiny_teacher_dir if engine == "pytorch" else tiny_onnx
+    args = {
+        "model_path": str(model_path),
+        "engine": engine,
+        "batch": 2,
+        "seq_len": 16,
+        "threads": 1,
+        "warmup": 1,
+        "iters": 3,
+    }
+    proc = _worker(args)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1
+    out = json.loads(lines[0])
+    assert len(out["samples_ms"]) == 3 and all(s > 0 for s in out["samples_ms"])
+    assert (out["engine"], out["batch"], out["seq_len"], out["threads"]) == (engine, 2, 16, 1)
+    expected_provider = "torch-cpu" if engine == "pytorch" else "CPUExecutionProvider"
+    assert out["provider"] == expected_provider
+    assert out["peak_rss_mb"] > 0 and out["engine_version"]
+
+
+def test_worker_explains_too_long_sequence(tiny_onnx: Path) -> None:
+    args = {
+        "model_path": str(tiny_onnx),
+        "engine": "onnxruntime",
+        "batch": 1,
+        "seq_len": 4096,
+        "threads": 1,
+        "warmup": 0,
+        "iters": 1,
+    }
+    proc = _worker(args)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "max_position_embeddings 128" in proc.stderr
+
+
+def test_run_latency_on_two_variants(tiny_onnx: Path) -> None:
+    variants = [
+        Variant("teacher_onnx", tiny_onnx, "onnxruntime"),
+        Variant("student_onnx", tiny_onnx, "onnxruntime"),
+    ]
+    results = run_latency(
+        variants,
+        batches=(1,),
+        seq_lens=(16,),
+        threads=1,
+        warmup=1,
+        iters=3,
+        rounds=2,
+        progress=False,
+    )
+    assert [r["label"] for r in results] == ["teacher_onnx", "student_onnx"]
+    for r in results:
+        assert set(r) == RESULT_KEYS
+        assert (r["batch"], r["seq_len"], r["threads"], r["n_samples"]) == (1, 16, 1, 6)
+        assert r["provider"] == "CPUExecutionProvider"
+        assert 0 < r["min_ms"] <= r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] <= r["max_ms"]
+        assert len(r["round_p50s_ms"]) == 2
+        assert r["throughput_per_s"] == pytest.approx(1000.0 / r["p50_ms"])
+
+
+def _fake_worker(calls: list[str]) -> Any:
+    """Stands in for the subprocess: samples encode the variant, batch and call number."""
+
+    def fake(variant: Variant, args: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+        calls.append(f"{variant.label}@{args['batch']}")
+        base = 10.0 if variant.label == "A" else 5.0
+        n = len(calls)
+        return {
+            "batch": args["batch"],
+            "seq_len": args["seq_len"],
+            "threads": args["threads"],
+            "provider": "CPUExecutionProvider",
+            "engine_version": "x",
+            "samples_ms": [base + n, base + n, base + n + 1],
+            "peak_rss_mb": 100.0 + n,
+        }
+
+    return fake
+
+
+def test_run_latency_interleaves_rounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(latency, "_run_worker", _fake_worker(calls))
+    variants = [Variant("A", tmp_path, "pytorch"), Variant("B", tmp_path, "pytorch")]
+    results = run_latency(variants, batches=(1, 4), rounds=2, progress=False)
+    assert calls == ["A@1", "B@1", "A@1", "B@1", "A@4", "B@4", "A@4", "B@4"]
+    assert [(r["label"], r["batch"]) for r in results] == [("A", 1), ("B", 1), ("A", 4), ("B", 4)]
+    a1 = results[0]
+    assert a1["round_p50s_ms"] == [11.0, 13.0]  # calls 1 and 3
+    assert a1["p50_ms"] == pytest.approx(12.5)  # median of 11, 11, 12, 13, 13, 14
+    assert a1["peak_rss_mb"] == 103.0
+    assert results[3]["throughput_per_s"] == pytest.approx(4 * 1000.0 / results[3]["p50_ms"])
+
+
+def test_run_latency_refuses_bad_variants(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="does not exist"):
+        run_latency([Variant("x", tmp_path / "missing", "pytorch")], progress=False)
+    with pytest.raises(UserError, match="unknown engine"):
+        run_latency([Variant("x", tmp_path, "tensorrt")], progress=False)
+    with pytest.raises(ValueError, match="unique"):
+        run_latency([Variant("x", tmp_path, "pytorch")] * 2, progress=False)
+
+
+def test_worker_failure_carries_stderr(tiny_onnx: Path) -> None:
+    with pytest.raises(RuntimeError, match="max_position_embeddings"):
+        run_latency(
+            [Variant("t", tiny_onnx, "onnxruntime")],
+            batches=(1,),
+            seq_lens=(4096,),
+            warmup=0,
+            iters=1,
+            rounds=1,
+            progress=False,
+        )
+
+
+def _result(label: str, batch: int, round_p50s: list[float]) -> dict[str, Any]:
+    return {"label": label, "batch": batch, "seq_len": 128, "round_p50s_ms": round_p50s}
+
+
+def test_speedups_from_paired_rounds() -> None:
+    results = [
+        _result("teacher", 1, [10.0, 12.0, 8.0]),
+        _result("student", 1, [5.0, 4.0, 2.0]),
+        _result("teacher", 32, [100.0, 90.0, 120.0]),
+        _result("student", 32, [20.0, 30.0, 30.0]),
+        _result("int8", 1, [1.0, 1.0, 1.0]),
+    ]
+    out = speedups(results, [("teacher", "student"), ("teacher", "int8"), ("teacher", "nope")])
+    assert out == [
+        {
+            "baseline": "teacher",
+            "candidate": "student",
+            "batch": 1,
+            "seq_len": 128,
+            "ratio": 3.0,
+            "ratio_min": 2.0,
+            "ratio_max": 4.0,
+        },
+        {
+            "baseline": "teacher",
+            "candidate": "student",
+            "batch": 32,
+            "seq_len": 128,
+            "ratio": 4.0,
+            "ratio_min": 3.0,
+            "ratio_max": 5.0,
+        },
+        {
+            "baseline": "teacher",
+            "candidate": "int8",
+            "batch": 1,
+            "seq_len": 128,
+            "ratio": 10.0,
+            "ratio_min": 8.0,
+            "ratio_max": 12.0,
+        },
+    ]

@@ -1,0 +1,190 @@
+"""Report rendering: the three files, their numbers, and tolerance of half-finished runs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from benchmarks.report import render_markdown, write_report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SPEEDUP_CELL = "4.80\u00d7  (4.50\u20135.10)"  # escapes: ruff flags the look-alike characters
+
+
+def _parity(passed: bool) -> dict[str, Any]:
+    return {
+        "max_abs_diff": 3.2e-6 if passed else 0.5,
+        "argmax_agreement": 1.0 if passed else 0.875,
+        "n": 200,
+        "tolerance": 1e-4,
+        "passed": passed,
+    }
+
+
+def _latency_result(label: str, engine: str, batch: int, p50: float) -> dict[str, Any]:
+    return {
+        "label": label,
+        "engine": engine,
+        "model_path": f"/runs/{label}",
+        "batch": batch,
+        "seq_len": 128,
+        "threads": 2,
+        "provider": "torch-cpu" if engine == "pytorch" else "CPUExecutionProvider",
+        "p50_ms": p50,
+        "p90_ms": p50 * 1.1,
+        "p99_ms": p50 * 1.3,
+        "mean_ms": p50 * 1.05,
+        "std_ms": p50 * 0.05,
+        "round_p50s_ms": [p50, p50, p50],
+        "throughput_per_s": batch * 1000.0 / p50,
+        "peak_rss_mb": 512.0,
+    }
+
+
+def full_report() -> dict[str, Any]:
+    return {
+        "run": {
+            "name": "demo",
+            "created": "2025-01-01T12:00:00+00:00",
+            "recipe_hash": "abc123",
+            "device": "cpu (2 threads)",
+            "notes": ["student initialised from teacher layers 3 and 6"],
+        },
+        "models": {
+            "teacher": {
+                "label": "teacher",
+                "format": "pytorch",
+                "path": "/runs/teacher/model",
+                "parameters": 22_713_216,
+                "size_mb": 86.7,
+                "dev_accuracy": 0.912345,
+                "parity": None,
+            },
+            "student": {
+                "label": "student",
+                "format": "pytorch",
+                "path": "/runs/student/model",
+                "parameters": 11_200_000,
+                "size_mb": 42.8,
+                "dev_accuracy": 0.8876,
+                "parity": None,
+            },
+            "student_onnx": {
+                "label": "student_onnx",
+                "format": "onnx",
+                "path": "/runs/student/onnx/model.onnx",
+                "parameters": 11_200_000,
+                "size_mb": 42.9,
+                "dev_accuracy": 0.8876,
+                "parity": _parity(True),
+            },
+            "student_int8": {
+                "label": "student_int8",
+                "format": "onnx-int8",
+                "path": "/runs/student/onnx/model_int8.onnx",
+                "parameters": None,
+                "size_mb": 11.1,
+                "dev_accuracy": 0.8761,
+                "parity": _parity(False),
+            },
+        },
+        "training": {
+            "steps": 300,
+            "best_step": 200,
+            "best_dev_accuracy": 0.8876,
+            "train_examples": 67349,
+            "history": [
+                {"step": 100, "loss": 0.71, "dev_accuracy": 0.81},
+                {"step": 150, "loss": 0.52, "dev_accuracy": None},
+                {"step": 200, "loss": 0.43, "dev_accuracy": 0.8876},
+                {"step": 300, "loss": 0.40, "dev_accuracy": 0.885},
+            ],
+        },
+        "latency": {
+            "threads": 2,
+            "results": [
+                _latency_result("teacher", "pytorch", 1, 12.0),
+                _latency_result("student_onnx", "onnxruntime", 1, 4.0),
+                _latency_result("student_int8", "onnxruntime", 1, 2.5),
+            ],
+            "speedups": [
+                {
+                    "baseline": "teacher",
+                    "candidate": "student_int8",
+                    "batch": 1,
+                    "seq_len": 128,
+                    "ratio": 4.8,
+                    "ratio_min": 4.5,
+                    "ratio_max": 5.1,
+                }
+            ],
+        },
+    }
+
+
+def test_write_report_files(tmp_path: Path) -> None:
+    report = full_report()
+    paths = write_report(tmp_path, report)
+    assert paths == {
+        "json": tmp_path / "report.json",
+        "md": tmp_path / "report.md",
+        "html": tmp_path / "report.html",
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.json", "report.md"]
+    assert json.loads(paths["json"].read_text(encoding="utf-8")) == report
+    assert paths["md"].read_text(encoding="utf-8") == render_markdown(report)
+
+
+def test_markdown_numbers() -> None:
+    md = render_markdown(full_report())
+    assert md.startswith("# Compression report: demo\n")
+    for accuracy in ("91.23%", "88.76%", "87.61%"):
+        assert accuracy in md
+    assert f"| teacher | student_int8 | 1 | 128 | {SPEEDUP_CELL} |" in md
+    assert "| student_onnx | onnx | 11.20 | 42.90 | 88.76% | 3.2e-06 (tol 1e-04) | 100.00% |" in md
+    assert "| 87.50% | ✗ (n=200) |" in md
+    assert "| teacher | pytorch | 1 | 128 | 12.00 | 13.20 | 15.60 | 83.3 | 512 |" in md
+    assert "Parity max \\|Δ\\|" in md  # a literal pipe would split the column
+    assert "| 200 (best) | 0.4300 | 88.76% |" in md
+    assert "Loss: 0.7100 → 0.4000 over 4 logged steps" in md
+    assert "student initialised from teacher layers 3 and 6" in md
+
+
+def test_html_is_self_contained(tmp_path: Path) -> None:
+    page = write_report(tmp_path, full_report())["html"].read_text(encoding="utf-8")
+    match = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert match is not None
+    assert base64.b64decode(match.group(1)).startswith(PNG_SIGNATURE)
+    assert "<style>" in page and "<link" not in page and "<script" not in page
+    assert not re.search(r'(src|href)="(?!data:)', page)
+    assert "91.23%" in page and SPEEDUP_CELL in page
+    assert "<th>Parity max |Δ|</th>" in page
+
+
+def test_missing_sections_still_render(tmp_path: Path) -> None:
+    report: dict[str, Any] = {
+        "run": None,
+        "models": {"student": {"label": "student", "dev_accuracy": None, "parity": None}},
+        "training": None,
+        "latency": {"threads": None, "results": None, "speedups": None},
+    }
+    md = render_markdown(report)
+    assert md.startswith("# Compression report\n")
+    assert "| student | — | — | — | — | — | — | — |" in md
+    for title in ("Run", "Notes", "Latency", "Speed-ups", "Training"):
+        assert f"## {title}\n\n—\n" in md
+    page = write_report(tmp_path, report)["html"].read_text(encoding="utf-8")
+    assert "data:image/png" not in page
+    assert render_markdown({"models": {}}).count("—") == 6
+
+
+def test_long_history_is_thinned_but_keeps_best() -> None:
+    history = [{"step": s, "loss": 1.0 / s, "dev_accuracy": 0.5} for s in range(1, 101)]
+    report = {"models": {}, "training": {"best_step": 42, "history": history}}
+    md = render_markdown(report)
+    rows = re.findall(r"^\| \d+( \(best\))? \|", md, flags=re.MULTILINE)
+    assert 20 <= len(rows) <= 21
+    assert "| 42 (best) |" in md and "| 1 |" in md and "| 100 |" in md
