@@ -29,8 +29,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check compressor exporters benchmarks tests
 
 demo: $(STAMP)
-	$(VENV)/bin/compressor finetune --out $(DEMO_OUT)/teacher --overwrite
-	$(VENV)/bin/compressor compress --teacher $(DEMO_OUT)/teacher --out $(DEMO_OUT)/student --overwrite
+	$(VENV)/bin/compressor finetune --recipe recipes/demo.yaml --out $(DEMO_OUT)/teacher --overwrite
+	$(VENV)/bin/compressor compress --recipe recipes/demo.yaml --teacher $(DEMO_OUT)/teacher --out $(DEMO_OUT)/student --overwrite
 
 bench: $(STAMP)
 	$(VENV)/bin/compressor benchmark $(DEMO_OUT)/student --against $(DEMO_OUT)/teacher --target cpu

@@ -163,7 +163,17 @@ def _run_onnxruntime(args: dict[str, Any]) -> tuple[list[float], str, str]:
 
 
 def _peak_rss_mb() -> float:
-    """ru_maxrss is KiB on Linux but bytes on macOS."""
+    """Peak memory of this process's own address space.
+
+    On Linux ru_maxrss survives exec, so a worker started from a 1.5 GB parent would report
+    the parent's peak; VmHWM belongs to the new address space alone. Elsewhere ru_maxrss
+    (KiB on Linux, bytes on macOS) is the best there is.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 

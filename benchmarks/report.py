@@ -68,7 +68,13 @@ def _parity_cells(parity: Mapping[str, Any] | None) -> list[str]:
 
 def _run_sections(report: Mapping[str, Any]) -> list[Section]:
     run = report.get("run") or {}
-    names = {"created": "Created", "recipe_hash": "Recipe hash", "device": "Device"}
+    names = {
+        "teacher": "Teacher",
+        "data": "Data",
+        "created": "Created",
+        "recipe_hash": "Recipe hash",
+        "device": "Device",
+    }
     info = [f"{name}: {run[key]}" for key, name in names.items() if run.get(key)]
     return [Section("Run", lines=info), Section("Notes", lines=list(run.get("notes") or []))]
 
@@ -82,6 +88,7 @@ def _models_section(report: Mapping[str, Any]) -> Section:
                 str(model.get("label") or key),
                 str(model.get("format") or DASH),
                 _params_m(model.get("parameters")),
+                _params_m(model.get("non_embedding_parameters")),
                 _fmt(model.get("size_mb"), ".2f"),
                 _pct(model.get("dev_accuracy")),
                 *_parity_cells(model.get("parity")),
@@ -91,6 +98,7 @@ def _models_section(report: Mapping[str, Any]) -> Section:
         "Model",
         "Format",
         "Params (M)",
+        "Non-embedding (M)",
         "Size (MB)",
         "Dev accuracy",
         "Parity max |Δ|",

@@ -122,6 +122,8 @@ def _distill(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, 
         train_examples=state.train_examples,
         teacher_parameters=count_parameters(teacher),
         student_parameters=count_parameters(student),
+        teacher_non_embedding_parameters=count_parameters(teacher, embeddings=False),
+        student_non_embedding_parameters=count_parameters(student, embeddings=False),
     )
 
 
@@ -285,17 +287,19 @@ def build_report(run: RunFolder) -> dict:
         "student_onnx": run.result("export").get("parity"),
         "student_int8": run.result("quantize").get("parity"),
     }
-    params = {
-        "teacher": distill.get("teacher_parameters"),
-        "student": distill.get("student_parameters"),
-    }
+
+    def params(key: str, prefix: str = "") -> int | None:
+        owner = "teacher" if key == "teacher" else "student"
+        return distill.get(f"{owner}_{prefix}parameters")
+
     models = {}
     for key, (label, fmt, path) in _artifacts(run, teacher_path).items():
         models[key] = {
             "label": label,
             "format": fmt,
             "path": str(path),
-            "parameters": params.get(key, params["student"] if "student" in key else None),
+            "parameters": params(key),
+            "non_embedding_parameters": params(key, "non_embedding_"),
             "size_mb": _size_mb(path) if path.exists() else None,
             "dev_accuracy": accs.get(key),
             "parity": parities.get(key),

@@ -8,6 +8,7 @@ lost fidelity).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -15,6 +16,14 @@ from pathlib import Path
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from compressor.errors import UserError
+
+
+class _DropPreprocessHint(logging.Filter):
+    """ORT asks for `quant_pre_process` on every call; its symbolic shape inference fails on
+    these exports, so the hint is noise to our users."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Please consider to run pre-processing")
 
 
 def quantize_dynamic_int8(onnx_path: Path, out_path: Path, *, per_channel: bool = True) -> Path:
@@ -29,6 +38,8 @@ def quantize_dynamic_int8(onnx_path: Path, out_path: Path, *, per_channel: bool 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.stem}.", suffix=".onnx")
     os.close(fd)
+    hint_filter = _DropPreprocessHint()
+    logging.getLogger().addFilter(hint_filter)
     try:
         quantize_dynamic(
             onnx_path,
@@ -42,4 +53,6 @@ def quantize_dynamic_int8(onnx_path: Path, out_path: Path, *, per_channel: bool 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        logging.getLogger().removeFilter(hint_filter)
     return out_path

@@ -77,6 +77,12 @@ def test_report_holds_every_figure(compressed: Path) -> None:
         assert 0.0 <= entry["dev_accuracy"] <= 1.0, key
         assert entry["size_mb"] > 0, key
     assert models["student"]["parameters"] < models["teacher"]["parameters"]
+    # 2 of 4 layers kept: the non-embedding count halves, up to the pooler and classifier
+    ratio = (
+        models["student"]["non_embedding_parameters"]
+        / models["teacher"]["non_embedding_parameters"]
+    )
+    assert 0.5 < ratio < 0.6
     assert models["student_int8"]["size_mb"] < models["student_onnx"]["size_mb"]
     parity = models["student_onnx"]["parity"]
     assert parity["passed"] and parity["max_abs_diff"] < 1e-3 and parity["n"] == 48

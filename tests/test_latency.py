@@ -135,6 +135,8 @@ def test_worker_explains_too_long_sequence(tiny_onnx: Path) -> None:
 
 
 def test_run_latency_on_two_variants(tiny_onnx: Path) -> None:
+    ballast = bytearray(600 * 2**20)  # a big parent must not leak its peak into the workers
+    ballast[::4096] = b"x" * len(ballast[::4096])
     variants = [
         Variant("teacher_onnx", tiny_onnx, "onnxruntime"),
         Variant("student_onnx", tiny_onnx, "onnxruntime"),
@@ -157,6 +159,8 @@ def test_run_latency_on_two_variants(tiny_onnx: Path) -> None:
         assert 0 < r["min_ms"] <= r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] <= r["max_ms"]
         assert len(r["round_p50s_ms"]) == 2
         assert r["throughput_per_s"] == pytest.approx(1000.0 / r["p50_ms"])
+        assert r["peak_rss_mb"] < 400  # ORT + a tiny graph, not the 600 MB parent
+    del ballast
 
 
 def _fake_worker(calls: list[str]) -> Any:

@@ -144,7 +144,9 @@ def test_markdown_numbers() -> None:
     for accuracy in ("91.23%", "88.76%", "87.61%"):
         assert accuracy in md
     assert f"| teacher | student_int8 | 1 | 128 | {SPEEDUP_CELL} |" in md
-    assert "| student_onnx | onnx | 11.20 | 42.90 | 88.76% | 3.2e-06 (tol 1e-04) | 100.00% |" in md
+    assert (
+        "| student_onnx | onnx | 11.20 | — | 42.90 | 88.76% | 3.2e-06 (tol 1e-04) | 100.00% |" in md
+    )
     assert "| 87.50% | ✗ (n=200) |" in md
     assert "| teacher | pytorch | 1 | 128 | 12.00 | 13.20 | 15.60 | 83.3 | 512 |" in md
     assert "Parity max \\|Δ\\|" in md  # a literal pipe would split the column

@@ -138,9 +138,10 @@ def test_distillation_pulls_student_towards_teacher(tiny_teacher_dir: Path, tmp_
 
     def gap() -> float:
         teacher.eval(), student.eval()
+        on_device = batch.to(student.device)  # the trainer moves models to the GPU if any
         with torch.no_grad():
-            t = torch.log_softmax(teacher(**batch).logits, -1)
-            s = torch.log_softmax(student(**batch).logits, -1)
+            t = torch.log_softmax(teacher.to(student.device)(**on_device).logits, -1)
+            s = torch.log_softmax(student(**on_device).logits, -1)
         return float(torch.nn.functional.kl_div(s, t, log_target=True, reduction="batchmean"))
 
     before = gap()
