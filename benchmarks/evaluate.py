@@ -17,25 +17,15 @@ import onnxruntime as ort
 import torch
 from transformers import (
     AutoModelForSequenceClassification,
-    AutoTokenizer,
     BatchEncoding,
     PreTrainedTokenizerBase,
 )
 
 from compressor.errors import UserError
+from compressor.models import load_tokenizer
 
 Batches = Iterator[tuple[np.ndarray, BatchEncoding]]
 Parts = list[tuple[np.ndarray, np.ndarray]]
-
-
-def _load_tokenizer(tokenizer_dir: Path) -> PreTrainedTokenizerBase:
-    try:
-        return AutoTokenizer.from_pretrained(tokenizer_dir)
-    except (OSError, ValueError) as exc:
-        raise UserError(
-            f"no usable tokenizer in {tokenizer_dir} ({exc.__class__.__name__}) — save the "
-            "tokenizer next to the model or pass tokenizer_dir"
-        ) from exc
 
 
 def _batches(
@@ -141,7 +131,7 @@ def predict_logits(
         raise UserError(
             f"{len(texts)} texts but {len(text_pairs)} text_pairs — pass one pair per text"
         )
-    tokenizer = _load_tokenizer(tokenizer_dir or (model_path.parent if is_onnx else model_path))
+    tokenizer = load_tokenizer(tokenizer_dir or (model_path.parent if is_onnx else model_path))
     batches = _batches(
         tokenizer, texts, text_pairs, max_length, batch_size, "np" if is_onnx else "pt"
     )

@@ -27,6 +27,18 @@ def _raise_disk_error(path: Path, exc: OSError) -> None:
     raise exc
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path: Path, directory: bool) -> None:
+    """mkstemp / mkdtemp create private (0600 / 0700) entries; outputs should get the same
+    permissions as any file the user creates."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def write_text(path: Path, text: str) -> None:
     """Write `text` to `path` atomically."""
     path = Path(path)
@@ -35,6 +47,7 @@ def write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        _publish_mode(Path(tmp), directory=False)
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -58,6 +71,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
+        _publish_mode(tmp, directory=True)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +52,18 @@ Overwrite = Annotated[bool, typer.Option(help="Replace a previous run in the out
 Resume = Annotated[
     bool, typer.Option(help="Continue the run in the output folder from its last checkpoint.")
 ]
+
+
+@contextmanager
+def _resumable() -> Iterator[None]:
+    """Ctrl-C during a long run: say how to continue instead of a bare 'Aborted!'."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        Console(stderr=True).print(
+            "[yellow]interrupted — rerun the same command with --resume to continue"
+        )
+        raise typer.Exit(130) from None
 
 
 def _data_overrides(data, text_column, text_pair_column, label_column, max_train) -> dict:
@@ -101,9 +115,10 @@ def finetune(
     )
     overrides |= _train_overrides("finetune", steps, epochs, batch_size, lr)
     effective = load_recipe(recipe, overrides)
-    path = run_finetune(
-        model or default_teacher_backbone(), effective, out, overwrite=overwrite, resume=resume
-    )
+    with _resumable():
+        path = run_finetune(
+            model or default_teacher_backbone(), effective, out, overwrite=overwrite, resume=resume
+        )
     console.print(f"[green]teacher saved to {path}")
 
 
@@ -155,9 +170,15 @@ def compress(
     if dry_run:
         _print_plan(pipeline.plan(teacher, effective))
         return
-    paths = pipeline.compress(
-        teacher, effective, out, overwrite=overwrite, resume=resume, skip_benchmark=skip_benchmark
-    )
+    with _resumable():
+        paths = pipeline.compress(
+            teacher,
+            effective,
+            out,
+            overwrite=overwrite,
+            resume=resume,
+            skip_benchmark=skip_benchmark,
+        )
     console.print(f"[green]report: {paths['md']}  (JSON: {paths['json']}, HTML: {paths['html']})")
 
 
@@ -178,7 +199,7 @@ def export(
     tolerance: Annotated[float, typer.Option(help="Max |logit difference| allowed.")] = 1e-3,
 ) -> None:
     """Export to ONNX (dynamic batch / sequence axes) and check parity on real dev inputs."""
-    from compressor.standalone import export_model
+    from compressor.artifacts import export_model
 
     recipe = load_recipe(
         None,
@@ -204,7 +225,7 @@ def quantize(
     text_pair_column: PairCol = None,
 ) -> None:
     """Quantize an exported model and re-measure its dev accuracy next to the fp32 file's."""
-    from compressor.standalone import quantize_model
+    from compressor.artifacts import quantize_model
 
     recipe = load_recipe(
         None,
@@ -276,8 +297,3 @@ def main() -> None:
     except UserError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
-    except KeyboardInterrupt:
-        Console(stderr=True).print(
-            "[yellow]interrupted — rerun the same command with --resume to continue"
-        )
-        sys.exit(130)

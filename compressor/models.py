@@ -33,19 +33,26 @@ LAYER_KEY = re.compile(r"\.layer\.(\d+)\.")
 hf_logging.set_verbosity_error()
 
 
+def check_model_folder(path: Path) -> None:
+    """A local model folder must hold a config and weights; say which is missing."""
+    if not path.is_dir():
+        raise UserError(f"model folder {path} does not exist — pass a Hugging Face model folder")
+    if not (path / "config.json").is_file():
+        raise UserError(f"{path} has no config.json — pass a Hugging Face model folder")
+    if not any((path / name).is_file() for name in WEIGHT_FILES):
+        raise UserError(
+            f"{path} has a config but no weights (model.safetensors / pytorch_model.bin) — "
+            "copy the weights there or point to the folder that has them"
+        )
+
+
 def resolve_model_dir(path: str | Path) -> str:
     """Accept a run folder (holding `model/`), a model folder, or a hub id."""
     p = Path(path)
     if (p / "model" / "config.json").is_file():
         p = p / "model"
     if p.is_dir():
-        if not (p / "config.json").is_file():
-            raise UserError(f"{p} has no config.json — pass a Hugging Face model folder")
-        if not any((p / name).is_file() for name in WEIGHT_FILES):
-            raise UserError(
-                f"{p} has a config but no weights (model.safetensors / pytorch_model.bin) — "
-                "copy the weights there or point to the folder that has them"
-            )
+        check_model_folder(p)
         return str(p)
     if p.exists() or str(path).startswith((".", "/")) or str(path).count("/") > 1:
         raise UserError(f"model path {path} does not exist — pass a model folder or a hub id")
@@ -60,7 +67,7 @@ def _check_supported(config: AutoConfig, where: str) -> None:
         )
 
 
-def load_tokenizer(model_dir: str) -> PreTrainedTokenizerBase:
+def load_tokenizer(model_dir: str | Path) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(model_dir)
     except (OSError, ValueError) as exc:
@@ -101,15 +108,6 @@ def check_labels(model: PreTrainedModel, label_names: list[str], where: str) -> 
         raise UserError(
             f"{where} has {len(label_names)} label values but the teacher has "
             f"{model.config.num_labels} classes — use the data the teacher was fine-tuned on"
-        )
-
-
-def check_same_tokenizer(a: PreTrainedTokenizerBase, b: PreTrainedTokenizerBase) -> None:
-    """Distillation compares outputs token by token: both models must read the same ids."""
-    if a.get_vocab() != b.get_vocab():
-        raise UserError(
-            f"tokenizer mismatch: vocabularies differ ({len(a)} vs {len(b)} tokens) — "
-            "teacher and student must share one tokenizer"
         )
 
 

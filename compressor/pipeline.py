@@ -128,61 +128,34 @@ def _distill(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, 
 
 
 def _export(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
-    from exporters.manifest import update_manifest
-    from exporters.onnx import export_onnx
-    from exporters.parity import check_parity
+    from compressor.artifacts import export_checked
 
-    onnx_path = export_onnx(run.path / "model", run.path / "onnx", opset=recipe.export.opset)
-    probe = data.dev.take(recipe.export.parity_samples)
-    parity = check_parity(
+    result = export_checked(
         run.path / "model",
-        onnx_path,
-        probe.texts,
-        probe.pairs,
+        run.path / "onnx",
+        data.dev.take(recipe.export.parity_samples),
+        opset=recipe.export.opset,
         tolerance=recipe.export.parity_tolerance,
         max_length=recipe.data.max_length,
-    )
-    update_manifest(
-        onnx_path.parent,
-        onnx_path.name,
-        source_model=str(run.path / "model"),
         recipe_hash=recipe.hash(),
-        parity=parity.to_dict(),
     )
-    if not parity.passed:
-        console.print(f"[red]ONNX parity FAILED: {parity.to_dict()}")
-    run.complete("export", path=str(onnx_path), parity=parity.to_dict())
+    if not result["parity"]["passed"]:
+        console.print(f"[red]ONNX parity FAILED: {result['parity']}")
+    run.complete("export", **result)
 
 
 def _quantize(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
-    from exporters.manifest import update_manifest
-    from exporters.parity import check_parity
-    from exporters.quantize import quantize_dynamic_int8
+    from compressor.artifacts import quantize_checked
 
-    fp32 = Path(run.result("export")["path"])
-    int8 = quantize_dynamic_int8(
-        fp32, fp32.with_name("model_int8.onnx"), per_channel=recipe.quantize.per_channel
-    )
-    probe = data.dev.take(recipe.export.parity_samples)
-    # int8 logits differ by design: the gate is the argmax, the max |diff| is reported.
-    parity = check_parity(
+    result = quantize_checked(
+        Path(run.result("export")["path"]),
         run.path / "model",
-        int8,
-        probe.texts,
-        probe.pairs,
-        tolerance=float("inf"),
-        min_agreement=0.0,
+        data.dev.take(recipe.export.parity_samples),
+        per_channel=recipe.quantize.per_channel,
         max_length=recipe.data.max_length,
-    )
-    update_manifest(
-        int8.parent,
-        int8.name,
-        source_model=str(fp32),
         recipe_hash=recipe.hash(),
-        quantization={"mode": recipe.quantize.mode, "per_channel": recipe.quantize.per_channel},
-        parity=parity.to_dict(),
     )
-    run.complete("quantize", path=str(int8), parity=parity.to_dict())
+    run.complete("quantize", **result)
 
 
 def _artifacts(run: RunFolder, teacher_path: str) -> dict[str, tuple[str, str, Path]]:

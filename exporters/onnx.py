@@ -10,27 +10,7 @@ import torch
 from optimum.exporters.onnx import main_export
 
 from compressor.atomic import atomic_dir
-from compressor.errors import UserError
-
-WEIGHT_FILES = (
-    "model.safetensors",
-    "pytorch_model.bin",
-    "model.safetensors.index.json",
-    "pytorch_model.bin.index.json",
-)
-
-
-def _check_model_dir(model_dir: Path) -> None:
-    """Fail with a fixable message before optimum fails with a hub lookup traceback."""
-    if not model_dir.is_dir():
-        raise UserError(f"{model_dir} is not a folder — pass a Hugging Face model folder")
-    if not (model_dir / "config.json").is_file():
-        raise UserError(f"{model_dir} has no config.json — pass a Hugging Face model folder")
-    if not any((model_dir / name).is_file() for name in WEIGHT_FILES):
-        raise UserError(
-            f"{model_dir} has no weights (model.safetensors / pytorch_model.bin) — "
-            "save the model there or point to the folder that has them"
-        )
+from compressor.models import check_model_folder
 
 
 def export_onnx(model_dir: Path, out_dir: Path, *, opset: int = 18) -> Path:
@@ -41,7 +21,7 @@ def export_onnx(model_dir: Path, out_dir: Path, *, opset: int = 18) -> Path:
     skipped: `exporters.parity` checks on real sentences, which random dummy inputs do not.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    _check_model_dir(model_dir)
+    check_model_folder(model_dir)
     with atomic_dir(out_dir) as tmp, warnings.catch_warnings():
         # transformers' mask code trips the tracer's constant warning on every export; a trace
         # that really baked in a shape would fail the varied-length parity check instead.

@@ -60,6 +60,31 @@ def build_tiny_bert(
     return out_dir
 
 
+def save_variant(teacher_dir: Path, out_dir: Path, seed: int, **config_changes: object) -> Path:
+    """A teacher-shaped model with its own weights, saved with the teacher's tokenizer.
+
+    Default-init (std 0.02) tiny models give near-constant logits, which let order or
+    quantization bugs hide; tests pass e.g. `initializer_range=0.3` to spread them.
+    """
+    config = BertConfig.from_pretrained(teacher_dir)
+    for key, value in config_changes.items():
+        setattr(config, key, value)
+    torch.manual_seed(seed)
+    BertForSequenceClassification(config).save_pretrained(out_dir)
+    BertTokenizerFast.from_pretrained(teacher_dir).save_pretrained(out_dir)
+    return out_dir
+
+
+def write_sst2_subset(folder: Path, n_train: int, n_dev: int) -> Path:
+    """train.tsv / dev.tsv with the first real SST-2 dev rows: small, real, disjoint."""
+    lines = (SST2 / "dev.tsv").read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], lines[1:]
+    (folder / "train.tsv").write_text("\n".join([header, *rows[:n_train]]) + "\n", "utf-8")
+    dev = rows[n_train : n_train + n_dev]
+    (folder / "dev.tsv").write_text("\n".join([header, *dev]) + "\n", "utf-8")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 4-layer, hidden-32 BERT classifier folder; read-only for tests (copy to modify)."""

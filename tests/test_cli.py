@@ -1,14 +1,18 @@
 """The CLI as a user runs it: one clear line and exit code 2 for every bad input."""
 
+import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SST2
+from tests.conftest import write_sst2_subset
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "200"}
 
@@ -56,11 +60,7 @@ def test_bad_recipe_key(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("data")
-    lines = (SST2 / "dev.tsv").read_text(encoding="utf-8").splitlines()
-    (folder / "train.tsv").write_text("\n".join(lines[:65]) + "\n", encoding="utf-8")
-    (folder / "dev.tsv").write_text("\n".join([lines[0], *lines[65:97]]) + "\n", encoding="utf-8")
-    return folder
+    return write_sst2_subset(tmp_path_factory.mktemp("data"), 64, 32)
 
 
 def test_missing_data_path(tiny_teacher_dir: Path, tmp_path: Path) -> None:
@@ -184,3 +184,41 @@ def test_dry_run_prints_the_plan(tiny_teacher_dir: Path, small_data: Path, tmp_p
     assert "2 layers from teacher layers uniform" in result.stdout
     assert "7 steps" in result.stdout
     assert not (tmp_path / "o").exists()
+
+
+def test_interrupted_compress_resumes_from_its_checkpoint(
+    tiny_teacher_dir: Path, small_data: Path, tmp_path: Path
+) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"data:\n  source: {small_data}\n  max_length: 32\nstudent:\n  layers: 2\n"
+        "train:\n  max_steps: 300\n  batch_size: 8\n  eval_every: 5\n  checkpoint_every: 5\n"
+    )
+    out = tmp_path / "run"
+    args = ["compress", "--teacher", str(tiny_teacher_dir), "--out", str(out), "--recipe",
+            str(recipe), "--skip-benchmark"]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "compressor", *args], env=ENV, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list(out.glob("training/checkpoints/step-*/trainer_state.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "--resume" in stderr and "Traceback" not in stderr
+    saved = max(
+        int(p.parent.name[5:]) for p in out.glob("training/checkpoints/*/trainer_state.json")
+    )
+    assert 0 < saved < 300
+
+    result = cli(*args, "--resume")
+    assert result.returncode == 0, result.stderr
+    logged = [int(m) for m in re.findall(r"step (\d+)/300", result.stdout)]
+    assert logged[0] == saved + 5  # continued after the checkpoint, not from step 0
+    assert logged[-1] == 300
+    state = json.loads((out / "state.json").read_text())
+    assert state["stages"]["distill"]["steps"] == 300
+    assert (out / "report.md").is_file()

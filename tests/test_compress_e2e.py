@@ -10,16 +10,12 @@ from transformers import AutoModelForSequenceClassification
 from compressor.pipeline import compress, finetune
 from compressor.recipe import load_recipe
 from compressor.runfolder import RunFolder
-from tests.conftest import SST2
+from tests.conftest import write_sst2_subset
 
 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("data")
-    lines = (SST2 / "dev.tsv").read_text(encoding="utf-8").splitlines()
-    (folder / "train.tsv").write_text("\n".join(lines[:257]) + "\n", encoding="utf-8")
-    (folder / "dev.tsv").write_text("\n".join([lines[0], *lines[257:385]]) + "\n", encoding="utf-8")
-    return folder
+    return write_sst2_subset(tmp_path_factory.mktemp("data"), 256, 128)
 
 
 @pytest.fixture(scope="module")

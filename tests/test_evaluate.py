@@ -4,12 +4,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
+from transformers import AutoTokenizer, BertForSequenceClassification
 
 from benchmarks.evaluate import accuracy, predict_logits
 from compressor.errors import UserError
 from exporters.onnx import export_onnx
-from tests.conftest import sst2_rows
+from tests.conftest import save_variant, sst2_rows
 
 ROWS = sst2_rows("dev", limit=40)
 TEXTS = [text for text, _ in ROWS]
@@ -20,13 +20,9 @@ LABELS = [label for _, label in ROWS]
 def varied_dir(tiny_teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Teacher-shaped, but with a wide init: default-init logits barely differ between
     sentences, which would let a scrambled output order go unnoticed."""
-    out = tmp_path_factory.mktemp("varied")
-    config = AutoConfig.from_pretrained(tiny_teacher_dir)
-    config.initializer_range = 0.3
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(out)
-    AutoTokenizer.from_pretrained(tiny_teacher_dir).save_pretrained(out)
-    return out
+    return save_variant(
+        tiny_teacher_dir, tmp_path_factory.mktemp("varied"), seed=0, initializer_range=0.3
+    )
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
+from transformers import AutoTokenizer, BertForSequenceClassification
 
 from benchmarks.evaluate import predict_logits
 from compressor.errors import UserError
@@ -16,20 +16,9 @@ from exporters.manifest import update_manifest
 from exporters.onnx import export_onnx
 from exporters.parity import check_parity
 from exporters.quantize import quantize_dynamic_int8
-from tests.conftest import sst2_rows
+from tests.conftest import save_variant, sst2_rows
 
 TEXTS = [text for text, _ in sst2_rows("dev", limit=64)]
-
-
-def _save_variant(teacher_dir: Path, out_dir: Path, seed: int, **config_changes: object) -> Path:
-    """A teacher-shaped model with its own weights, saved with the teacher's tokenizer."""
-    config = AutoConfig.from_pretrained(teacher_dir)
-    for key, value in config_changes.items():
-        setattr(config, key, value)
-    torch.manual_seed(seed)
-    BertForSequenceClassification(config).save_pretrained(out_dir)
-    AutoTokenizer.from_pretrained(teacher_dir).save_pretrained(out_dir)
-    return out_dir
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +29,7 @@ def spread_dir(tiny_teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     the argmax trivially. A wider init spreads the logits, and a bias at the median logit
     difference puts the decision boundary among the sentences, where quantization noise shows.
     """
-    out = _save_variant(
+    out = save_variant(
         tiny_teacher_dir, tmp_path_factory.mktemp("spread"), seed=0, initializer_range=0.2
     )
     logits = predict_logits(out, TEXTS)
@@ -108,7 +97,7 @@ def test_sentence_pairs_reach_the_exported_graph(spread_dir: Path, spread_onnx: 
 
 
 def test_pruned_heads_and_narrow_ffn_export(tiny_teacher_dir: Path, tmp_path: Path) -> None:
-    src = _save_variant(tiny_teacher_dir, tmp_path / "pruned", seed=3, intermediate_size=16)
+    src = save_variant(tiny_teacher_dir, tmp_path / "pruned", seed=3, intermediate_size=16)
     model = BertForSequenceClassification.from_pretrained(src)
     model.prune_heads({0: [0, 1], 2: [3]})
     model.save_pretrained(src)
@@ -144,7 +133,7 @@ def test_quantize_missing_file_is_a_user_error(tmp_path: Path) -> None:
 def test_differently_seeded_candidate_fails(
     tiny_teacher_dir: Path, spread_dir: Path, tmp_path: Path
 ) -> None:
-    other = _save_variant(tiny_teacher_dir, tmp_path / "other", seed=1, initializer_range=0.2)
+    other = save_variant(tiny_teacher_dir, tmp_path / "other", seed=1, initializer_range=0.2)
     result = check_parity(spread_dir, export_onnx(other, tmp_path / "onnx"), TEXTS)
     assert not result.passed
     assert result.max_abs_diff > 0.1 and result.argmax_agreement < 0.9
@@ -184,6 +173,6 @@ def test_export_needs_weights(tiny_teacher_dir: Path, tmp_path: Path) -> None:
         shutil.copy(tiny_teacher_dir / name, no_weights / name)
     with pytest.raises(UserError, match="no weights"):
         export_onnx(no_weights, tmp_path / "onnx")
-    with pytest.raises(UserError, match="not a folder"):
+    with pytest.raises(UserError, match="does not exist"):
         export_onnx(tmp_path / "missing", tmp_path / "onnx")
     assert not (tmp_path / "onnx").exists()

@@ -159,6 +159,10 @@ def train(
                     accelerator.unwrap_model(model).save_pretrained(tmp)
                     tokenizer.save_pretrained(tmp)
         progress.update(task, acc=f"{acc:.4f}")
+        if not progress.console.is_terminal:  # logs and CI get a line per evaluation instead
+            progress.console.print(
+                f"{description}: step {state.step}/{total} loss {loss:.4f} dev acc {acc:.4f}"
+            )
 
     def checkpoint() -> None:
         target = ckpt_root / f"step-{state.step}"

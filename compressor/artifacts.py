@@ -1,0 +1,136 @@
+"""Deployable files, each checked before it is recorded: ONNX export gated on parity with
+PyTorch, int8 quantization with its agreement measured. `compress` and the single-stage
+`export` / `quantize` commands share these functions, so both write the same manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compressor.data import Split, load_task_data
+from compressor.errors import UserError
+from compressor.models import resolve_model_dir
+from compressor.recipe import Recipe
+
+
+def export_checked(
+    model_dir: Path,
+    out_dir: Path,
+    probe: Split,
+    *,
+    opset: int,
+    tolerance: float,
+    max_length: int,
+    recipe_hash: str,
+) -> dict:
+    """Export to ONNX, compare logits with PyTorch on `probe`, record both in the manifest."""
+    from exporters.manifest import update_manifest
+    from exporters.onnx import export_onnx
+    from exporters.parity import check_parity
+
+    onnx_path = export_onnx(model_dir, out_dir, opset=opset)
+    parity = check_parity(
+        model_dir, onnx_path, probe.texts, probe.pairs, tolerance=tolerance, max_length=max_length
+    )
+    update_manifest(
+        onnx_path.parent,
+        onnx_path.name,
+        source_model=str(model_dir),
+        recipe_hash=recipe_hash,
+        parity=parity.to_dict(),
+    )
+    return {"path": str(onnx_path), "parity": parity.to_dict()}
+
+
+def quantize_checked(
+    fp32: Path,
+    reference: Path,
+    probe: Split,
+    *,
+    per_channel: bool,
+    max_length: int,
+    recipe_hash: str,
+    **manifest_fields: object,
+) -> dict:
+    """Dynamic int8 next to `fp32`; its argmax agreement with `reference` is measured.
+
+    int8 logits differ from fp32 by design, so the gate is prediction agreement and the max
+    |difference| is only reported (tolerance infinite).
+    """
+    from exporters.manifest import update_manifest
+    from exporters.parity import check_parity
+    from exporters.quantize import quantize_dynamic_int8
+
+    int8 = quantize_dynamic_int8(
+        fp32, fp32.with_name(f"{fp32.stem}_int8.onnx"), per_channel=per_channel
+    )
+    parity = check_parity(
+        reference,
+        int8,
+        probe.texts,
+        probe.pairs,
+        tolerance=float("inf"),
+        min_agreement=0.0,
+        max_length=max_length,
+    )
+    update_manifest(
+        int8.parent,
+        int8.name,
+        source_model=str(fp32),
+        recipe_hash=recipe_hash,
+        quantization={"mode": "dynamic-int8", "per_channel": per_channel},
+        parity=parity.to_dict(),
+        **manifest_fields,
+    )
+    return {"path": str(int8), "parity": parity.to_dict()}
+
+
+def export_model(
+    model: Path, out: Path, recipe: Recipe, *, opset: int, samples: int, tolerance: float
+) -> dict:
+    """`compressor export`: any model folder, parity on the recipe's dev sentences."""
+    model_dir = Path(resolve_model_dir(model))
+    probe = load_task_data(recipe.data).dev.take(samples)
+    return export_checked(
+        model_dir,
+        out,
+        probe,
+        opset=opset,
+        tolerance=tolerance,
+        max_length=recipe.data.max_length,
+        recipe_hash=recipe.hash(),
+    )
+
+
+def quantize_model(onnx_dir: Path, recipe: Recipe) -> dict:
+    """`compressor quantize`: int8 beside model.onnx, both files scored on the dev set."""
+    from benchmarks.evaluate import accuracy
+
+    fp32 = Path(onnx_dir)
+    if fp32.is_dir():
+        fp32 = fp32 / "model.onnx"
+    if not fp32.is_file():
+        raise UserError(f"{fp32} does not exist — pass the folder written by `compressor export`")
+    if recipe.quantize.mode != "dynamic-int8":
+        raise UserError(f"--mode {recipe.quantize.mode} is not available yet — use dynamic-int8")
+    dev = load_task_data(recipe.data).dev
+    max_length = recipe.data.max_length
+    acc_fp32 = accuracy(fp32, dev.texts, dev.pairs, dev.labels, max_length=max_length)
+    result = quantize_checked(
+        fp32,
+        fp32,
+        dev,
+        per_channel=recipe.quantize.per_channel,
+        max_length=max_length,
+        recipe_hash=recipe.hash(),
+    )
+    int8 = Path(result["path"])
+    acc_int8 = accuracy(int8, dev.texts, dev.pairs, dev.labels, max_length=max_length)
+    from exporters.manifest import update_manifest
+
+    update_manifest(int8.parent, int8.name, dev_accuracy=acc_int8)
+    return {
+        "path": result["path"],
+        "dev_accuracy_fp32": acc_fp32,
+        "dev_accuracy_int8": acc_int8,
+        "argmax_agreement_with_fp32": result["parity"]["argmax_agreement"],
+    }
