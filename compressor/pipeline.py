@@ -236,6 +236,7 @@ def benchmark(run: RunFolder, teacher_path: str, recipe: Recipe) -> None:
         (a, b)
         for a, b in [
             ("teacher PyTorch", "student PyTorch"),
+            ("teacher PyTorch", "student ONNX"),
             ("teacher ONNX", "student ONNX"),
             ("teacher ONNX", "student ONNX int8"),
             ("teacher PyTorch", "student ONNX int8"),

@@ -181,7 +181,7 @@ def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
 def load_recipe(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Recipe:
     """Defaults <- YAML file <- CLI overrides (dotted keys), validated as one."""
     tree: dict[str, Any] = {}
-    origin = "recipe"
+    origin = "settings (defaults + flags)"
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -193,7 +193,7 @@ def load_recipe(path: Path | None = None, overrides: dict[str, Any] | None = Non
         if not isinstance(loaded, dict):
             raise UserError(f"recipe {path} must be a mapping of sections — see recipes/")
         tree = loaded
-        origin = str(path)
+        origin = f"{path} (+ flags)" if overrides else str(path)
     for dotted, value in (overrides or {}).items():
         if value is not None:
             set_dotted(tree, dotted, value)

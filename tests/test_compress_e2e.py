@@ -133,3 +133,27 @@ def test_resume_with_another_recipe_is_refused(compressed: Path, recipe_file: Pa
         compress(
             str(compressed.parent / "teacher"), other, compressed, overwrite=False, resume=True
         )
+
+
+def test_single_stage_commands_on_the_run(
+    compressed: Path, small_data: Path, tmp_path: Path
+) -> None:
+    from tests.test_cli import cli
+
+    data = ["--data", str(small_data)]
+    exported = cli("export", str(compressed), "--out", str(tmp_path / "onnx"), *data)
+    assert exported.returncode == 0, exported.stderr
+    manifest = json.loads((tmp_path / "onnx" / "manifest.json").read_text())
+    assert manifest["model.onnx"]["parity"]["passed"] is True
+    assert manifest["model.onnx"]["opset"] == 18
+
+    quantized = cli("quantize", str(tmp_path / "onnx"), *data)
+    assert quantized.returncode == 0, quantized.stderr
+    manifest = json.loads((tmp_path / "onnx" / "manifest.json").read_text())
+    assert 0.0 <= manifest["model_int8.onnx"]["dev_accuracy"] <= 1.0
+    assert manifest["model_int8.onnx"]["quantization"]["per_channel"] is True
+
+    (compressed / "report.md").unlink()
+    reported = cli("report", str(compressed))
+    assert reported.returncode == 0, reported.stderr
+    assert (compressed / "report.md").is_file() and "Speed-ups" in reported.stdout

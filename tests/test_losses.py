@@ -1,9 +1,18 @@
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from compressor.distill.losses import HiddenMSE, hard_ce, soft_kd
+from compressor.distill.losses import (
+    AttentionKL,
+    AttentionMSE,
+    HiddenCosine,
+    HiddenMSE,
+    PatientCLS,
+    hard_ce,
+    soft_kd,
+)
 from compressor.distill.mapping import hidden_pairs, init_layers, uniform_layers
 from compressor.errors import UserError
 
@@ -30,6 +39,11 @@ def test_hard_ce_is_cross_entropy() -> None:
     assert hard_ce(logits, torch.tensor([1])).item() == pytest.approx(-math.log(0.75))
 
 
+def out(hidden=None, attentions=None) -> SimpleNamespace:
+    """A stand-in for an HF model output with the fields the losses read."""
+    return SimpleNamespace(logits=torch.zeros(1, 2), hidden_states=hidden, attentions=attentions)
+
+
 def test_hidden_mse_same_width_ignores_padding() -> None:
     s = (torch.zeros(1, 3, 2), torch.ones(1, 3, 2))
     t = (torch.zeros(1, 3, 2), torch.full((1, 3, 2), 3.0))
@@ -37,7 +51,7 @@ def test_hidden_mse_same_width_ignores_padding() -> None:
     mask = torch.tensor([[1, 1, 0]])
     loss = HiddenMSE([(0, 0), (1, 1)], 2, 2)
     assert isinstance(loss.proj, torch.nn.Identity)
-    assert loss(s, t, mask).item() == pytest.approx(4.0)  # (1-3)^2 on real tokens, layer 1 only
+    assert loss(out(s), out(t), mask).item() == pytest.approx(4.0)  # (1-3)^2, layer 1 only
 
 
 def test_hidden_mse_learns_a_projection_when_widths_differ() -> None:
@@ -49,13 +63,58 @@ def test_hidden_mse_learns_a_projection_when_widths_differ() -> None:
     t = (None, None, target(s[1]).detach())
     mask = torch.ones(2, 5)
     opt = torch.optim.Adam(loss.parameters(), lr=0.05)
-    start = loss(s, t, mask).item()
+    start = loss(out(s), out(t), mask).item()
     for _ in range(300):
         opt.zero_grad()
-        value = loss(s, t, mask)
+        value = loss(out(s), out(t), mask)
         value.backward()
         opt.step()
     assert value.item() < start * 0.01
+
+
+def test_hidden_cosine_is_one_minus_cosine() -> None:
+    s = (None, torch.tensor([[[1.0, 0.0], [1.0, 1.0]]]))
+    t = (None, torch.tensor([[[0.0, 1.0], [2.0, 2.0]]]))
+    loss = HiddenCosine([(0, 0), (1, 1)], 2, 2)
+    assert loss.pairs == [(0, 0), (1, 1)]
+    # token 0: orthogonal -> 1; token 1: same direction -> 0; embeddings pair reads index 0
+    value = loss(out((s[1], s[1])), out((t[1], t[1])), torch.ones(1, 2)).item()
+    assert value == pytest.approx(1.0)
+    with pytest.raises(UserError, match="equal widths"):
+        HiddenCosine([(1, 1)], 2, 4)
+
+
+def test_pkd_uses_normalised_cls_vectors_only() -> None:
+    s = (None, torch.tensor([[[3.0, 0.0], [9.0, 9.0]]]))
+    t = (None, torch.tensor([[[0.0, 5.0], [-9.0, 1.0]]]))
+    loss = PatientCLS([(0, 0), (1, 1)], 2, 2)
+    assert loss.pairs == [(1, 1)]  # PKD does not use the embeddings
+    # ||(1,0) - (0,1)||^2 = 2, whatever the norms and the non-CLS tokens
+    assert loss(out(s), out(t), torch.ones(1, 2)).item() == pytest.approx(2.0)
+
+
+def test_attention_mse_on_real_tokens_averaged_over_heads() -> None:
+    a_s = torch.zeros(1, 2, 2, 2)
+    a_t = torch.zeros(1, 2, 2, 2)
+    a_t[0, 0, 0, 0] = 1.0  # one entry differs by 1 in head 0
+    a_t[0, 1, 1, 1] = 7.0  # a padded query/key: ignored
+    loss = AttentionMSE([(0, 0), (1, 1)], 4, 4)
+    mask = torch.tensor([[1, 0]])
+    # 1 real (query, key) cell x 2 heads: mean squared error = 1 / 2
+    assert loss(out(attentions=(a_s,)), out(attentions=(a_t,)), mask).item() == pytest.approx(0.5)
+    with pytest.raises(UserError, match="equal head counts"):
+        loss(out(attentions=(torch.zeros(1, 1, 2, 2),)), out(attentions=(a_t,)), mask)
+
+
+def test_attention_kl_matches_hand_computed_kl() -> None:
+    a_t = torch.tensor([[[[0.5, 0.5], [0.9, 0.1]]]])
+    a_s = torch.tensor([[[[0.25, 0.75], [0.9, 0.1]]]])
+    loss = AttentionKL([(3, 6)], 4, 4)
+    expected = (0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)) / 2  # mean over 2 queries
+    got = loss(out(attentions=(None, None, a_s)), out(attentions=(None,) * 5 + (a_t,)),
+               torch.ones(1, 2))  # fmt: skip
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+    assert AttentionKL.needs_attentions and not HiddenMSE.needs_attentions
 
 
 def test_uniform_mapping_is_tinybert_g() -> None:

@@ -180,3 +180,25 @@ def test_nan_loss_stops_with_a_clear_error(tiny_teacher_dir: Path, tmp_path: Pat
             out_dir=tmp_path,
             compute_loss=nan_loss,
         )
+
+
+def test_every_registered_loss_runs_on_real_models(tiny_teacher_dir: Path) -> None:
+    from compressor.distill.losses import INTERMEDIATE_LOSSES
+    from compressor.recipe import IntermediateLoss
+
+    teacher, tok = load_classifier(tiny_teacher_dir)
+    teacher.requires_grad_(False)
+    student = build_student(teacher, StudentConfig(layers=2))
+    batch = dict(tok(["a charming , often affecting journey .", "bleak"], padding=True,
+                     return_tensors="pt"))  # fmt: skip
+    batch["labels"] = torch.tensor([1, 0])
+    for name in INTERMEDIATE_LOSSES:
+        layer_map = "last" if name == "attention_kl" else "uniform"
+        cfg = DistillConfig(intermediate=[IntermediateLoss(name=name, layer_map=layer_map)])
+        objective = DistillObjective(teacher, student, cfg)
+        student.zero_grad()
+        loss, parts = objective(student, batch)
+        loss.backward()
+        assert torch.isfinite(loss) and parts[name] >= 0, name
+        grad = student.bert.encoder.layer[0].attention.self.query.weight.grad
+        assert grad is not None and grad.abs().sum() > 0, name

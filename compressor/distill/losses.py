@@ -1,8 +1,9 @@
 """Distillation losses, each a small module registered by name for the recipe.
 
-Prediction-layer terms (`soft_kd`, `hard_ce`) read logits; intermediate terms read the
-`hidden_states` tuples that HF models return with `output_hidden_states=True`, so neither
-model is edited.
+Prediction-layer terms (`soft_kd`, `hard_ce`) read logits and are mixed by the recipe's
+`alpha`; the registered terms read what HF models return with `output_hidden_states` /
+`output_attentions`, so neither model is edited. A term declares what it needs and the
+objective asks the models for exactly that.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from compressor.errors import UserError
 
 INTERMEDIATE_LOSSES: dict[str, type[IntermediateLossModule]] = {}
 
@@ -22,7 +26,9 @@ def register(cls: type[IntermediateLossModule]) -> type[IntermediateLossModule]:
     return cls
 
 
-def soft_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float):
+def soft_kd(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """Hinton et al. (2015), eq. 2: KL(p_T || p_S) at temperature T, times T^2.
 
     The T^2 factor keeps the gradient scale of the soft term independent of T, so that
@@ -39,47 +45,161 @@ def hard_ce(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 class IntermediateLossModule(nn.Module):
-    """An intermediate-layer term over pairs of (student, teacher) hidden-state indices."""
+    """A term over pairs of (student, teacher) layer indices (0 = embeddings).
+
+    `needs_attentions` asks both models for `output_attentions`; hidden states are always
+    collected when any term is present.
+    """
 
     name: ClassVar[str]
+    needs_attentions: ClassVar[bool] = False
+    uses_embeddings: ClassVar[bool] = True
 
     def __init__(self, pairs: list[tuple[int, int]], student_dim: int, teacher_dim: int):
         super().__init__()
-        self.pairs = pairs
+        self.pairs = pairs if self.uses_embeddings else [(s, t) for s, t in pairs if s and t]
         self.student_dim = student_dim
         self.teacher_dim = teacher_dim
 
     def forward(
         self,
-        student_hidden: tuple[torch.Tensor, ...],
-        teacher_hidden: tuple[torch.Tensor, ...],
+        student: SequenceClassifierOutput,
+        teacher: SequenceClassifierOutput,
         attention_mask: torch.Tensor,
     ) -> torch.Tensor:
         raise NotImplementedError
 
 
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over real tokens of a (batch, seq) tensor: pads must not be learned from."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp(min=1)
+
+
+def _projection(student_dim: int, teacher_dim: int) -> nn.Module:
+    return nn.Identity() if student_dim == teacher_dim else nn.Linear(student_dim, teacher_dim)
+
+
 @register
 class HiddenMSE(IntermediateLossModule):
-    """TinyBERT (Jiao et al., 2020), eq. 8: MSE(H_S W_h, H_T) per mapped layer, summed.
+    """TinyBERT (Jiao et al., 2020), eqs. 8-9: MSE(H_S W_h, H_T) per mapped layer, summed;
+    pair (0, 0) is the embedding-layer loss MSE(E_S W_e, E_T) with its own W_e.
 
-    W_h is a learned projection used only when widths differ; it trains with the student
-    and is dropped at the end. Padding positions are excluded from the mean (the paper
-    does not say; averaging over pads would reward matching pad vectors).
+    The projections are learned only when widths differ; they train with the student and are
+    dropped at the end. Padding positions are excluded from the mean (the paper does not
+    say; averaging over pads would reward matching pad vectors).
     """
 
     name = "hidden_mse"
 
     def __init__(self, pairs: list[tuple[int, int]], student_dim: int, teacher_dim: int):
         super().__init__(pairs, student_dim, teacher_dim)
-        self.proj: nn.Module = (
-            nn.Identity() if student_dim == teacher_dim else nn.Linear(student_dim, teacher_dim)
-        )
+        self.proj = _projection(student_dim, teacher_dim)
+        self.embedding_proj = _projection(student_dim, teacher_dim)
 
-    def forward(self, student_hidden, teacher_hidden, attention_mask):
-        mask = attention_mask.unsqueeze(-1).to(student_hidden[0].dtype)
-        denom = mask.sum() * self.teacher_dim
-        total = student_hidden[0].new_zeros(())
+    def forward(self, student, teacher, attention_mask):
+        total = student.logits.new_zeros(())
         for s_idx, t_idx in self.pairs:
-            diff = self.proj(student_hidden[s_idx]) - teacher_hidden[t_idx]
-            total = total + (diff.pow(2) * mask).sum() / denom
+            proj = self.embedding_proj if s_idx == 0 else self.proj
+            diff = proj(student.hidden_states[s_idx]) - teacher.hidden_states[t_idx]
+            total = total + _masked_mean(diff.pow(2).mean(-1), attention_mask)
+        return total
+
+
+@register
+class HiddenCosine(IntermediateLossModule):
+    """DistilBERT (Sanh et al., 2019), sec. 3: cosine embedding loss 1 - cos(h_S, h_T),
+    aligning the directions of hidden vectors. Needs equal widths, as in the paper (the
+    student there keeps the teacher's hidden size)."""
+
+    name = "hidden_cosine"
+
+    def __init__(self, pairs: list[tuple[int, int]], student_dim: int, teacher_dim: int):
+        super().__init__(pairs, student_dim, teacher_dim)
+        if student_dim != teacher_dim:
+            raise UserError(
+                f"hidden_cosine needs equal widths (student {student_dim}, teacher "
+                f"{teacher_dim}) — use hidden_mse, which learns a projection"
+            )
+
+    def forward(self, student, teacher, attention_mask):
+        total = student.logits.new_zeros(())
+        for s_idx, t_idx in self.pairs:
+            cos = F.cosine_similarity(
+                student.hidden_states[s_idx], teacher.hidden_states[t_idx], dim=-1
+            )
+            total = total + _masked_mean(1 - cos, attention_mask)
+        return total
+
+
+@register
+class PatientCLS(IntermediateLossModule):
+    """Patient KD (Sun et al., 2019), eq. 3: sum over mapped layers of
+    || h_S/||h_S|| - h_T/||h_T|| ||^2 on the [CLS] vectors. Embeddings are not used."""
+
+    name = "pkd_cls"
+    uses_embeddings = False
+
+    def __init__(self, pairs: list[tuple[int, int]], student_dim: int, teacher_dim: int):
+        super().__init__(pairs, student_dim, teacher_dim)
+        self.proj = _projection(student_dim, teacher_dim)
+
+    def forward(self, student, teacher, attention_mask):
+        total = student.logits.new_zeros(())
+        for s_idx, t_idx in self.pairs:
+            s = F.normalize(self.proj(student.hidden_states[s_idx][:, 0]), dim=-1)
+            t = F.normalize(teacher.hidden_states[t_idx][:, 0], dim=-1)
+            total = total + (s - t).pow(2).sum(-1).mean()
+        return total
+
+
+@register
+class AttentionMSE(IntermediateLossModule):
+    """TinyBERT (Jiao et al., 2020), eq. 7: (1/h) sum_i MSE(A_S^i, A_T^i) per mapped layer.
+
+    Deviation: the paper uses the unnormalised scores QK^T/sqrt(d); HF models return
+    post-softmax probabilities through `output_attentions`, and reading the scores would
+    need hooks into each attention block. On probabilities the loss keeps its minimum and
+    its head-by-head alignment; it needs equal head counts, as in the paper.
+    """
+
+    name = "attention_mse"
+    needs_attentions = True
+    uses_embeddings = False
+
+    def forward(self, student, teacher, attention_mask):
+        key_mask = attention_mask[:, None, None, :].to(student.logits.dtype)
+        query_mask = attention_mask[:, None, :, None].to(student.logits.dtype)
+        mask = key_mask * query_mask
+        total = student.logits.new_zeros(())
+        for s_idx, t_idx in self.pairs:
+            a_s, a_t = student.attentions[s_idx - 1], teacher.attentions[t_idx - 1]
+            if a_s.shape[1] != a_t.shape[1]:
+                raise UserError(
+                    f"attention_mse needs equal head counts (student {a_s.shape[1]}, teacher "
+                    f"{a_t.shape[1]}) — drop it or keep the teacher's heads"
+                )
+            sq = (a_s - a_t).pow(2) * mask
+            total = total + sq.sum() / (mask.sum() * a_s.shape[1]).clamp(min=1)
+        return total
+
+
+@register
+class AttentionKL(IntermediateLossModule):
+    """MiniLM (Wang et al., 2020), eq. 6: KL(A_T || A_S) of the self-attention
+    distributions, averaged over heads and query positions; the paper uses the last layer
+    only (layer_map: last). Head counts must match (MiniLM-v1)."""
+
+    name = "attention_kl"
+    needs_attentions = True
+    uses_embeddings = False
+
+    def forward(self, student, teacher, attention_mask):
+        eps = 1e-12
+        query_mask = attention_mask[:, None, :].to(student.logits.dtype)
+        total = student.logits.new_zeros(())
+        for s_idx, t_idx in self.pairs:
+            a_s, a_t = student.attentions[s_idx - 1], teacher.attentions[t_idx - 1]
+            kl = (a_t * ((a_t + eps).log() - (a_s + eps).log())).sum(-1)  # (b, heads, q)
+            total = total + (kl * query_mask).sum() / (query_mask.sum() * kl.shape[1])
         return total

@@ -48,16 +48,19 @@ class DistillObjective:
     ) -> tuple[torch.Tensor, dict[str, float]]:
         labels = batch["labels"]
         inputs = {k: v for k, v in batch.items() if k != "labels"}
-        need_hidden = bool(self.terms)
+        wants = {
+            "output_hidden_states": bool(self.terms),
+            "output_attentions": any(m.needs_attentions for _, _, m in self.terms),
+        }
         with torch.no_grad():
-            t_out = self.teacher(**inputs, output_hidden_states=need_hidden)
-        s_out = student(**inputs, output_hidden_states=need_hidden)
+            t_out = self.teacher(**inputs, **wants)
+        s_out = student(**inputs, **wants)
         kd = soft_kd(s_out.logits, t_out.logits, self.cfg.temperature)
         ce = hard_ce(s_out.logits, labels)
         loss = self.cfg.alpha * kd + (1 - self.cfg.alpha) * ce
         parts = {"soft_kd": kd.item(), "hard_ce": ce.item()}
         for name, weight, module in self.terms:
-            value = module(s_out.hidden_states, t_out.hidden_states, inputs["attention_mask"])
+            value = module(s_out, t_out, inputs["attention_mask"])
             loss = loss + weight * value
             parts[name] = value.item()
         return loss, parts
