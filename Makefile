@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 DEMO_OUT ?= runs/demo
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench bench-distill lint clean
 
 install: $(STAMP)
 
@@ -37,3 +37,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+
+# Distillation methods side by side on the demo teacher (run `make demo` first).
+bench-distill: $(STAMP)
+	$(PY) -m benchmarks.distill_compare $(DEMO_OUT)/teacher runs/bench-distill

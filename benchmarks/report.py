@@ -192,6 +192,7 @@ def _training_section(training: Mapping[str, Any]) -> Section:
         ("steps", "Steps"),
         ("train_examples", "Train examples"),
         ("best_step", "Best step"),
+        ("samples_per_s", "Training throughput (samples/s, optimizer steps only)"),
     ):
         if training.get(key) is not None:
             lines.append(f"{name}: {training[key]}")

@@ -120,6 +120,10 @@ def _distill(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, 
         best_dev_accuracy=state.best_dev_accuracy,
         history=state.history,
         train_examples=state.train_examples,
+        train_seconds=round(state.train_seconds, 2),
+        train_samples_per_s=round(
+            state.samples_per_second(recipe.train.batch_size, recipe.train.grad_accum), 2
+        ),
         teacher_parameters=count_parameters(teacher),
         student_parameters=count_parameters(student),
         teacher_non_embedding_parameters=count_parameters(teacher, embeddings=False),
@@ -296,6 +300,7 @@ def build_report(run: RunFolder) -> dict:
             "best_step": distill.get("best_step"),
             "best_dev_accuracy": distill.get("best_dev_accuracy"),
             "train_examples": distill.get("train_examples"),
+            "samples_per_s": distill.get("train_samples_per_s"),
             "history": distill.get("history"),
         },
         "latency": {

@@ -115,6 +115,8 @@ def test_best_model_is_kept_and_loadable(tiny_teacher_dir: Path, tmp_path: Path)
     accs = [h["dev_accuracy"] for h in state.history]
     assert [h["step"] for h in state.history] == [3, 6, 9, 12]
     assert state.best_dev_accuracy == max(accs)
+    assert state.train_seconds > 0
+    assert state.samples_per_second(16, 1) == pytest.approx(12 * 16 / state.train_seconds)
     assert state.best_step == state.history[accs.index(max(accs))]["step"]
     best = AutoModelForSequenceClassification.from_pretrained(tmp_path / "best")
     assert isinstance(best.config, BertConfig)

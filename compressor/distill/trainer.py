@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,7 +45,12 @@ class TrainState:
     best_step: int = -1
     best_dev_accuracy: float = -1.0
     train_examples: int = 0
+    train_seconds: float = 0.0
     history: list[dict] = field(default_factory=list)
+
+    def samples_per_second(self, batch_size: int, grad_accum: int) -> float:
+        """Training throughput over optimizer steps only (evaluation and saving excluded)."""
+        return self.step * batch_size * grad_accum / max(self.train_seconds, 1e-9)
 
 
 def tokenize(split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int) -> list[dict]:
@@ -190,6 +196,7 @@ def train(
             train_loader.set_epoch(epoch)
             skip = (state.step - epoch * steps_per_epoch) * cfg.grad_accum
             loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+            step_started = time.perf_counter()
             for batch in loader:
                 with accelerator.accumulate(model):
                     loss, _parts = compute_loss(model, batch)
@@ -207,6 +214,7 @@ def train(
                     optimizer.zero_grad()
                 if not accelerator.sync_gradients:
                     continue
+                state.train_seconds += time.perf_counter() - step_started
                 state.step += 1
                 running = 0.9 * running + 0.1 * loss.item() if state.step > 1 else loss.item()
                 progress.update(task, completed=state.step, loss=f"{running:.4f}")
@@ -218,6 +226,7 @@ def train(
                     on_step(state.step)
                 if state.step >= total:
                     break
+                step_started = time.perf_counter()
             epoch += 1
     accelerator.wait_for_everyone()
     return state
