@@ -28,13 +28,17 @@ console = Console(stderr=True)
 
 
 def _finish_model(run: RunFolder, train_dir: Path) -> Path:
-    """Promote the best checkpoint to `model/` and drop the resumable state."""
+    """Promote the best checkpoint to `model/`; the resumable state is dropped only after the
+    stage is recorded (`_drop_training`), so a crash in between still resumes."""
     target = run.path / "model"
     with atomic.atomic_dir(target) as tmp:
         for item in (train_dir / "best").iterdir():
             shutil.copy2(item, tmp / item.name)
-    shutil.rmtree(train_dir, ignore_errors=True)
     return target
+
+
+def _drop_training(run: RunFolder) -> None:
+    shutil.rmtree(run.path / "training", ignore_errors=True)
 
 
 def _describe(data: TaskData) -> dict:
@@ -82,6 +86,7 @@ def finetune(model: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: 
             parameters=count_parameters(classifier),
             train_examples=state.train_examples,
         )
+        _drop_training(run)
     result = run.result("train")
     console.print(
         f"teacher: dev accuracy {result['dev_accuracy']:.4f} after {result['steps']} steps "
@@ -129,6 +134,7 @@ def _distill(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, 
         teacher_non_embedding_parameters=count_parameters(teacher, embeddings=False),
         student_non_embedding_parameters=count_parameters(student, embeddings=False),
     )
+    _drop_training(run)
 
 
 def _export(run: RunFolder, recipe: Recipe, data: TaskData) -> None:

@@ -9,6 +9,7 @@ from compressor.distill.losses import (
     AttentionMSE,
     HiddenCosine,
     HiddenMSE,
+    LogitsMSE,
     PatientCLS,
     hard_ce,
     soft_kd,
@@ -115,6 +116,13 @@ def test_attention_kl_matches_hand_computed_kl() -> None:
                torch.ones(1, 2))  # fmt: skip
     assert got.item() == pytest.approx(expected, rel=1e-5)
     assert AttentionKL.needs_attentions and not HiddenMSE.needs_attentions
+
+
+def test_logits_mse_is_squared_distance_of_raw_logits() -> None:
+    s = SimpleNamespace(logits=torch.tensor([[1.0, 2.0], [0.0, 0.0]]))
+    t = SimpleNamespace(logits=torch.tensor([[3.0, 2.0], [1.0, -1.0]]))
+    # (4 + 0 + 1 + 1) / 2 examples
+    assert LogitsMSE([], 2, 2)(s, t, torch.ones(2, 1)).item() == pytest.approx(3.0)
 
 
 def test_uniform_mapping_is_tinybert_g() -> None:

@@ -203,3 +203,15 @@ class AttentionKL(IntermediateLossModule):
             kl = (a_t * ((a_t + eps).log() - (a_s + eps).log())).sum(-1)  # (b, heads, q)
             total = total + (kl * query_mask).sum() / (query_mask.sum() * kl.shape[1])
         return total
+
+
+@register
+class LogitsMSE(IntermediateLossModule):
+    """Tang et al. (2019), "Distilling Task-Specific Knowledge from BERT into Simple Neural
+    Networks", eq. 2: ||z_T - z_S||^2 on the raw logits, averaged over the batch. A
+    prediction-layer term: the layer map is not used."""
+
+    name = "logits_mse"
+
+    def forward(self, student, teacher, attention_mask):
+        return (student.logits - teacher.logits).pow(2).sum(-1).mean()
