@@ -28,6 +28,12 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     )
 
 
+def compress_cli(teacher: Path, out: Path, data: Path, *extra: str) -> subprocess.CompletedProcess:
+    return cli(
+        "compress", "--teacher", str(teacher), "--out", str(out), "--data", str(data), *extra
+    )
+
+
 def assert_user_error(result: subprocess.CompletedProcess, match: str) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
@@ -64,30 +70,13 @@ def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_missing_data_path(tiny_teacher_dir: Path, tmp_path: Path) -> None:
-    result = cli(
-        "compress",
-        "--teacher",
-        str(tiny_teacher_dir),
-        "--out",
-        str(tmp_path / "o"),
-        "--data",
-        str(tmp_path / "nowhere"),
-    )
+    result = compress_cli(tiny_teacher_dir, tmp_path / "o", tmp_path / "nowhere")
     assert_user_error(result, "does not exist")
 
 
 def test_missing_label_column(tiny_teacher_dir: Path, small_data: Path, tmp_path: Path) -> None:
-    result = cli(
-        "compress",
-        "--teacher",
-        str(tiny_teacher_dir),
-        "--out",
-        str(tmp_path / "o"),
-        "--data",
-        str(small_data),
-        "--label-column",
-        "stars",
-        "--dry-run",
+    result = compress_cli(
+        tiny_teacher_dir, tmp_path / "o", small_data, "--label-column", "stars", "--dry-run"
     )
     assert_user_error(result, "no column 'stars'")
 
@@ -95,30 +84,13 @@ def test_missing_label_column(tiny_teacher_dir: Path, small_data: Path, tmp_path
 def test_labels_outside_the_teachers_classes(tiny_teacher_dir: Path, tmp_path: Path) -> None:
     rows = ["sentence\tlabel"] + [f"text number {i}\t{i % 3}" for i in range(30)]
     (tmp_path / "train.tsv").write_text("\n".join(rows) + "\n")
-    result = cli(
-        "compress",
-        "--teacher",
-        str(tiny_teacher_dir),
-        "--out",
-        str(tmp_path / "o"),
-        "--data",
-        str(tmp_path / "train.tsv"),
-        "--dry-run",
-    )
+    result = compress_cli(tiny_teacher_dir, tmp_path / "o", tmp_path / "train.tsv", "--dry-run")
     assert_user_error(result, "3 label values but the teacher has 2 classes")
 
 
 def test_empty_data_file(tiny_teacher_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "train.tsv").write_text("")
-    result = cli(
-        "compress",
-        "--teacher",
-        str(tiny_teacher_dir),
-        "--out",
-        str(tmp_path / "o"),
-        "--data",
-        str(tmp_path / "train.tsv"),
-    )
+    result = compress_cli(tiny_teacher_dir, tmp_path / "o", tmp_path / "train.tsv")
     assert_user_error(result, "is empty")
 
 
@@ -126,15 +98,7 @@ def test_teacher_without_weights(tiny_teacher_dir: Path, small_data: Path, tmp_p
     teacher = tmp_path / "teacher"
     shutil.copytree(tiny_teacher_dir, teacher)
     (teacher / "model.safetensors").unlink()
-    result = cli(
-        "compress",
-        "--teacher",
-        str(teacher),
-        "--out",
-        str(tmp_path / "o"),
-        "--data",
-        str(small_data),
-    )
+    result = compress_cli(teacher, tmp_path / "o", small_data)
     assert_user_error(result, "no weights")
 
 
@@ -144,40 +108,18 @@ def test_output_folder_of_another_run_is_refused(
     out = tmp_path / "o"
     out.mkdir()
     (out / "state.json").write_text('{"kind": "compress", "stages": {}}')
-    result = cli(
-        "compress", "--teacher", str(tiny_teacher_dir), "--out", str(out), "--data", str(small_data)
-    )
+    result = compress_cli(tiny_teacher_dir, out, small_data)
     assert_user_error(result, "--overwrite")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("precious")
-    result = cli(
-        "compress",
-        "--teacher",
-        str(tiny_teacher_dir),
-        "--out",
-        str(tmp_path / "mine"),
-        "--data",
-        str(small_data),
-        "--overwrite",
-    )
+    result = compress_cli(tiny_teacher_dir, tmp_path / "mine", small_data, "--overwrite")
     assert_user_error(result, "not a compressor run")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
 
 
 def test_dry_run_prints_the_plan(tiny_teacher_dir: Path, small_data: Path, tmp_path: Path) -> None:
-    result = cli(
-        "compress",
-        "--teacher",
-        str(tiny_teacher_dir),
-        "--out",
-        str(tmp_path / "o"),
-        "--data",
-        str(small_data),
-        "--layers",
-        "2",
-        "--steps",
-        "7",
-        "--dry-run",
+    result = compress_cli(
+        tiny_teacher_dir, tmp_path / "o", small_data, "--layers", "2", "--steps", "7", "--dry-run"
     )
     assert result.returncode == 0, result.stderr
     assert "64 train / 32 dev" in result.stdout
