@@ -262,6 +262,20 @@ def benchmark(run: RunFolder, teacher_path: str, recipe: Recipe) -> None:
     )
 
 
+def _teacher_notes(teacher_path: str) -> list[str]:
+    """How the teacher was made, when it came from a `finetune` run folder."""
+    for folder in (Path(teacher_path), Path(teacher_path).parent):
+        if (folder / "state.json").is_file():
+            train = RunFolder.open(folder).result("train")
+            if train:
+                lines = [
+                    f"teacher: fine-tuned from {train['base_model']} for {train['steps']} steps "
+                    f"on {train['train_examples']} examples"
+                ]
+                return lines + [f"teacher: {n}" for n in train.get("data", {}).get("notes", [])]
+    return []
+
+
 def build_report(run: RunFolder) -> dict:
     """Assemble every measured figure of a compress run into the report schema."""
     distill = run.result("distill")
@@ -288,7 +302,8 @@ def build_report(run: RunFolder) -> dict:
             "dev_accuracy": accs.get(key),
             "parity": parities.get(key),
         }
-    notes = list(distill.get("data", {}).get("notes", []))
+    notes = [f"student: {n}" for n in distill.get("data", {}).get("notes", [])]
+    notes += _teacher_notes(teacher_path)
     bench = run.result("benchmark")
     return {
         "run": {

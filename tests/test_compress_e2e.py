@@ -101,6 +101,7 @@ def test_report_holds_every_figure(compressed: Path) -> None:
     assert ("teacher ONNX", "student ONNX", 4) in ratios
     assert report["training"]["steps"] == 16
     assert [h["step"] for h in report["training"]["history"]] == [8, 16]
+    assert any(n.startswith("teacher: fine-tuned from") for n in report["run"]["notes"])
     md = (compressed / "report.md").read_text()
     assert f"{models['teacher']['dev_accuracy'] * 100:.2f}" in md
 
