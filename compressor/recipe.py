@@ -104,6 +104,33 @@ class DistillConfig(Strict):
     )
 
 
+class AugmentConfig(Strict):
+    """Training-set augmentation for distillation, labelled by the teacher (TinyBERT sec. 3.3;
+    Tang et al. 2019, sec. 3.1). Off by default: it multiplies the data the teacher reads."""
+
+    enabled: bool = False
+    methods: list[Literal["replace", "mask", "ngram"]] = Field(
+        default_factory=lambda: ["replace"],
+        description="'replace': TinyBERT word replacement; 'mask': Tang's [MASK] "
+        "substitution; 'ngram': Tang's n-gram sampling. Each augmented copy applies one "
+        "method, cycling through the list.",
+    )
+    per_example: int = Field(4, ge=1, description="Augmented copies per example (TinyBERT: 20).")
+    replace_prob: float = Field(0.4, ge=0, le=1, description="TinyBERT's p_t per word.")
+    candidates: int = Field(15, ge=1, description="TinyBERT's K replacement candidates.")
+    mask_prob: float = Field(0.1, ge=0, le=1, description="Tang's p_mask per word.")
+    ngram_prob: float = Field(0.25, ge=0, le=1, description="Tang's p_ng per example.")
+    ngram_max: int = Field(5, ge=1, description="Longest sampled n-gram (Tang: 1..5).")
+    mlm_model: str | None = Field(
+        None,
+        description="Masked LM proposing replacements (hub id or folder). Default: the "
+        "teacher's own MLM head when its folder has one, else nearest neighbours in the "
+        "teacher's word-embedding matrix.",
+    )
+    max_examples: int | None = Field(None, ge=1, description="Cap on the augmented examples.")
+    seed: int = 42
+
+
 class ExportConfig(Strict):
     """ONNX export and its parity gate."""
 
@@ -138,6 +165,7 @@ class Recipe(Strict):
     student: StudentConfig = StudentConfig()
     distill: DistillConfig = DistillConfig()
     train: TrainConfig = TrainConfig(lr=1e-4)
+    augment: AugmentConfig = AugmentConfig()
     export: ExportConfig = ExportConfig()
     quantize: QuantizeConfig = QuantizeConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
