@@ -145,3 +145,44 @@ def build_student(teacher: PreTrainedModel, cfg: StudentConfig) -> PreTrainedMod
     if unexpected or [k for k in missing if "position_ids" not in k]:
         raise RuntimeError(f"student init mismatch: missing={missing} unexpected={unexpected}")
     return student
+
+
+def check_tokenizers_match(
+    teacher_tok: PreTrainedTokenizerBase,
+    student_tok: PreTrainedTokenizerBase,
+    samples: list[str],
+    student_name: str,
+) -> None:
+    """Distillation feeds both models the same token ids, so they must mean the same
+    tokens: same vocabulary, and the same ids for real sentences (casing, normalisation)."""
+    fix = "pick a student pre-trained with the teacher's tokenizer"
+    t_vocab, s_vocab = teacher_tok.get_vocab(), student_tok.get_vocab()
+    if t_vocab != s_vocab:
+        differ = sum(1 for tok, i in t_vocab.items() if s_vocab.get(tok) != i)
+        raise UserError(
+            f"student {student_name}: its tokenizer does not match the teacher's (vocab sizes "
+            f"{len(s_vocab)} vs {len(t_vocab)}, {differ} teacher tokens missing or renumbered) "
+            f"— {fix}"
+        )
+    for text in samples:
+        if teacher_tok(text)["input_ids"] != student_tok(text)["input_ids"]:
+            raise UserError(
+                f"student {student_name}: its tokenizer splits {text[:40]!r} differently from "
+                f"the teacher's (casing or normalisation differ) — {fix}"
+            )
+
+
+def load_student(
+    teacher: PreTrainedModel,
+    teacher_tok: PreTrainedTokenizerBase,
+    cfg: StudentConfig,
+    samples: list[str],
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The student and the tokenizer its inputs are built with: cut from the teacher, or a
+    separately pre-trained model given a fresh head for the teacher's labels."""
+    if cfg.model is None:
+        return build_student(teacher, cfg), teacher_tok
+    labels = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
+    student, student_tok = load_classifier(cfg.model, len(labels), labels)
+    check_tokenizers_match(teacher_tok, student_tok, samples, cfg.model)
+    return student, student_tok

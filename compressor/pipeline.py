@@ -9,28 +9,28 @@ import shutil
 from pathlib import Path
 
 from rich.console import Console
+from transformers import PreTrainedModel
 
 from compressor import atomic
-from compressor.data import TaskData, load_task_data
+from compressor.data import Split, TaskData, load_task_data
 from compressor.distill.objective import DistillObjective
 from compressor.distill.trainer import train
 from compressor.models import (
-    build_student,
     check_labels,
     count_parameters,
     load_classifier,
+    load_student,
     resolve_model_dir,
 )
-from compressor.recipe import Recipe
+from compressor.recipe import DistillConfig, Recipe
 from compressor.runfolder import RunFolder
 
 console = Console(stderr=True)
 
 
-def _finish_model(run: RunFolder, train_dir: Path) -> Path:
-    """Promote the best checkpoint to `model/`; the resumable state is dropped only after the
+def _finish_model(train_dir: Path, target: Path) -> Path:
+    """Promote the kept checkpoint to `target`; the resumable state is dropped only after the
     stage is recorded (`_drop_training`), so a crash in between still resumes."""
-    target = run.path / "model"
     with atomic.atomic_dir(target) as tmp:
         for item in (train_dir / "best").iterdir():
             shutil.copy2(item, tmp / item.name)
@@ -39,6 +39,7 @@ def _finish_model(run: RunFolder, train_dir: Path) -> Path:
 
 def _drop_training(run: RunFolder) -> None:
     shutil.rmtree(run.path / "training", ignore_errors=True)
+    shutil.rmtree(run.path / "stages", ignore_errors=True)
 
 
 def _describe(data: TaskData) -> dict:
@@ -58,7 +59,7 @@ def finetune(model: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: 
         data = load_task_data(recipe.data)
         classifier, tokenizer = load_classifier(model, data.num_labels, data.label_names)
 
-        def ce_loss(m, batch):
+        def ce_loss(m, batch, progress):
             out = m(**batch)
             return out.loss, {"ce": out.loss.item()}
 
@@ -74,7 +75,7 @@ def finetune(model: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: 
             resume=resume,
             description="fine-tuning teacher",
         )
-        _finish_model(run, run.path / "training")
+        _finish_model(run.path / "training", run.path / "model")
         run.complete(
             "train",
             base_model=str(model),
@@ -95,44 +96,127 @@ def finetune(model: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: 
     return run.path / "model"
 
 
+def cache_root() -> Path:
+    """Where reusable derived data (augmented sets) lives: outside run folders, so that
+    `--overwrite` reruns find it. COMPRESSOR_CACHE_DIR overrides ~/.cache/compressor."""
+    return Path(os.environ.get("COMPRESSOR_CACHE_DIR", Path.home() / ".cache" / "compressor"))
+
+
+def _training_split(recipe: Recipe, teacher_path: str, data: TaskData) -> tuple[Split, dict | None]:
+    """The training examples, with the teacher-labelled augmented set appended when asked."""
+    if not recipe.augment.enabled:
+        return data.train, None
+    import torch
+
+    from compressor.augment import augment_split
+
+    return augment_split(
+        data.train,
+        resolve_model_dir(teacher_path),
+        recipe.augment,
+        cache_root() / "augment",
+        max_length=recipe.data.max_length,
+        device="cuda" if torch.cuda.is_available() else "cpu",
+    )
+
+
+def _load_teachers(recipe: Recipe, data: TaskData) -> dict[str, PreTrainedModel]:
+    """Every extra teacher any stage names, loaded once, frozen, label set checked."""
+    teachers = {}
+    for _name, distill, _train in recipe.stage_plan():
+        for spec in distill.extra_teachers:
+            if spec.model not in teachers:
+                model, _tok = load_classifier(spec.model)
+                check_labels(model, data.label_names, data.source)
+                teachers[spec.model] = model.requires_grad_(False)
+    return teachers
+
+
 def _distill(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, resume: bool):
+    """Distil through each stage of the recipe; a finished stage is skipped on --resume and
+    the next starts from its kept model (TinyBERT: intermediate layers, then predictions)."""
+    from transformers import AutoModelForSequenceClassification
+
     teacher, tokenizer = load_classifier(teacher_path)
     check_labels(teacher, data.label_names, data.source)
     teacher.requires_grad_(False)
-    student = build_student(teacher, recipe.student)
-    objective = DistillObjective(teacher, student, recipe.distill)
-    state = train(
-        student,
-        tokenizer,
-        data.train,
-        data.dev,
-        recipe.train,
-        max_length=recipe.data.max_length,
-        out_dir=run.path / "training",
-        compute_loss=objective,
-        extra_modules=objective.modules,
-        frozen_modules=[teacher],
-        resume=resume,
-        description=f"distilling {recipe.student.layers}-layer student",
-    )
-    _finish_model(run, run.path / "training")
+    extra = _load_teachers(recipe, data)
+    train_split, augmentation = _training_split(recipe, teacher_path, data)
+    student, student_tok = load_student(teacher, tokenizer, recipe.student, data.train.texts[:32])
+    student_params = count_parameters(student), count_parameters(student, embeddings=False)
+    plan = recipe.stage_plan()
+    stages = []
+    for i, (name, distill_cfg, train_cfg) in enumerate(plan):
+        last = i == len(plan) - 1
+        target = run.path / "model" if last else run.path / "stages" / name
+        if not last and run.done(f"distill:{name}"):
+            stages.append(run.result(f"distill:{name}"))
+            student = AutoModelForSequenceClassification.from_pretrained(target)
+            continue
+        objective = DistillObjective(
+            teacher,
+            student,
+            distill_cfg,
+            [(extra[spec.model], spec.weight) for spec in distill_cfg.extra_teachers],
+        )
+        train_dir = run.path / "training" / (name if len(plan) > 1 else "")
+        stage_label = f" — stage {i + 1}/{len(plan)}: {name}" if len(plan) > 1 else ""
+        state = train(
+            student,
+            student_tok,
+            train_split,
+            data.dev,
+            train_cfg,
+            max_length=recipe.data.max_length,
+            out_dir=train_dir,
+            compute_loss=objective,
+            extra_modules=objective.modules,
+            frozen_modules=objective.frozen,
+            resume=resume,
+            description=f"distilling {student.config.num_hidden_layers}-layer student"
+            + stage_label,
+        )
+        _finish_model(train_dir, target)
+        result = {
+            "name": name,
+            "steps": state.step,
+            "kept": train_cfg.keep,
+            "best_step": state.best_step,
+            "best_dev_accuracy": state.best_dev_accuracy,
+            "history": state.history,
+            "train_seconds": round(state.train_seconds, 2),
+            "train_samples_per_s": round(
+                state.samples_per_second(train_cfg.batch_size, train_cfg.grad_accum), 2
+            ),
+            "losses": ["soft_kd", "hard_ce"] * (distill_cfg.prediction_weight > 0)
+            + [term.name for term in distill_cfg.intermediate if term.weight > 0],
+        }
+        stages.append(result)
+        if not last:
+            run.complete(f"distill:{name}", **result)
+            student = AutoModelForSequenceClassification.from_pretrained(target)
+    final = stages[-1]
+    seconds = sum(stage["train_seconds"] for stage in stages)
+    samples = sum(stage["train_samples_per_s"] * stage["train_seconds"] for stage in stages)
     run.complete(
         "distill",
         teacher=teacher_path,
+        student_source=recipe.student.model or "cut from the teacher",
+        extra_teachers=[spec.model for spec in recipe.distill.extra_teachers],
         data=_describe(data),
-        steps=state.step,
-        best_step=state.best_step,
-        best_dev_accuracy=state.best_dev_accuracy,
-        history=state.history,
-        train_examples=state.train_examples,
-        train_seconds=round(state.train_seconds, 2),
-        train_samples_per_s=round(
-            state.samples_per_second(recipe.train.batch_size, recipe.train.grad_accum), 2
-        ),
+        augmentation=augmentation,
+        stages=stages,
+        steps=sum(stage["steps"] for stage in stages),
+        best_step=final["best_step"],
+        best_dev_accuracy=final["best_dev_accuracy"],
+        history=final["history"],
+        train_examples=len(train_split),
+        train_seconds=round(seconds, 2),
+        train_samples_per_s=round(samples / max(seconds, 1e-9), 2),
         teacher_parameters=count_parameters(teacher),
-        student_parameters=count_parameters(student),
+        student_parameters=student_params[0],
         teacher_non_embedding_parameters=count_parameters(teacher, embeddings=False),
-        student_non_embedding_parameters=count_parameters(student, embeddings=False),
+        student_non_embedding_parameters=student_params[1],
     )
     _drop_training(run)
 
@@ -367,27 +451,52 @@ def compress(
     return write_run_report(run)
 
 
+def _describe_distill(cfg: DistillConfig) -> str:
+    terms = [f"{t.name}x{t.weight}" for t in cfg.intermediate if t.weight > 0]
+    pred = (
+        f"KD T={cfg.temperature} ({cfg.temperature_schedule}), alpha={cfg.alpha}"
+        if cfg.prediction_weight > 0
+        else "no prediction loss"
+    )
+    teachers = f", +{len(cfg.extra_teachers)} teachers" if cfg.extra_teachers else ""
+    return f"{pred}{teachers}, intermediate={terms or 'none'}"
+
+
 def plan(teacher: str, recipe: Recipe) -> dict:
     """What `compress` would do, after every input check it makes (for --dry-run)."""
     import math
 
     data = load_task_data(recipe.data)
-    model, _tokenizer = load_classifier(teacher)
+    model, tokenizer = load_classifier(teacher)
     check_labels(model, data.label_names, data.source)
-    student = build_student(model, recipe.student)
-    cfg = recipe.train
-    per_epoch = math.ceil(len(data.train) / (cfg.batch_size * cfg.grad_accum))
-    steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
+    _load_teachers(recipe, data)
+    student, _tok = load_student(model, tokenizer, recipe.student, data.train.texts[:32])
+    source = (
+        f"{recipe.student.model} (pre-trained; tokenizer matches the teacher's)"
+        if recipe.student.model
+        else f"cut from teacher layers {recipe.student.init}"
+    )
+    steps = []
+    for name, distill_cfg, cfg in recipe.stage_plan():
+        per_epoch = math.ceil(len(data.train) / (cfg.batch_size * cfg.grad_accum))
+        total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
+        steps.append(
+            f"{name}: {total} steps of batch {cfg.batch_size} x {cfg.grad_accum}, lr {cfg.lr}, "
+            f"keep {cfg.keep}; {_describe_distill(distill_cfg)}"
+        )
+    aug = recipe.augment
     return {
         "data": f"{data.source}: {len(data.train)} train / {len(data.dev)} dev examples, "
         f"{data.num_labels} labels" + (f" ({'; '.join(data.notes)})" if data.notes else ""),
+        "augmentation": f"{aug.methods} x{aug.per_example} per example, labelled by the teacher "
+        f"(cached in {cache_root() / 'augment'}; epochs grow with the set)"
+        if aug.enabled
+        else "none",
         "teacher": f"{teacher}: {model.config.num_hidden_layers} layers, "
         f"{count_parameters(model) / 1e6:.1f} M parameters",
-        "student": f"{recipe.student.layers} layers from teacher layers "
-        f"{recipe.student.init}, {count_parameters(student) / 1e6:.1f} M parameters",
-        "distillation": f"T={recipe.distill.temperature}, alpha={recipe.distill.alpha}, "
-        f"intermediate={[s.name for s in recipe.distill.intermediate]}",
-        "training": f"{steps} steps of batch {cfg.batch_size} x {cfg.grad_accum}, lr {cfg.lr}",
+        "student": f"{student.config.num_hidden_layers} layers, {source}, "
+        f"{count_parameters(student) / 1e6:.1f} M parameters",
+        "distillation": " | ".join(steps),
         "then": f"export ONNX (opset {recipe.export.opset}) -> quantize {recipe.quantize.mode} "
         f"-> evaluate -> benchmark batches {recipe.benchmark.batches} -> report",
         "recipe hash": recipe.hash(),

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from compressor.errors import UserError
 
@@ -57,11 +64,23 @@ class TrainConfig(Strict):
     checkpoint_every: int = Field(200, ge=1, description="Optimizer steps between checkpoints.")
     seed: int = 42
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    keep: Literal["best", "last"] = Field(
+        "best",
+        description="Keep the best model by dev accuracy, or the last one (for stages whose "
+        "classifier is not trained yet, like TinyBERT's intermediate stage).",
+    )
 
 
 class StudentConfig(Strict):
-    """How the student is cut from the teacher (DistilBERT-style layer initialisation)."""
+    """How the student is cut from the teacher (DistilBERT-style layer initialisation), or
+    which separately pre-trained model is the student instead."""
 
+    model: str | None = Field(
+        None,
+        description="A pre-trained model (hub id or folder) used as the student instead of "
+        "cutting the teacher; its tokenizer must match the teacher's. `layers` and `init` "
+        "are then unused.",
+    )
     layers: int = Field(3, ge=1)
     init: Literal["uniform", "first", "last"] | list[int] = Field(
         "uniform",
@@ -69,6 +88,9 @@ class StudentConfig(Strict):
         "(TinyBERT's g(m) = m*N/M), 'first' / 'last' the first / last M, or an explicit "
         "list of 0-based teacher layer indices.",
     )
+
+
+WeightSchedule = Literal["constant", "linear_decay", "linear_growth", "cosine_decay"]
 
 
 class IntermediateLoss(Strict):
@@ -81,6 +103,9 @@ class IntermediateLoss(Strict):
         description="Student -> teacher hidden-state indices (0 = embeddings): 'uniform' is "
         "TinyBERT's g(m) = m*N/M, 'last' maps the last layers only, or explicit pairs.",
     )
+    schedule: WeightSchedule = Field(
+        "constant", description="How the weight moves over training (TextBrewer's names)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -92,16 +117,57 @@ class IntermediateLoss(Strict):
         return name
 
 
+class ExtraTeacher(Strict):
+    """Another teacher whose soft targets are averaged in; it must share the label set."""
+
+    model: str
+    weight: float = Field(1.0, gt=0)
+
+
 class DistillConfig(Strict):
-    """Hinton KD on the predictions plus intermediate terms (Hinton et al. 2015, TinyBERT)."""
+    """Hinton KD on the predictions plus intermediate terms (Hinton et al. 2015, TinyBERT).
+
+    L = w_pred * (alpha * s(p) * T^2 KL + (1 - alpha) * h(p) * CE) + sum_i w_i(p) L_i, with
+    s, h and w_i the schedules of training progress p.
+    """
 
     temperature: float = Field(2.0, gt=0)
+    temperature_schedule: Literal["constant", "linear", "cosine", "flsw", "cwsm"] = Field(
+        "constant",
+        description="'linear' / 'cosine' anneal to temperature_end; 'flsw' / 'cwsm' set a "
+        "temperature per example from the logits (TextBrewer's dynamic schedulers).",
+    )
+    temperature_end: float | None = Field(None, gt=0, description="For linear / cosine.")
+    temperature_beta: float = Field(1.0, ge=0, description="flsw / cwsm spread.")
+    temperature_gamma: float = Field(2.0, gt=0, description="flsw focusing exponent.")
     alpha: float = Field(
         0.5, ge=0, le=1, description="Weight of the soft KD term; 1 - alpha goes to hard CE."
+    )
+    soft_schedule: WeightSchedule = "constant"
+    hard_schedule: WeightSchedule = Field("constant", description="Hard-label weight schedule.")
+    prediction_weight: float = Field(
+        1.0,
+        ge=0,
+        description="Weight of the whole prediction-layer term (0 in TinyBERT's "
+        "intermediate stage).",
+    )
+    teacher_weight: float = Field(1.0, gt=0, description="Main teacher's share of the targets.")
+    extra_teachers: list[ExtraTeacher] = Field(
+        default_factory=list,
+        description="Multi-teacher KD: their temperature-T probabilities are averaged with "
+        "the main teacher's, by weight. Intermediate terms use the main teacher only.",
     )
     intermediate: list[IntermediateLoss] = Field(
         default_factory=lambda: [IntermediateLoss(name="hidden_mse", weight=1.0)]
     )
+
+    @model_validator(mode="after")
+    def _annealing_has_an_end(self) -> DistillConfig:
+        if self.temperature_schedule in ("linear", "cosine") and self.temperature_end is None:
+            raise ValueError(
+                f"temperature_schedule {self.temperature_schedule!r} needs temperature_end"
+            )
+        return self
 
 
 class AugmentConfig(Strict):
@@ -157,6 +223,15 @@ class BenchmarkConfig(Strict):
     rounds: int = Field(3, ge=1)
 
 
+class StageConfig(Strict):
+    """One stage of a multi-stage distillation: overrides of `distill` and `train` for it
+    (TinyBERT: intermediate layers first, then the prediction layer)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    distill: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+
 class Recipe(Strict):
     """A whole run: data, teacher fine-tuning, student, distillation, export, benchmark."""
 
@@ -166,9 +241,43 @@ class Recipe(Strict):
     distill: DistillConfig = DistillConfig()
     train: TrainConfig = TrainConfig(lr=1e-4)
     augment: AugmentConfig = AugmentConfig()
+    stages: list[StageConfig] = Field(
+        default_factory=list,
+        description="Run distillation as these stages in order, each starting from the "
+        "previous one's student; empty = one stage with `distill` and `train`.",
+    )
     export: ExportConfig = ExportConfig()
     quantize: QuantizeConfig = QuantizeConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
+
+    @model_validator(mode="after")
+    def _stages_are_valid(self) -> Recipe:
+        names = [stage.name for stage in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        self.stage_plan()
+        return self
+
+    def stage_plan(self) -> list[tuple[str, DistillConfig, TrainConfig]]:
+        """(name, distill, train) of each distillation stage, overrides applied."""
+        if not self.stages:
+            return [("distill", self.distill, self.train)]
+        plan = []
+        for i, stage in enumerate(self.stages):
+            try:
+                distill = DistillConfig.model_validate(
+                    _deep_merge(self.distill.model_dump(), stage.distill)
+                )
+                train = TrainConfig.model_validate(
+                    _deep_merge(self.train.model_dump(), stage.train)
+                )
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                key = ".".join(str(p) for p in first["loc"])
+                section = "distill" if exc.title == "DistillConfig" else "train"
+                raise ValueError(f"stages.{i}.{section}.{key}: {first['msg']}") from None
+            plan.append((stage.name, distill, train))
+        return plan
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -181,10 +290,12 @@ class Recipe(Strict):
 
 def _format_validation_error(exc: ValidationError, origin: str) -> str:
     first = exc.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    key = ".".join(str(p) for p in first["loc"])
     msg = first["msg"].replace("Extra inputs are not permitted", "unknown key")
+    msg = msg.removeprefix("Value error, ")
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{origin}: {key}: {msg}{more} — fix that key (see `compressor recipe show`)"
+    where = f"{key}: " if key else ""
+    return f"{origin}: {where}{msg}{more} — fix that key (see `compressor recipe show`)"
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

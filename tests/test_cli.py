@@ -123,7 +123,7 @@ def test_dry_run_prints_the_plan(tiny_teacher_dir: Path, small_data: Path, tmp_p
     )
     assert result.returncode == 0, result.stderr
     assert "64 train / 32 dev" in result.stdout
-    assert "2 layers from teacher layers uniform" in result.stdout
+    assert "2 layers, cut from teacher layers uniform" in result.stdout
     assert "7 steps" in result.stdout
     assert not (tmp_path / "o").exists()
 

@@ -1,16 +1,19 @@
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
 
+from compressor.distill.capture import LayerQKV
 from compressor.distill.losses import (
     AttentionKL,
     AttentionMSE,
+    AttentionProbMSE,
     HiddenCosine,
     HiddenMSE,
     LogitsMSE,
+    ModelView,
     PatientCLS,
+    ValueRelationKL,
     hard_ce,
     soft_kd,
 )
@@ -40,9 +43,9 @@ def test_hard_ce_is_cross_entropy() -> None:
     assert hard_ce(logits, torch.tensor([1])).item() == pytest.approx(-math.log(0.75))
 
 
-def out(hidden=None, attentions=None) -> SimpleNamespace:
-    """A stand-in for an HF model output with the fields the losses read."""
-    return SimpleNamespace(logits=torch.zeros(1, 2), hidden_states=hidden, attentions=attentions)
+def out(hidden=None, attentions=None, qkv=None) -> ModelView:
+    """What the objective hands a loss, with only the fields under test filled."""
+    return ModelView(torch.zeros(1, 2), hidden, attentions, qkv)
 
 
 def test_hidden_mse_same_width_ignores_padding() -> None:
@@ -94,12 +97,65 @@ def test_pkd_uses_normalised_cls_vectors_only() -> None:
     assert loss(out(s), out(t), torch.ones(1, 2)).item() == pytest.approx(2.0)
 
 
-def test_attention_mse_on_real_tokens_averaged_over_heads() -> None:
+def test_soft_kd_several_teachers_average_their_probabilities() -> None:
+    s = torch.tensor([[0.3, -0.2]])
+    t1, t2 = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    temp = 2.0
+    p_t = 0.25 * torch.softmax(t1 / temp, -1) + 0.75 * torch.softmax(t2 / temp, -1)
+    p_s = torch.softmax(s / temp, -1)
+    expected = float((p_t * (p_t.log() - p_s.log())).sum()) * temp**2
+    got = soft_kd(s, [t1, t2], temp, [1.0, 3.0]).item()
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert soft_kd(s, [t1, t1], temp, [1.0, 5.0]).item() == pytest.approx(
+        soft_kd(s, t1, temp).item()
+    )
+
+
+def test_soft_kd_per_example_temperature_scales_each_example() -> None:
+    s = torch.tensor([[1.0, 2.0], [0.5, -1.0]])
+    t = torch.tensor([[2.0, 1.0], [0.0, 3.0]])
+    temps = torch.tensor([1.5, 4.0])
+    each = [soft_kd(s[i : i + 1], t[i : i + 1], float(temps[i])).item() for i in range(2)]
+    assert soft_kd(s, t, temps).item() == pytest.approx(sum(each) / 2, rel=1e-5)
+
+
+def test_attention_mse_on_unnormalised_scores_of_real_tokens() -> None:
+    q = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])  # (batch 1, head 1, seq 2, dim 2)
+    k_t = torch.tensor([[[[2.0, 0.0], [5.0, 5.0]]]])
+    k_s = torch.tensor([[[[0.0, 0.0], [9.0, 9.0]]]])
+    zeros = torch.zeros_like(q)
+    s_view = out(qkv=[LayerQKV(q, k_s, zeros)])
+    t_view = out(qkv=[LayerQKV(q, k_t, zeros)])
+    # only query 0 x key 0 is real: scores 0 vs 2/sqrt(2) -> squared error 2
+    loss = AttentionMSE([(0, 0), (1, 1)], 2, 2)
+    assert loss.pairs == [(1, 1)] and AttentionMSE.needs_qkv
+    assert loss(s_view, t_view, torch.tensor([[1, 0]])).item() == pytest.approx(2.0)
+    # both real: (q,k) cells (0,0): 0 vs 2, (0,1): 9 vs 5, (1,0): 0 vs 0, (1,1): 9 vs 5, / sqrt 2
+    expected = (4 + 16 + 0 + 16) / 2 / 4
+    assert loss(s_view, t_view, torch.ones(1, 2)).item() == pytest.approx(expected)
+
+
+def test_value_relation_kl_matches_hand_computed_kl() -> None:
+    v_t = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
+    v_s = torch.tensor([[[[1.0, 1.0], [1.0, 1.0]]]])
+    loss = ValueRelationKL([(2, 6)], 2, 2)
+    zeros = torch.zeros_like(v_t)
+    s_view = out(qkv=[None, LayerQKV(zeros, zeros, v_s)])
+    t_view = out(qkv=[None] * 5 + [LayerQKV(zeros, zeros, v_t)])
+    vr_t = torch.softmax(v_t[0, 0] @ v_t[0, 0].T / math.sqrt(2), -1)
+    vr_s = torch.softmax(v_s[0, 0] @ v_s[0, 0].T / math.sqrt(2), -1)  # uniform rows
+    expected = float((vr_t * (vr_t.log() - vr_s.log())).sum(-1).mean())
+    assert loss(s_view, t_view, torch.ones(1, 2)).item() == pytest.approx(expected, rel=1e-5)
+    # with the second token padded, each row is a softmax over one key: KL 0
+    assert loss(s_view, t_view, torch.tensor([[1, 0]])).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_attention_prob_mse_on_real_tokens_averaged_over_heads() -> None:
     a_s = torch.zeros(1, 2, 2, 2)
     a_t = torch.zeros(1, 2, 2, 2)
     a_t[0, 0, 0, 0] = 1.0  # one entry differs by 1 in head 0
     a_t[0, 1, 1, 1] = 7.0  # a padded query/key: ignored
-    loss = AttentionMSE([(0, 0), (1, 1)], 4, 4)
+    loss = AttentionProbMSE([(0, 0), (1, 1)], 4, 4)
     mask = torch.tensor([[1, 0]])
     # 1 real (query, key) cell x 2 heads: mean squared error = 1 / 2
     assert loss(out(attentions=(a_s,)), out(attentions=(a_t,)), mask).item() == pytest.approx(0.5)
@@ -119,8 +175,8 @@ def test_attention_kl_matches_hand_computed_kl() -> None:
 
 
 def test_logits_mse_is_squared_distance_of_raw_logits() -> None:
-    s = SimpleNamespace(logits=torch.tensor([[1.0, 2.0], [0.0, 0.0]]))
-    t = SimpleNamespace(logits=torch.tensor([[3.0, 2.0], [1.0, -1.0]]))
+    s = ModelView(torch.tensor([[1.0, 2.0], [0.0, 0.0]]))
+    t = ModelView(torch.tensor([[3.0, 2.0], [1.0, -1.0]]))
     # (4 + 0 + 1 + 1) / 2 examples
     assert LogitsMSE([], 2, 2)(s, t, torch.ones(2, 1)).item() == pytest.approx(3.0)
 

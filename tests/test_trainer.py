@@ -26,7 +26,7 @@ def _splits(n_train: int = 64, n_dev: int = 32) -> tuple[Split, Split]:
     )
 
 
-def _ce(model, batch):
+def _ce(model, batch, progress):
     out = model(**batch)
     return out.loss, {}
 
@@ -168,7 +168,7 @@ def test_nan_loss_stops_with_a_clear_error(tiny_teacher_dir: Path, tmp_path: Pat
     train_split, dev_split = _splits(16, 8)
     model, tok = load_classifier(tiny_teacher_dir)
 
-    def nan_loss(m, batch):
+    def nan_loss(m, batch, progress):
         return m(**batch).loss * float("nan"), {}
 
     with pytest.raises(UserError, match="loss became nan at step 0"):

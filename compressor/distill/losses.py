@@ -8,16 +8,28 @@ objective asks the models for exactly that.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.modeling_outputs import SequenceClassifierOutput
 
+from compressor.distill.capture import LayerQKV
 from compressor.errors import UserError
 
 INTERMEDIATE_LOSSES: dict[str, type[IntermediateLossModule]] = {}
+
+
+@dataclass
+class ModelView:
+    """What a loss may read of one model's forward pass: logits, hidden states (0 =
+    embeddings), post-softmax attentions and hooked Q/K/V, each present when asked for."""
+
+    logits: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    qkv: list[LayerQKV] | None = None
 
 
 def register(cls: type[IntermediateLossModule]) -> type[IntermediateLossModule]:
@@ -27,16 +39,29 @@ def register(cls: type[IntermediateLossModule]) -> type[IntermediateLossModule]:
 
 
 def soft_kd(
-    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor | list[torch.Tensor],
+    temperature: float | torch.Tensor,
+    teacher_weights: list[float] | None = None,
 ) -> torch.Tensor:
     """Hinton et al. (2015), eq. 2: KL(p_T || p_S) at temperature T, times T^2.
 
     The T^2 factor keeps the gradient scale of the soft term independent of T, so that
-    `alpha` means the same thing at every temperature.
+    `alpha` means the same thing at every temperature. Several teachers give one target,
+    the weighted mean of their temperature-T probabilities (Hinton et al.'s ensemble
+    targets). A per-example temperature (shape (batch,)) scales each example by its own T^2.
     """
-    log_p_s = F.log_softmax(student_logits / temperature, dim=-1)
-    log_p_t = F.log_softmax(teacher_logits / temperature, dim=-1)
-    return F.kl_div(log_p_s, log_p_t, log_target=True, reduction="batchmean") * temperature**2
+    logits = teacher_logits if isinstance(teacher_logits, list) else [teacher_logits]
+    weights = torch.tensor(teacher_weights or [1.0] * len(logits), dtype=student_logits.dtype)
+    weights = (weights / weights.sum()).to(student_logits.device)
+    t = temperature[:, None] if isinstance(temperature, torch.Tensor) else temperature
+    log_p_s = F.log_softmax(student_logits / t, dim=-1)
+    log_p_t = torch.logsumexp(
+        torch.stack([F.log_softmax(z / t, dim=-1) for z in logits]) + weights.log()[:, None, None],
+        dim=0,
+    )
+    kl = F.kl_div(log_p_s, log_p_t, log_target=True, reduction="none").sum(-1)
+    return (kl * (t.squeeze(-1) if isinstance(t, torch.Tensor) else t) ** 2).mean()
 
 
 def hard_ce(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -47,12 +72,14 @@ def hard_ce(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class IntermediateLossModule(nn.Module):
     """A term over pairs of (student, teacher) layer indices (0 = embeddings).
 
-    `needs_attentions` asks both models for `output_attentions`; hidden states are always
-    collected when any term is present.
+    `needs_attentions` asks both models for `output_attentions`, `needs_qkv` hooks their
+    Q/K/V projections (`capture.py`); hidden states are always collected when any term is
+    present. Terms read a `ModelView` of each model.
     """
 
     name: ClassVar[str]
     needs_attentions: ClassVar[bool] = False
+    needs_qkv: ClassVar[bool] = False
     uses_embeddings: ClassVar[bool] = True
 
     def __init__(self, pairs: list[tuple[int, int]], student_dim: int, teacher_dim: int):
@@ -62,10 +89,7 @@ class IntermediateLossModule(nn.Module):
         self.teacher_dim = teacher_dim
 
     def forward(
-        self,
-        student: SequenceClassifierOutput,
-        teacher: SequenceClassifierOutput,
-        attention_mask: torch.Tensor,
+        self, student: ModelView, teacher: ModelView, attention_mask: torch.Tensor
     ) -> torch.Tensor:
         raise NotImplementedError
 
@@ -153,32 +177,63 @@ class PatientCLS(IntermediateLossModule):
         return total
 
 
+def _pair_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(batch, 1, q, k) mask of real query x real key positions."""
+    mask = attention_mask.to(dtype)
+    return mask[:, None, :, None] * mask[:, None, None, :]
+
+
+def _check_heads(loss: str, student_heads: int, teacher_heads: int) -> None:
+    if student_heads != teacher_heads:
+        raise UserError(
+            f"{loss} needs equal head counts (student {student_heads}, teacher "
+            f"{teacher_heads}) — drop it or keep the teacher's heads"
+        )
+
+
 @register
 class AttentionMSE(IntermediateLossModule):
-    """TinyBERT (Jiao et al., 2020), eq. 7: (1/h) sum_i MSE(A_S^i, A_T^i) per mapped layer.
+    """TinyBERT (Jiao et al., 2020), eq. 7: (1/h) sum_i MSE(A_S^i, A_T^i) per mapped layer on
+    the unnormalised scores A = QK^T / sqrt(d_k), as the paper does.
 
-    Deviation: the paper uses the unnormalised scores QK^T/sqrt(d); HF models return
-    post-softmax probabilities through `output_attentions`, and reading the scores would
-    need hooks into each attention block. On probabilities the loss keeps its minimum and
-    its head-by-head alignment; it needs equal head counts, as in the paper.
+    The scores are rebuilt from the Q/K projections read by hooks (HF models only return
+    probabilities). Pairs involving a padded query or key are excluded from the mean, as
+    TinyBERT's code zeroes the masked scores. Head counts must match, as in the paper.
     """
 
     name = "attention_mse"
+    needs_qkv = True
+    uses_embeddings = False
+
+    def forward(self, student, teacher, attention_mask):
+        mask = _pair_mask(attention_mask, student.logits.dtype)
+        total = student.logits.new_zeros(())
+        for s_idx, t_idx in self.pairs:
+            s, t = student.qkv[s_idx - 1], teacher.qkv[t_idx - 1]
+            _check_heads(self.name, s.q.shape[1], t.q.shape[1])
+            a_s = s.q @ s.k.transpose(-1, -2) / s.q.shape[-1] ** 0.5
+            a_t = t.q @ t.k.transpose(-1, -2) / t.q.shape[-1] ** 0.5
+            sq = (a_s - a_t).pow(2) * mask
+            total = total + sq.sum() / (mask.sum() * a_s.shape[1]).clamp(min=1)
+        return total
+
+
+@register
+class AttentionProbMSE(IntermediateLossModule):
+    """TinyBERT's attention MSE (eq. 7) on the post-softmax probabilities instead of the
+    scores: the option the issue asks for, bounded in [0, 1] and so less sensitive to the
+    scale of the teacher's logits. Read from `output_attentions`."""
+
+    name = "attention_prob_mse"
     needs_attentions = True
     uses_embeddings = False
 
     def forward(self, student, teacher, attention_mask):
-        key_mask = attention_mask[:, None, None, :].to(student.logits.dtype)
-        query_mask = attention_mask[:, None, :, None].to(student.logits.dtype)
-        mask = key_mask * query_mask
+        mask = _pair_mask(attention_mask, student.logits.dtype)
         total = student.logits.new_zeros(())
         for s_idx, t_idx in self.pairs:
             a_s, a_t = student.attentions[s_idx - 1], teacher.attentions[t_idx - 1]
-            if a_s.shape[1] != a_t.shape[1]:
-                raise UserError(
-                    f"attention_mse needs equal head counts (student {a_s.shape[1]}, teacher "
-                    f"{a_t.shape[1]}) — drop it or keep the teacher's heads"
-                )
+            _check_heads(self.name, a_s.shape[1], a_t.shape[1])
             sq = (a_s - a_t).pow(2) * mask
             total = total + sq.sum() / (mask.sum() * a_s.shape[1]).clamp(min=1)
         return total
@@ -201,6 +256,37 @@ class AttentionKL(IntermediateLossModule):
         for s_idx, t_idx in self.pairs:
             a_s, a_t = student.attentions[s_idx - 1], teacher.attentions[t_idx - 1]
             kl = (a_t * ((a_t + eps).log() - (a_s + eps).log())).sum(-1)  # (b, heads, q)
+            total = total + (kl * query_mask).sum() / (query_mask.sum() * kl.shape[1])
+        return total
+
+
+@register
+class ValueRelationKL(IntermediateLossModule):
+    """MiniLM (Wang et al., 2020), eqs. 7-8: KL(VR_T || VR_S) with the value relation
+    VR = softmax(V V^T / sqrt(d_k)) per head, averaged over heads and query positions; last
+    layer only in the paper (layer_map: last). Values are read by hooks on the value
+    projections; padded keys are masked out of the softmax, padded queries out of the mean.
+    """
+
+    name = "value_relation_kl"
+    needs_qkv = True
+    uses_embeddings = False
+
+    def forward(self, student, teacher, attention_mask):
+        key_mask = attention_mask[:, None, None, :].bool()
+        query_mask = attention_mask[:, None, :].to(student.logits.dtype)
+        total = student.logits.new_zeros(())
+        for s_idx, t_idx in self.pairs:
+            v_s, v_t = student.qkv[s_idx - 1].v, teacher.qkv[t_idx - 1].v
+            _check_heads(self.name, v_s.shape[1], v_t.shape[1])
+            log_vr = [
+                (v @ v.transpose(-1, -2) / v.shape[-1] ** 0.5)
+                .masked_fill(~key_mask, torch.finfo(v.dtype).min)
+                .log_softmax(-1)
+                for v in (v_s, v_t)
+            ]
+            kl = F.kl_div(log_vr[0], log_vr[1], log_target=True, reduction="none")
+            kl = kl.masked_fill(~key_mask, 0).sum(-1)  # (batch, heads, q)
             total = total + (kl * query_mask).sum() / (query_mask.sum() * kl.shape[1])
         return total
 

@@ -1,33 +1,54 @@
 """The distillation objective of a recipe: Hinton's soft/hard mix plus intermediate terms.
 
-    L = alpha * T^2 * KL(p_T^T || p_S^T) + (1 - alpha) * CE(y, p_S) + sum_i w_i * L_i
+    L = w_pred * (alpha * s(p) * T^2 KL(p_T^T || p_S^T) + (1 - alpha) * h(p) * CE(y, p_S))
+        + sum_i w_i(p) * L_i
 
-The teacher runs under no_grad with hidden states on, only when an intermediate term
-needs them.
+p is training progress, s / h / w_i the recipe's weight schedules and T possibly scheduled
+too. Teachers run under no_grad and are asked only for what the terms need (hidden states,
+attentions, hooked Q/K/V). Each model receives only the inputs its forward accepts, so a
+DistilBERT student can learn from a BERT teacher (no token_type_ids).
 """
 
 from __future__ import annotations
+
+import inspect
+from contextlib import nullcontext
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from compressor.distill.losses import INTERMEDIATE_LOSSES, hard_ce, soft_kd
+from compressor.distill.capture import capture_qkv
+from compressor.distill.losses import INTERMEDIATE_LOSSES, ModelView, hard_ce, soft_kd
 from compressor.distill.mapping import hidden_pairs
+from compressor.distill.schedules import temperature_at, weight_factor
 from compressor.recipe import DistillConfig
 
 
-class DistillObjective:
-    """Callable `(student, batch) -> (loss, parts)` for the trainer."""
+def _accepted_inputs(model: nn.Module) -> set[str]:
+    """Keyword inputs of the model's forward (of the wrapped model under DDP)."""
+    return set(inspect.signature(getattr(model, "module", model).forward).parameters)
 
-    def __init__(self, teacher: PreTrainedModel, student: PreTrainedModel, cfg: DistillConfig):
+
+class DistillObjective:
+    """Callable `(student, batch, progress) -> (loss, parts)` for the trainer."""
+
+    def __init__(
+        self,
+        teacher: PreTrainedModel,
+        student: PreTrainedModel,
+        cfg: DistillConfig,
+        extra_teachers: list[tuple[PreTrainedModel, float]] | None = None,
+    ):
         self.teacher = teacher
         self.cfg = cfg
+        self.extra_teachers = extra_teachers or []
         s_cfg, t_cfg = student.config, teacher.config
-        self.terms: list[tuple[str, float, nn.Module]] = [
+        self.terms: list[tuple[str, float, str, nn.Module]] = [
             (
                 spec.name,
                 spec.weight,
+                spec.schedule,
                 INTERMEDIATE_LOSSES[spec.name](
                     hidden_pairs(spec.layer_map, s_cfg.num_hidden_layers, t_cfg.num_hidden_layers),
                     s_cfg.hidden_size,
@@ -37,30 +58,53 @@ class DistillObjective:
             for spec in cfg.intermediate
             if spec.weight > 0
         ]
+        self._inputs: dict[int, set[str]] = {}
 
     @property
     def modules(self) -> list[nn.Module]:
         """Trainable parts of the objective (projections W_h), optimised with the student."""
-        return [module for _, _, module in self.terms]
+        return [module for *_, module in self.terms]
+
+    @property
+    def frozen(self) -> list[nn.Module]:
+        """Every teacher: moved to the device by the trainer, never optimised."""
+        return [self.teacher, *(m for m, _ in self.extra_teachers)]
+
+    def _view(
+        self, model: PreTrainedModel, inputs: dict[str, torch.Tensor], qkv: bool
+    ) -> ModelView:
+        accepted = self._inputs.setdefault(id(model), _accepted_inputs(model))
+        wants = {
+            "output_hidden_states": bool(self.terms),
+            "output_attentions": any(m.needs_attentions for *_, m in self.terms),
+        }
+        config = model.config
+        hooks = capture_qkv(model, config.num_attention_heads) if qkv else nullcontext(None)
+        with hooks as captured:
+            out = model(**{k: v for k, v in inputs.items() if k in accepted}, **wants)
+        return ModelView(out.logits, out.hidden_states, out.attentions, captured)
 
     def __call__(
-        self, student: PreTrainedModel, batch: dict[str, torch.Tensor]
+        self, student: PreTrainedModel, batch: dict[str, torch.Tensor], progress: float = 0.0
     ) -> tuple[torch.Tensor, dict[str, float]]:
         labels = batch["labels"]
         inputs = {k: v for k, v in batch.items() if k != "labels"}
-        wants = {
-            "output_hidden_states": bool(self.terms),
-            "output_attentions": any(m.needs_attentions for _, _, m in self.terms),
-        }
+        qkv = any(m.needs_qkv for *_, m in self.terms)
         with torch.no_grad():
-            t_out = self.teacher(**inputs, **wants)
-        s_out = student(**inputs, **wants)
-        kd = soft_kd(s_out.logits, t_out.logits, self.cfg.temperature)
-        ce = hard_ce(s_out.logits, labels)
-        loss = self.cfg.alpha * kd + (1 - self.cfg.alpha) * ce
+            t_view = self._view(self.teacher, inputs, qkv)
+            extra_logits = [self._view(m, inputs, False).logits for m, _ in self.extra_teachers]
+        s_view = self._view(student, inputs, qkv)
+        temperature = temperature_at(self.cfg, progress, s_view.logits, t_view.logits)
+        teacher_logits = [t_view.logits, *extra_logits]
+        weights = [self.cfg.teacher_weight, *(w for _, w in self.extra_teachers)]
+        kd = soft_kd(s_view.logits, teacher_logits, temperature, weights)
+        ce = hard_ce(s_view.logits, labels)
+        soft_w = self.cfg.alpha * weight_factor(self.cfg.soft_schedule, progress)
+        hard_w = (1 - self.cfg.alpha) * weight_factor(self.cfg.hard_schedule, progress)
+        loss = self.cfg.prediction_weight * (soft_w * kd + hard_w * ce)
         parts = {"soft_kd": kd.item(), "hard_ce": ce.item()}
-        for name, weight, module in self.terms:
-            value = module(s_out, t_out, inputs["attention_mask"])
-            loss = loss + weight * value
+        for name, weight, schedule, module in self.terms:
+            value = module(s_view, t_view, inputs["attention_mask"])
+            loss = loss + weight * weight_factor(schedule, progress) * value
             parts[name] = value.item()
         return loss, parts

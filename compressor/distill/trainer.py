@@ -32,7 +32,9 @@ from compressor.data import Split
 from compressor.errors import UserError
 from compressor.recipe import TrainConfig
 
-LossFn = Callable[[PreTrainedModel, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
+LossFn = Callable[
+    [PreTrainedModel, dict[str, torch.Tensor], float], tuple[torch.Tensor, dict[str, float]]
+]
 STATE_FILE = "trainer_state.json"
 
 
@@ -109,7 +111,9 @@ def train(
 ) -> TrainState:
     """Optimise `model` (and `extra_modules`, e.g. loss projections) and keep the best one.
 
-    `out_dir/best` receives the best model by dev accuracy (save_pretrained + tokenizer);
+    `out_dir/best` receives the best model by dev accuracy, or the last one with
+    `cfg.keep == "last"` (save_pretrained + tokenizer); `compute_loss` also receives the
+    training progress in [0, 1] for scheduled terms;
     `out_dir/checkpoints/step-N` the resumable state. `frozen_modules` (the teacher) are
     only moved to the device.
     """
@@ -158,7 +162,8 @@ def train(
     def evaluate_and_keep(loss: float) -> None:
         acc = dev_accuracy(model, dev_loader, accelerator)
         state.history.append({"step": state.step, "loss": round(loss, 5), "dev_accuracy": acc})
-        if acc > state.best_dev_accuracy:
+        keep_last = cfg.keep == "last" and state.step == total
+        if acc > state.best_dev_accuracy or keep_last:
             state.best_dev_accuracy, state.best_step = acc, state.step
             if accelerator.is_main_process:
                 with atomic.atomic_dir(Path(out_dir) / "best") as tmp:
@@ -199,7 +204,7 @@ def train(
             step_started = time.perf_counter()
             for batch in loader:
                 with accelerator.accumulate(model):
-                    loss, _parts = compute_loss(model, batch)
+                    loss, _parts = compute_loss(model, batch, state.step / total)
                     if not torch.isfinite(loss):
                         raise UserError(
                             f"loss became {loss.item()} at step {state.step} — lower the "
