@@ -162,11 +162,13 @@ class DistillConfig(Strict):
     )
 
     @model_validator(mode="after")
-    def _annealing_has_an_end(self) -> DistillConfig:
+    def _consistent(self) -> DistillConfig:
         if self.temperature_schedule in ("linear", "cosine") and self.temperature_end is None:
             raise ValueError(
                 f"temperature_schedule {self.temperature_schedule!r} needs temperature_end"
             )
+        if self.prediction_weight == 0 and not any(t.weight > 0 for t in self.intermediate):
+            raise ValueError("prediction_weight 0 leaves no loss: add an intermediate term")
         return self
 
 

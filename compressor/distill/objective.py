@@ -11,7 +11,6 @@ DistilBERT student can learn from a BERT teacher (no token_type_ids).
 
 from __future__ import annotations
 
-import inspect
 from contextlib import nullcontext
 
 import torch
@@ -22,12 +21,8 @@ from compressor.distill.capture import capture_qkv
 from compressor.distill.losses import INTERMEDIATE_LOSSES, ModelView, hard_ce, soft_kd
 from compressor.distill.mapping import hidden_pairs
 from compressor.distill.schedules import temperature_at, weight_factor
+from compressor.distill.trainer import accepted_inputs
 from compressor.recipe import DistillConfig
-
-
-def _accepted_inputs(model: nn.Module) -> set[str]:
-    """Keyword inputs of the model's forward (of the wrapped model under DDP)."""
-    return set(inspect.signature(getattr(model, "module", model).forward).parameters)
 
 
 class DistillObjective:
@@ -73,7 +68,7 @@ class DistillObjective:
     def _view(
         self, model: PreTrainedModel, inputs: dict[str, torch.Tensor], qkv: bool
     ) -> ModelView:
-        accepted = self._inputs.setdefault(id(model), _accepted_inputs(model))
+        accepted = self._inputs.setdefault(id(model), accepted_inputs(model))
         wants = {
             "output_hidden_states": bool(self.terms),
             "output_attentions": any(m.needs_attentions for *_, m in self.terms),
@@ -83,6 +78,26 @@ class DistillObjective:
         with hooks as captured:
             out = model(**{k: v for k, v in inputs.items() if k in accepted}, **wants)
         return ModelView(out.logits, out.hidden_states, out.attentions, captured)
+
+    def _prediction(
+        self,
+        s_logits: torch.Tensor,
+        t_logits: torch.Tensor,
+        extra_logits: list[torch.Tensor],
+        labels: torch.Tensor,
+        progress: float,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Hinton's term. Skipped entirely at prediction_weight 0, so that the classifier
+        gets no gradient (and no weight decay) in TinyBERT's intermediate stage."""
+        cfg = self.cfg
+        temperature = temperature_at(cfg, progress, s_logits, t_logits)
+        weights = [cfg.teacher_weight, *(w for _, w in self.extra_teachers)]
+        kd = soft_kd(s_logits, [t_logits, *extra_logits], temperature, weights)
+        ce = hard_ce(s_logits, labels)
+        soft_w = cfg.alpha * weight_factor(cfg.soft_schedule, progress)
+        hard_w = (1 - cfg.alpha) * weight_factor(cfg.hard_schedule, progress)
+        loss = cfg.prediction_weight * (soft_w * kd + hard_w * ce)
+        return loss, {"soft_kd": kd.item(), "hard_ce": ce.item()}
 
     def __call__(
         self, student: PreTrainedModel, batch: dict[str, torch.Tensor], progress: float = 0.0
@@ -94,15 +109,12 @@ class DistillObjective:
             t_view = self._view(self.teacher, inputs, qkv)
             extra_logits = [self._view(m, inputs, False).logits for m, _ in self.extra_teachers]
         s_view = self._view(student, inputs, qkv)
-        temperature = temperature_at(self.cfg, progress, s_view.logits, t_view.logits)
-        teacher_logits = [t_view.logits, *extra_logits]
-        weights = [self.cfg.teacher_weight, *(w for _, w in self.extra_teachers)]
-        kd = soft_kd(s_view.logits, teacher_logits, temperature, weights)
-        ce = hard_ce(s_view.logits, labels)
-        soft_w = self.cfg.alpha * weight_factor(self.cfg.soft_schedule, progress)
-        hard_w = (1 - self.cfg.alpha) * weight_factor(self.cfg.hard_schedule, progress)
-        loss = self.cfg.prediction_weight * (soft_w * kd + hard_w * ce)
-        parts = {"soft_kd": kd.item(), "hard_ce": ce.item()}
+        loss = s_view.logits.new_zeros(())
+        parts: dict[str, float] = {}
+        if self.cfg.prediction_weight > 0:
+            loss, parts = self._prediction(
+                s_view.logits, t_view.logits, extra_logits, labels, progress
+            )
         for name, weight, schedule, module in self.terms:
             value = module(s_view, t_view, inputs["attention_mask"])
             loss = loss + weight * weight_factor(schedule, progress) * value

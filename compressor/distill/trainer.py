@@ -8,6 +8,7 @@ and a progress bar. What is optimised comes in as `compute_loss`.
 
 from __future__ import annotations
 
+import inspect
 import math
 import shutil
 import time
@@ -73,13 +74,20 @@ def make_loader(
     )
 
 
+def accepted_inputs(model: torch.nn.Module) -> set[str]:
+    """Keyword inputs of a model's forward (of the wrapped model under DDP): a DistilBERT
+    student fed by a BERT tokenizer must not receive token_type_ids."""
+    return set(inspect.signature(getattr(model, "module", model).forward).parameters)
+
+
 @torch.no_grad()
 def dev_accuracy(model: torch.nn.Module, loader: DataLoader, accelerator: Accelerator) -> float:
     model.eval()
+    accepted = accepted_inputs(model)
     correct = total = 0
     for batch in loader:
         labels = batch.pop("labels")
-        preds = model(**batch).logits.argmax(-1)
+        preds = model(**{k: v for k, v in batch.items() if k in accepted}).logits.argmax(-1)
         preds, labels = accelerator.gather_for_metrics((preds, labels))
         correct += int((preds == labels).sum())
         total += labels.numel()
