@@ -1,14 +1,20 @@
-"""Side-by-side distillation methods on one teacher, data, student size, step count and seed.
+"""Side-by-side distillation methods on one teacher, data, student size, step count and seeds.
 
 `make bench-distill` runs this on the demo teacher (all-MiniLM-L6-v2 fine-tuned on SST-2):
 each method is one recipe from `recipes/` with the demo's data and training settings laid
-over it, so only the loss terms differ. Writes `table.json` and `table.md` in the output.
+over it, so only the loss terms (and, for TinyBERT, its stages and augmented data) differ.
+Every method trains the same number of optimizer steps; a multi-stage recipe splits them
+evenly over its stages. Each (method, seed) is its own run folder, so an interrupted
+comparison continues where it stopped. Writes `table.json` and `table.md` in the output.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import statistics
 from pathlib import Path
+
+import yaml
 
 from compressor import atomic
 from compressor.pipeline import compress
@@ -16,18 +22,24 @@ from compressor.recipe import load_recipe
 from compressor.runfolder import RunFolder
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-# method -> (recipe file or None for defaults, extra dotted overrides)
-METHODS: dict[str, tuple[str | None, dict]] = {
-    "labels only (no teacher)": (None, {"distill.alpha": 0.0, "distill.intermediate": []}),
-    "Hinton KD": ("kd.yaml", {}),
-    "KD + hidden MSE (default)": (None, {}),
-    "TinyBERT-style (KD + hidden + attention, one stage)": ("tinybert_one_stage.yaml", {}),
-    "MiniLM-style (KD + last-layer attention KL)": ("minilm.yaml", {}),
-    "PKD-skip": ("pkd.yaml", {}),
-    "DistilBERT-style (KD + cosine)": ("distilbert.yaml", {}),
-}
+STEPS = 400
+# key -> (label, recipe file or None for defaults, extra dotted overrides)
+METHODS: dict[str, tuple[str, str | None, dict]] = {
+    "labels": ("(a) labels only (no teacher)", None,
+               {"distill.alpha": 0.0, "distill.intermediate": []}),
+    "kd": ("(b) Hinton KD", "kd.yaml", {}),
+    "kd_hidden": ("(c) KD + hidden MSE (default)", None, {}),
+    "tinybert_one_stage": ("(d) TinyBERT-style, one stage (KD + emb + hidden + attention)",
+                           "tinybert_one_stage.yaml", {}),
+    "tinybert": ("(d') TinyBERT, two stages + augmentation", "tinybert.yaml", {}),
+    "minilm": ("(e) MiniLM-style (KD + last-layer attention KL + value relation)",
+               "minilm.yaml", {}),
+    "pkd": ("PKD-skip", "pkd.yaml", {}),
+    "distilbert": ("DistilBERT-style (KD + cosine)", "distilbert.yaml", {}),
+}  # fmt: skip
 SHARED = {
     "data.max_train_examples": 12800,
+    "train.max_steps": STEPS,
     "train.lr": 2e-4,
     "train.eval_every": 100,
     "train.checkpoint_every": 100,
@@ -36,44 +48,115 @@ SHARED = {
 }
 
 
-def run(teacher: str, out: Path, seed: int = 42) -> list[dict]:
+def method_recipe(key: str, seed: int):
+    """The method's recipe with the shared settings; stages split the step budget."""
+    _label, recipe_name, overrides = METHODS[key]
+    overrides = {**SHARED, **overrides, "train.seed": seed}
+    if recipe_name:
+        tree = yaml.safe_load((RECIPES / recipe_name).read_text(encoding="utf-8"))
+        stages = tree.get("stages", [])
+        for stage in stages:
+            stage.setdefault("train", {})["max_steps"] = STEPS // len(stages)
+        if stages:
+            overrides["stages"] = stages
+    return load_recipe(RECIPES / recipe_name if recipe_name else None, overrides)
+
+
+def run_one(teacher: str, key: str, seed: int, out: Path) -> None:
+    run_dir = out / key / f"seed-{seed}"
+    started = (run_dir / "state.json").is_file()
+    if not started or not RunFolder.open(run_dir).done("evaluate"):
+        compress(teacher, method_recipe(key, seed), run_dir, overwrite=started, resume=False,
+                 skip_benchmark=True, skip_export=True)  # fmt: skip
+
+
+def collect(out: Path) -> list[dict]:
+    """Every finished (method, seed) under `out`, from earlier invocations too."""
     rows = []
-    for i, (method, (recipe_name, overrides)) in enumerate(METHODS.items()):
-        recipe = load_recipe(
-            RECIPES / recipe_name if recipe_name else None,
-            {**SHARED, **overrides, "train.seed": seed},
-        )
-        run_dir = out / f"method{i}"
-        done = (run_dir / "state.json").is_file()
-        if not done or not RunFolder.open(run_dir).done("evaluate"):
-            compress(teacher, recipe, run_dir, overwrite=not done, resume=done,
-                     skip_benchmark=True)  # fmt: skip
-        state = RunFolder.open(run_dir)
-        distill = state.result("distill")
-        rows.append({
-            "method": method,
-            "recipe": recipe_name or "defaults",
-            "dev_accuracy": state.result("evaluate")["dev_accuracy"]["student"],
-            "teacher_dev_accuracy": state.result("evaluate")["dev_accuracy"]["teacher"],
-            "steps": distill["steps"],
-            "train_samples_per_s": distill["train_samples_per_s"],
-            "seed": seed,
-        })  # fmt: skip
-        atomic.write_json(out / "table.json", rows)
-    lines = [
-        "| method | recipe | student dev acc | teacher dev acc | steps | train samples/s |",
-        "|---|---|---|---|---|---|",
-        *(
-            f"| {r['method']} | {r['recipe']} | {r['dev_accuracy'] * 100:.2f}% | "
-            f"{r['teacher_dev_accuracy'] * 100:.2f}% | {r['steps']} | {r['train_samples_per_s']} |"
-            for r in rows
-        ),
-    ]
-    atomic.write_text(out / "table.md", "\n".join(lines) + "\n")
+    for key in METHODS:
+        for run_dir in sorted((out / key).glob("seed-*")):
+            if (run_dir / "state.json").is_file() and RunFolder.open(run_dir).done("evaluate"):
+                rows.append(_row(key, int(run_dir.name.split("-")[1]), RunFolder.open(run_dir)))
     return rows
 
 
-if __name__ == "__main__":
-    teacher_dir, out_dir = sys.argv[1], Path(sys.argv[2])
-    for row in run(teacher_dir, out_dir):
+def _row(key: str, seed: int, state: RunFolder) -> dict:
+    distill, accs = state.result("distill"), state.result("evaluate")["dev_accuracy"]
+    return {
+        "method": key,
+        "seed": seed,
+        "dev_accuracy": accs["student"],
+        "teacher_dev_accuracy": accs["teacher"],
+        "steps": distill["steps"],
+        "train_examples": distill["train_examples"],
+        "train_samples_per_s": distill["train_samples_per_s"],
+    }
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean and sample standard deviation over seeds, per method, in METHODS order."""
+    table = []
+    for key, (label, recipe_name, _) in METHODS.items():
+        runs = [r for r in rows if r["method"] == key]
+        if not runs:
+            continue
+        accs = [r["dev_accuracy"] for r in runs]
+        table.append({
+            "method": label,
+            "recipe": recipe_name or "defaults",
+            "seeds": [r["seed"] for r in runs],
+            "dev_accuracy_mean": statistics.fmean(accs),
+            "dev_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else None,
+            "dev_accuracy_per_seed": accs,
+            "teacher_dev_accuracy": runs[0]["teacher_dev_accuracy"],
+            "steps": runs[0]["steps"],
+            "train_examples": runs[0]["train_examples"],
+            "train_samples_per_s_mean": statistics.fmean(r["train_samples_per_s"] for r in runs),
+        })  # fmt: skip
+    return table
+
+
+def write_table(out: Path, rows: list[dict]) -> list[dict]:
+    table = summarise(rows)
+    atomic.write_json(out / "table.json", {"runs": rows, "methods": table})
+
+    def pct(x: float) -> str:
+        return f"{x * 100:.2f}"
+
+    lines = [
+        "| method | recipe | student dev acc % (mean ± std) | per seed | seeds | steps "
+        "| train examples | train samples/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table:
+        spread = f" ± {pct(r['dev_accuracy_std'])}" if r["dev_accuracy_std"] is not None else ""
+        lines.append(
+            f"| {r['method']} | {r['recipe']} | {pct(r['dev_accuracy_mean'])}{spread} | "
+            f"{', '.join(pct(a) for a in r['dev_accuracy_per_seed'])} | "
+            f"{', '.join(map(str, r['seeds']))} | {r['steps']} | {r['train_examples']} | "
+            f"{r['train_samples_per_s_mean']:.1f} |"
+        )
+    teacher = table[0]["teacher_dev_accuracy"] if table else None
+    if teacher is not None:
+        lines.append(f"\nTeacher dev accuracy: {pct(teacher)}%.")
+    atomic.write_text(out / "table.md", "\n".join(lines) + "\n")
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("teacher", help="fine-tuned teacher (run folder or model folder)")
+    parser.add_argument("out", type=Path, help="output folder of the comparison")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    args = parser.parse_args()
+    for seed in args.seeds:
+        for key in args.methods:
+            run_one(args.teacher, key, seed, args.out)
+            write_table(args.out, collect(args.out))
+    for row in summarise(collect(args.out)):
         print(row)
+
+
+if __name__ == "__main__":
+    main()

@@ -148,6 +148,10 @@ def compress(
     ] = None,
     recipe: RecipeOpt = None,
     skip_benchmark: Annotated[bool, typer.Option(help="Stop after evaluation.")] = False,
+    skip_export: Annotated[
+        bool,
+        typer.Option(help="Keep the PyTorch student only: no ONNX export or quantization."),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option(help="Check inputs and print the plan; train nothing.")
     ] = False,
@@ -178,6 +182,7 @@ def compress(
             overwrite=overwrite,
             resume=resume,
             skip_benchmark=skip_benchmark,
+            skip_export=skip_export,
         )
     console.print(f"[green]report: {paths['md']}  (JSON: {paths['json']}, HTML: {paths['html']})")
 

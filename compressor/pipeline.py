@@ -432,16 +432,18 @@ def compress(
     overwrite: bool,
     resume: bool,
     skip_benchmark: bool = False,
+    skip_export: bool = False,
 ) -> dict[str, Path]:
-    """The whole chain; each finished stage is skipped on --resume."""
+    """The whole chain; each finished stage is skipped on --resume. `skip_export` keeps the
+    PyTorch student only (method comparisons that need no deployable artifact)."""
     run = RunFolder.create(out, "compress", recipe, overwrite=overwrite, resume=resume)
     data = load_task_data(recipe.data)
     if not run.done("distill"):
         _distill(run, teacher, recipe, data, resume)
-    if not run.done("export"):
+    if not skip_export and not run.done("export"):
         with console.status("exporting the student to ONNX and checking parity"):
             _export(run, recipe, data)
-    if recipe.quantize.mode != "none" and not run.done("quantize"):
+    if not skip_export and recipe.quantize.mode != "none" and not run.done("quantize"):
         with console.status("quantizing (dynamic int8) and checking agreement"):
             _quantize(run, recipe, data)
     if not run.done("evaluate"):
