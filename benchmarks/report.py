@@ -197,7 +197,26 @@ def _training_section(training: Mapping[str, Any]) -> Section:
         if training.get(key) is not None:
             lines.append(f"{name}: {training[key]}")
     if training.get("best_dev_accuracy") is not None:
-        lines.append(f"Best dev accuracy: {_pct(training['best_dev_accuracy'])}")
+        lines.append(
+            f"Best dev accuracy: {_pct(training['best_dev_accuracy'])} (the kept checkpoint is "
+            "chosen on this dev set, so it is slightly optimistic)"
+        )
+    stages: Sequence[Mapping[str, Any]] = training.get("stages") or []
+    if len(stages) > 1:
+        lines.append(
+            "Stages: "
+            + " → ".join(
+                f"{st['name']} ({st['steps']} steps, {' + '.join(st['losses'])}, kept {st['kept']})"
+                for st in stages
+            )
+        )
+    aug = training.get("augmentation")
+    if aug:
+        lines.append(
+            f"Augmentation: {aug['original']} examples + {aug['augmented']} augmented "
+            f"({', '.join(aug['methods'])}; candidates from {aug['candidate_source']}; "
+            f"labelled by the teacher{'; from cache' if aug.get('cached') else ''})"
+        )
     history: Sequence[Mapping[str, Any]] = training.get("history") or []
     losses = [h["loss"] for h in history if h.get("loss") is not None]
     if losses:

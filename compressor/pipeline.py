@@ -407,6 +407,8 @@ def build_report(run: RunFolder) -> dict:
             "train_examples": distill.get("train_examples"),
             "samples_per_s": distill.get("train_samples_per_s"),
             "history": distill.get("history"),
+            "stages": distill.get("stages"),
+            "augmentation": distill.get("augmentation"),
         },
         "latency": {
             "threads": bench.get("threads"),

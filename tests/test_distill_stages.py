@@ -100,6 +100,8 @@ def test_two_stage_tinybert_trains_the_classifier_only_in_stage_two(
     changed = _classifier(out / "model")
     assert any(not torch.equal(v, stage_one[k]) for k, v in changed.items())
     assert not (out / "stages").exists() and not (out / "training").exists()
+    report = (out / "report.md").read_text()
+    assert "Stages: intermediate (4 steps, hidden_mse + attention_mse, kept last) → " in report
 
 
 def test_stage_overrides_are_validated_with_their_path(data_dir: Path) -> None:
