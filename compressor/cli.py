@@ -135,6 +135,13 @@ def compress(
     label_column: LabelCol = None,
     max_train_examples: MaxTrain = None,
     layers: Annotated[int | None, typer.Option(help="Student layers. [default: 3]")] = None,
+    student_model: Annotated[
+        str | None,
+        typer.Option(
+            help="A pre-trained student (hub id or folder, any BERT-family model with the "
+            "teacher's tokenizer) instead of one cut from the teacher."
+        ),
+    ] = None,
     steps: Steps = None,
     epochs: Epochs = None,
     batch_size: BatchSize = None,
@@ -167,6 +174,7 @@ def compress(
     overrides |= _train_overrides("train", steps, epochs, batch_size, lr)
     overrides |= {
         "student.layers": layers,
+        "student.model": student_model,
         "distill.temperature": temperature,
         "distill.alpha": alpha,
     }

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    BertTokenizerFast,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    DistilBertTokenizerFast,
+)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SST2 = SHARED_DATA / "sst2"
@@ -58,6 +65,18 @@ def build_tiny_bert(
     model = BertForSequenceClassification(config)
     model.save_pretrained(out_dir)
     return out_dir
+
+
+def build_distilbert(folder: Path, vocab_words: int) -> Path:
+    """A separately 'pre-trained' DistilBERT with its own WordPiece tokenizer."""
+    build_tokenizer(folder, vocab_words)
+    tok = DistilBertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = DistilBertConfig(vocab_size=len(tok), dim=16, n_layers=2, n_heads=4, hidden_dim=32,
+                              max_position_embeddings=128)  # fmt: skip
+    DistilBertForSequenceClassification(config).save_pretrained(folder)
+    return folder
 
 
 def save_variant(teacher_dir: Path, out_dir: Path, seed: int, **config_changes: object) -> Path:

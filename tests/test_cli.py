@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_sst2_subset
+from tests.conftest import build_distilbert, write_sst2_subset
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "200"}
 
@@ -164,3 +164,13 @@ def test_interrupted_compress_resumes_from_its_checkpoint(
     state = json.loads((out / "state.json").read_text())
     assert state["stages"]["distill"]["steps"] == 300
     assert (out / "report.md").is_file()
+
+
+def test_a_student_with_another_tokenizer_is_refused(
+    tiny_teacher_dir: Path, small_data: Path, tmp_path: Path
+) -> None:
+    student = build_distilbert(tmp_path / "distil", vocab_words=300)
+    result = compress_cli(
+        tiny_teacher_dir, tmp_path / "o", small_data, "--student-model", str(student), "--dry-run"
+    )
+    assert_user_error(result, "its tokenizer does not match the teacher's")

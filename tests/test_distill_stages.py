@@ -8,8 +8,6 @@ from safetensors.torch import load_file
 from transformers import (
     AutoModelForSequenceClassification,
     BertTokenizerFast,
-    DistilBertConfig,
-    DistilBertForSequenceClassification,
     DistilBertTokenizerFast,
 )
 
@@ -20,7 +18,7 @@ from compressor.errors import UserError
 from compressor.models import build_student, load_classifier
 from compressor.recipe import DistillConfig, ExtraTeacher, StudentConfig, load_recipe
 from compressor.runfolder import RunFolder
-from tests.conftest import build_tokenizer, save_variant, write_sst2_subset
+from tests.conftest import build_distilbert, save_variant, write_sst2_subset
 
 BASE = {
     "train.max_steps": 4,
@@ -140,22 +138,10 @@ def test_several_teachers_give_the_weighted_mean_of_their_targets(
     assert parts["soft_kd"] != pytest.approx(soft_kd(z_s, z_1, 2.0).item(), rel=1e-3)
 
 
-def _distilbert_student(folder: Path, vocab_words: int) -> Path:
-    """A separately 'pre-trained' DistilBERT with its own WordPiece tokenizer."""
-    build_tokenizer(folder, vocab_words)
-    tok = DistilBertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
-    tok.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = DistilBertConfig(vocab_size=len(tok), dim=16, n_layers=2, n_heads=4, hidden_dim=32,
-                              max_position_embeddings=128)  # fmt: skip
-    DistilBertForSequenceClassification(config).save_pretrained(folder)
-    return folder
-
-
 def test_a_pretrained_distilbert_student_learns_from_a_bert_teacher(
     tiny_teacher_dir: Path, data_dir: Path, tmp_path: Path
 ) -> None:
-    student_dir = _distilbert_student(tmp_path / "distil", vocab_words=400)
+    student_dir = build_distilbert(tmp_path / "distil", vocab_words=400)
     assert BertTokenizerFast.from_pretrained(tiny_teacher_dir).get_vocab() == (
         DistilBertTokenizerFast.from_pretrained(student_dir).get_vocab()
     )
@@ -176,7 +162,7 @@ def test_a_pretrained_distilbert_student_learns_from_a_bert_teacher(
 def test_a_student_with_another_vocabulary_is_refused(
     tiny_teacher_dir: Path, data_dir: Path, tmp_path: Path
 ) -> None:
-    student_dir = _distilbert_student(tmp_path / "distil", vocab_words=300)
+    student_dir = build_distilbert(tmp_path / "distil", vocab_words=300)
     recipe = _recipe(data_dir, **{"student.model": str(student_dir)})
     with pytest.raises(UserError, match="tokenizer does not match the teacher's"):
         pipeline.plan(str(tiny_teacher_dir), recipe)
