@@ -49,3 +49,15 @@ def test_distilbert_layout_is_found_too() -> None:
 def test_models_without_attention_projections_are_refused() -> None:
     with pytest.raises(UserError, match="query/key/value"):
         qkv_modules(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("family", ["roberta", "electra"])
+def test_other_bert_family_layouts_are_found(family: str) -> None:
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(family, vocab_size=60, hidden_size=16, num_hidden_layers=2,
+                                  num_attention_heads=2, intermediate_size=32)  # fmt: skip
+    model = AutoModelForSequenceClassification.from_config(config)
+    ids = torch.tensor([[0, 5, 6, 2], [0, 7, 2, 1]])
+    _check(model, 2, 2, input_ids=ids, attention_mask=(ids != 1).long())
