@@ -66,7 +66,7 @@ def run_one(teacher: str, key: str, seed: int, out: Path) -> None:
     run_dir = out / key / f"seed-{seed}"
     started = (run_dir / "state.json").is_file()
     if not started or not RunFolder.open(run_dir).done("evaluate"):
-        compress(teacher, method_recipe(key, seed), run_dir, overwrite=started, resume=False,
+        compress(teacher, method_recipe(key, seed), run_dir, overwrite=False, resume=started,
                  skip_benchmark=True, skip_export=True)  # fmt: skip
 
 
