@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 DEMO_OUT ?= runs/demo
 
-.PHONY: install test demo bench bench-distill lint clean
+.PHONY: install test demo bench bench-distill bench-textbrewer lint clean
 
 install: $(STAMP)
 
@@ -41,3 +41,9 @@ clean:
 # Distillation methods side by side on the demo teacher (run `make demo` first).
 bench-distill: $(STAMP)
 	$(PY) -m benchmarks.distill_compare $(DEMO_OUT)/teacher runs/bench-distill
+
+# Training throughput of our loop against TextBrewer's on the demo teacher (run `make demo`
+# first). TextBrewer is installed here only: it is no dependency of the project.
+bench-textbrewer: $(STAMP)
+	$(PY) -m pip install -q --no-deps textbrewer==0.2.1.post1
+	$(PY) -m benchmarks.textbrewer_compare $(DEMO_OUT)/teacher/model runs/bench-textbrewer
