@@ -26,6 +26,9 @@ DASH = "—"
 EN_DASH = "\u2013"
 TIMES = "\u00d7"
 PLOT_TITLE = "dev accuracy vs p50 latency (batch 1)"
+GAP_TITLE = "prediction gap while pruning"
+PRUNING_TITLE = "Pruning (HomoDistil)"
+PROBE_NOTE = "64 fixed dev sentences, both models in eval mode"
 # Enough rows to see the learning curve's shape without burying the rest of the report.
 MAX_HISTORY_ROWS = 20
 FORMAT_MARKERS = {"pytorch": "o", "onnx": "s", "onnx-int8": "^"}
@@ -235,15 +238,90 @@ def _training_section(training: Mapping[str, Any]) -> Section:
     return Section("Training", lines=lines, headers=["Step", "Loss", "Dev accuracy"], rows=rows)
 
 
+def _pruning_section(pruning: Mapping[str, Any]) -> Section:
+    if not pruning:
+        return Section(PRUNING_TITLE)
+    lines = []
+    arch = pruning.get("architecture") or {}
+    schedule = pruning.get("schedule") or {}
+    lines.append(
+        f"Started from {pruning.get('source', DASH)}; criterion {pruning.get('criterion', DASH)}; "
+        f"cubic schedule from step {schedule.get('begin', DASH)} to {schedule.get('end', DASH)}, "
+        f"every {schedule.get('every', DASH)} steps"
+    )
+    lines.append(f"Targets: {pruning.get('targets')}")
+    lines.append(
+        f"Result: hidden {arch.get('hidden_size', DASH)}, "
+        f"FFN {arch.get('intermediate_size', DASH)}, "
+        f"heads per layer {arch.get('heads_per_layer', DASH)}"
+    )
+    if pruning.get("shrink_max_abs_diff") is not None:
+        lines.append(
+            "Cut model vs masked model: max |logit diff| "
+            f"{pruning['shrink_max_abs_diff']:.1e} (the removal is exact)"
+        )
+    probes = _probes(pruning)
+    if probes:
+        gaps = [kl for _step, kl, _kept in probes]
+        lines.append(
+            f"Prediction gap KL(teacher || student) at T = 1 on {PROBE_NOTE}: start "
+            f"{gaps[0]:.4f}, max {max(gaps):.4f}, final {gaps[-1]:.4f}"
+        )
+    rows = [
+        [_fmt(probes[i][0], ""), _pct(probes[i][2]), _fmt(probes[i][1], ".4f")]
+        for i in _thin(list(range(len(probes))), None)
+    ]
+    return Section(
+        PRUNING_TITLE,
+        lines=lines,
+        headers=["Step", "Non-embedding weights kept", "Prediction KL"],
+        rows=rows,
+    )
+
+
+def _probes(pruning: Mapping[str, Any]) -> list[tuple[int, float, float]]:
+    """(step, probe KL, fraction kept) of every probed step of the pruning trace."""
+    return [
+        (t["step"], t["probe_kl"], t.get("remaining") or 0.0)
+        for t in pruning.get("trace") or []
+        if t.get("probe_kl") is not None
+    ]
+
+
+def render_gap_png(report: Mapping[str, Any]) -> bytes | None:
+    """The prediction gap and the model's size over the pruning run, as PNG bytes."""
+    points = _probes(report.get("pruning") or {})
+    if not points:
+        return None
+    fig = Figure(figsize=(6.4, 3.8), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot([p[0] for p in points], [p[1] for p in points], color="tab:red")
+    ax.set_xlabel("step")
+    ax.set_ylabel("KL(teacher || student), dev probe", color="tab:red")
+    size = ax.twinx()
+    size.plot([p[0] for p in points], [100 * p[2] for p in points], color="tab:blue")
+    size.set_ylabel("non-embedding weights kept, %", color="tab:blue")
+    size.set_ylim(0, 105)
+    ax.set_title(GAP_TITLE)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
 def _sections(report: Mapping[str, Any]) -> list[Section]:
     latency = report.get("latency") or {}
-    return [
+    sections = [
         *_run_sections(report),
         _models_section(report),
         _latency_section(latency),
         _speedups_section(latency),
-        _training_section(report.get("training") or {}),
     ]
+    if report.get("pruning"):
+        sections.append(_pruning_section(report["pruning"]))
+    return [*sections, _training_section(report.get("training") or {})]
 
 
 def _title(report: Mapping[str, Any]) -> str:
@@ -348,12 +426,14 @@ def render_html(report: Mapping[str, Any]) -> str:
         f"<title>{title}</title><style>{CSS}</style></head><body>",
         f"<h1>{title}</h1>",
     ]
-    png = render_plot_png(report)
+    plots = {"Latency": (PLOT_TITLE, render_plot_png(report))}
+    plots[PRUNING_TITLE] = (GAP_TITLE, render_gap_png(report))
     for section in _sections(report):
         out.append(f"<h2>{esc(section.title)}</h2>")
-        if section.title == "Latency" and png is not None:
+        alt, png = plots.get(section.title, ("", None))
+        if png is not None:
             data = base64.b64encode(png).decode("ascii")
-            out.append(f'<img alt="{esc(PLOT_TITLE)}" src="data:image/png;base64,{data}">')
+            out.append(f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">')
         if not section.lines and not section.rows:
             out.append(f'<p class="empty">{DASH}</p>')
             continue

@@ -195,6 +195,83 @@ def compress(
     console.print(f"[green]report: {paths['md']}  (JSON: {paths['json']}, HTML: {paths['html']})")
 
 
+@app.command()
+def prune(
+    teacher: Annotated[
+        str,
+        typer.Option(help="Fine-tuned teacher: a finetune run folder, a model folder or a hub id."),
+    ],
+    out: Annotated[Path, typer.Option(help="Run folder to create for the pruned student.")],
+    data: DataOpt = None,
+    text_column: TextCol = None,
+    text_pair_column: PairCol = None,
+    label_column: LabelCol = None,
+    max_train_examples: MaxTrain = None,
+    heads: Annotated[int | None, typer.Option(help="Attention heads kept per layer.")] = None,
+    ffn: Annotated[int | None, typer.Option(help="FFN neurons kept per layer.")] = None,
+    hidden: Annotated[
+        int | None,
+        typer.Option(help="Hidden width kept (a multiple of the head size; caps heads per layer)."),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(help="Fraction of non-embedding parameters to keep, instead of heads/ffn."),
+    ] = None,
+    steps: Steps = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: Lr = None,
+    recipe: Annotated[
+        Path | None,
+        typer.Option(
+            "--recipe", "-r", help="YAML recipe (e.g. recipes/homodistil.yaml); flags override it."
+        ),
+    ] = None,
+    skip_benchmark: Annotated[bool, typer.Option(help="Stop after evaluation.")] = False,
+    skip_export: Annotated[
+        bool,
+        typer.Option(help="Keep the PyTorch student only: no ONNX export or quantization."),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Check inputs and targets and print the plan; train nothing.")
+    ] = False,
+    overwrite: Overwrite = False,
+    resume: Resume = False,
+) -> None:
+    """HomoDistil: prune an exact copy of the teacher while distilling into it, cut the pruned
+    heads / neurons / hidden dimensions out, then export -> quantize -> evaluate -> benchmark
+    -> report like `compress`. The student is a plain, smaller HF model."""
+    from compressor import pipeline
+
+    overrides = _data_overrides(
+        data, text_column, text_pair_column, label_column, max_train_examples
+    )
+    overrides |= _train_overrides("prune.train", steps, epochs, batch_size, lr)
+    overrides |= {
+        "prune.enabled": True,
+        "prune.start": "teacher",
+        "prune.heads": heads,
+        "prune.ffn": ffn,
+        "prune.hidden": hidden,
+        "prune.budget": budget,
+    }
+    effective = load_recipe(recipe, overrides)
+    if dry_run:
+        _print_plan(pipeline.plan(teacher, effective))
+        return
+    with _resumable():
+        paths = pipeline.compress(
+            teacher,
+            effective,
+            out,
+            overwrite=overwrite,
+            resume=resume,
+            skip_benchmark=skip_benchmark,
+            skip_export=skip_export,
+        )
+    console.print(f"[green]report: {paths['md']}  (JSON: {paths['json']}, HTML: {paths['html']})")
+
+
 def _print_plan(plan: dict) -> None:
     for key, value in plan.items():
         console.print(f"[bold]{key}[/]: {value}")

@@ -14,7 +14,7 @@ from transformers import PreTrainedModel
 from compressor import atomic
 from compressor.data import Split, TaskData, load_task_data
 from compressor.distill.objective import DistillObjective
-from compressor.distill.trainer import train
+from compressor.distill.trainer import total_steps, train
 from compressor.models import (
     check_labels,
     count_parameters,
@@ -221,6 +221,75 @@ def _distill(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, 
     _drop_training(run)
 
 
+def _prune(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, resume: bool):
+    """HomoDistil: prune the teacher's exact copy (or the distilled student) while
+    distilling, then save the physically smaller model as the run's student."""
+    import copy
+
+    from transformers import AutoModelForSequenceClassification
+
+    from compressor.prune.homodistil import prune_while_distilling, thin_trace
+
+    teacher, tokenizer = load_classifier(teacher_path)
+    check_labels(teacher, data.label_names, data.source)
+    teacher.requires_grad_(False)
+    if recipe.prune.start == "teacher":
+        student = copy.deepcopy(teacher).requires_grad_(True)
+        source = "an exact copy of the teacher"
+    else:
+        student = AutoModelForSequenceClassification.from_pretrained(run.path / "model")
+        source = "the distilled student"
+    before = count_parameters(student), count_parameters(student, embeddings=False)
+    train_split, augmentation = _training_split(recipe, teacher_path, data)
+    train_dir = run.path / "training" / "prune"
+    outcome = prune_while_distilling(
+        teacher, student, tokenizer, train_split, data.dev, recipe, train_dir, resume=resume
+    )
+    with atomic.atomic_dir(run.path / "model") as tmp:
+        outcome.model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    state, pruner = outcome.state, outcome.pruner
+    config = outcome.model.config
+    _distill_cfg, train_cfg = recipe.prune_plan()
+    run.complete(
+        "prune",
+        teacher=teacher_path,
+        source=source,
+        data=_describe(data),
+        augmentation=augmentation,
+        steps=state.step,
+        best_step=state.best_step,
+        best_dev_accuracy=state.best_dev_accuracy,
+        history=state.history,
+        train_examples=len(train_split),
+        train_seconds=round(state.train_seconds, 2),
+        train_samples_per_s=round(
+            state.samples_per_second(train_cfg.batch_size, train_cfg.grad_accum), 2
+        ),
+        targets=pruner.targets,
+        kept=pruner.masks.kept(),
+        criterion=recipe.prune.criterion,
+        schedule={"begin": pruner.begin, "end": pruner.end, "every": recipe.prune.every},
+        architecture={
+            "hidden_size": config.hidden_size,
+            "intermediate_size": config.intermediate_size,
+            "heads_per_layer": [
+                layer.attention.self.num_attention_heads
+                for layer in outcome.model.base_model.encoder.layer
+            ],
+        },
+        shrink_max_abs_diff=outcome.shrink_max_abs_diff,
+        trace=thin_trace(pruner.trace),
+        parameters_before=before[0],
+        non_embedding_parameters_before=before[1],
+        teacher_parameters=count_parameters(teacher),
+        student_parameters=count_parameters(outcome.model),
+        teacher_non_embedding_parameters=count_parameters(teacher, embeddings=False),
+        student_non_embedding_parameters=count_parameters(outcome.model, embeddings=False),
+    )
+    _drop_training(run)
+
+
 def _export(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
     from compressor.artifacts import export_checked
 
@@ -362,7 +431,8 @@ def _teacher_notes(teacher_path: str) -> list[str]:
 
 def build_report(run: RunFolder) -> dict:
     """Assemble every measured figure of a compress run into the report schema."""
-    distill = run.result("distill")
+    prune = run.result("prune")
+    distill = prune or run.result("distill")  # the stage that made the final student
     teacher_path = distill.get("teacher", "")
     accs = run.result("evaluate").get("dev_accuracy", {})
     parities = {
@@ -410,6 +480,22 @@ def build_report(run: RunFolder) -> dict:
             "stages": distill.get("stages"),
             "augmentation": distill.get("augmentation"),
         },
+        "pruning": {
+            key: prune.get(key)
+            for key in (
+                "source",
+                "criterion",
+                "targets",
+                "kept",
+                "schedule",
+                "architecture",
+                "shrink_max_abs_diff",
+                "non_embedding_parameters_before",
+                "trace",
+            )
+        }
+        if prune
+        else None,
         "latency": {
             "threads": bench.get("threads"),
             "results": bench.get("results", []),
@@ -436,12 +522,17 @@ def compress(
     skip_benchmark: bool = False,
     skip_export: bool = False,
 ) -> dict[str, Path]:
-    """The whole chain; each finished stage is skipped on --resume. `skip_export` keeps the
-    PyTorch student only (method comparisons that need no deployable artifact)."""
+    """The whole chain; each finished stage is skipped on --resume. With pruning enabled the
+    student is pruned after distillation, or instead of it when pruning starts from the
+    teacher (HomoDistil). `skip_export` keeps the PyTorch student only (method comparisons
+    that need no deployable artifact)."""
     run = RunFolder.create(out, "compress", recipe, overwrite=overwrite, resume=resume)
     data = load_task_data(recipe.data)
-    if not run.done("distill"):
+    homodistil = recipe.prune.enabled and recipe.prune.start == "teacher"
+    if not homodistil and not run.done("distill"):
         _distill(run, teacher, recipe, data, resume)
+    if recipe.prune.enabled and not run.done("prune"):
+        _prune(run, teacher, recipe, data, resume)
     if not skip_export and not run.done("export"):
         with console.status("exporting the student to ONNX and checking parity"):
             _export(run, recipe, data)
@@ -466,10 +557,25 @@ def _describe_distill(cfg: DistillConfig) -> str:
     return f"{pred}{teachers}, intermediate={terms or 'none'}"
 
 
+def _describe_prune(teacher: PreTrainedModel, recipe: Recipe, train_examples: int) -> str:
+    """The pruning stage of a plan, its targets checked against the teacher's shapes."""
+    from compressor.prune.pruner import targets
+    from compressor.prune.units import layout_of
+
+    cfg = recipe.prune
+    distill_cfg, train_cfg = recipe.prune_plan()
+    wanted = targets(cfg, layout_of(teacher))
+    total = total_steps(train_cfg, train_examples)
+    return (
+        f"from the {'teacher' if cfg.start == 'teacher' else 'distilled student'} to {wanted} "
+        f"({cfg.criterion}, cubic from step {int(cfg.begin * total)} to {int(cfg.end * total)} "
+        f"every {cfg.every}); {total} steps of batch {train_cfg.batch_size}, lr {train_cfg.lr}; "
+        f"{_describe_distill(distill_cfg)}"
+    )
+
+
 def plan(teacher: str, recipe: Recipe) -> dict:
     """What `compress` would do, after every input check it makes (for --dry-run)."""
-    import math
-
     data = load_task_data(recipe.data)
     model, tokenizer = load_classifier(teacher)
     check_labels(model, data.label_names, data.source)
@@ -482,12 +588,14 @@ def plan(teacher: str, recipe: Recipe) -> dict:
     )
     steps = []
     for name, distill_cfg, cfg in recipe.stage_plan():
-        per_epoch = math.ceil(len(data.train) / (cfg.batch_size * cfg.grad_accum))
-        total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
+        total = total_steps(cfg, len(data.train))
         steps.append(
             f"{name}: {total} steps of batch {cfg.batch_size} x {cfg.grad_accum}, lr {cfg.lr}, "
             f"keep {cfg.keep}; {_describe_distill(distill_cfg)}"
         )
+    homodistil = recipe.prune.enabled and recipe.prune.start == "teacher"
+    if homodistil:
+        steps = ["skipped: HomoDistil prunes an exact copy of the teacher instead"]
     aug = recipe.augment
     return {
         "data": f"{data.source}: {len(data.train)} train / {len(data.dev)} dev examples, "
@@ -501,6 +609,9 @@ def plan(teacher: str, recipe: Recipe) -> dict:
         "student": f"{student.config.num_hidden_layers} layers, {source}, "
         f"{count_parameters(student) / 1e6:.1f} M parameters",
         "distillation": " | ".join(steps),
+        "pruning": _describe_prune(model, recipe, len(data.train))
+        if recipe.prune.enabled
+        else "none",
         "then": f"export ONNX (opset {recipe.export.opset}) -> quantize {recipe.quantize.mode} "
         f"-> evaluate -> benchmark batches {recipe.benchmark.batches} -> report",
         "recipe hash": recipe.hash(),

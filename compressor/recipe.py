@@ -199,6 +199,80 @@ class AugmentConfig(Strict):
     seed: int = 42
 
 
+class PruneConfig(Strict):
+    """HomoDistil (Liang et al., ICLR 2023): structured pruning while distilling.
+
+    The student starts as the model being pruned (an exact copy of the teacher, or the
+    distilled student) and loses its least important attention heads, FFN neurons and
+    hidden dimensions on a cubic schedule while the distillation loss keeps running; the
+    masked units are then cut out, leaving a plain, smaller HF model.
+    """
+
+    enabled: bool = False
+    start: Literal["teacher", "distilled"] = Field(
+        "teacher",
+        description="'teacher': the student starts as an exact copy of the teacher (HomoDistil; "
+        "the distillation stage is skipped); 'distilled': prune the distilled student after the "
+        "distillation stage.",
+    )
+    heads: int | None = Field(None, ge=1, description="Attention heads kept per layer.")
+    ffn: int | None = Field(None, ge=1, description="FFN (intermediate) neurons kept per layer.")
+    hidden: int | None = Field(
+        None,
+        ge=1,
+        description="Hidden (embedding / residual) width kept; a multiple of the head size, "
+        "and it caps heads per layer at hidden / head size.",
+    )
+    budget: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Instead of heads / ffn: the fraction of non-embedding parameters to keep; "
+        "heads and FFN neurons are scaled by it alike.",
+    )
+    head_scope: Literal["layer", "global"] = Field(
+        "layer",
+        description="'layer': every layer keeps `heads` (the paper's per-matrix sparsity); "
+        "'global': the same total is ranked across layers, so layers may keep different counts.",
+    )
+    criterion: str = Field(
+        "sensitivity",
+        description="Importance of a unit: 'sensitivity' (EMA of sum |theta * grad| over the "
+        "unit's weights, the paper's choice) or 'platon' (times its uncertainty, PLATON).",
+    )
+    beta1: float = Field(0.85, ge=0, lt=1, description="EMA factor of the sensitivity.")
+    beta2: float = Field(0.95, ge=0, lt=1, description="EMA factor of the uncertainty (platon).")
+    begin: float = Field(0.1, ge=0, lt=1, description="Pruning starts at this training fraction.")
+    end: float = Field(
+        0.7, gt=0, le=1, description="Target sizes are reached at this training fraction."
+    )
+    every: int = Field(10, ge=1, description="Optimizer steps between two pruning events.")
+    distill: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of `distill` for the pruning stage."
+    )
+    train: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of `train` for the pruning stage."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PruneConfig:
+        if self.begin >= self.end:
+            raise ValueError(f"begin ({self.begin}) must come before end ({self.end})")
+        if self.budget is not None and (self.heads is not None or self.ffn is not None):
+            raise ValueError("set either budget or heads / ffn, not both")
+        if self.enabled and not any(
+            v is not None for v in (self.heads, self.ffn, self.hidden, self.budget)
+        ):
+            raise ValueError("pruning is enabled but no target: set heads, ffn, hidden or budget")
+        from compressor.prune.importance import IMPORTANCE
+
+        if self.criterion not in IMPORTANCE:
+            raise ValueError(
+                f"unknown criterion {self.criterion!r}; known: {', '.join(IMPORTANCE)}"
+            )
+        return self
+
+
 class ExportConfig(Strict):
     """ONNX export and its parity gate."""
 
@@ -243,6 +317,7 @@ class Recipe(Strict):
     distill: DistillConfig = DistillConfig()
     train: TrainConfig = TrainConfig(lr=1e-4)
     augment: AugmentConfig = AugmentConfig()
+    prune: PruneConfig = PruneConfig()
     stages: list[StageConfig] = Field(
         default_factory=list,
         description="Run distillation as these stages in order, each starting from the "
@@ -258,7 +333,28 @@ class Recipe(Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")
         self.stage_plan()
+        self.prune_plan()
         return self
+
+    def prune_plan(self) -> tuple[DistillConfig, TrainConfig]:
+        """The distillation loss and training loop of the pruning stage, overrides applied."""
+        return self._overridden(self.prune.distill, self.prune.train, "prune")
+
+    def _overridden(
+        self, distill_over: dict[str, Any], train_over: dict[str, Any], where: str
+    ) -> tuple[DistillConfig, TrainConfig]:
+        """`distill` and `train` with a stage's overrides; errors name the overriding key."""
+        try:
+            distill = DistillConfig.model_validate(
+                _deep_merge(self.distill.model_dump(), distill_over)
+            )
+            train = TrainConfig.model_validate(_deep_merge(self.train.model_dump(), train_over))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            section = "distill" if exc.title == "DistillConfig" else "train"
+            raise ValueError(f"{where}.{section}.{key}: {first['msg']}") from None
+        return distill, train
 
     def stage_plan(self) -> list[tuple[str, DistillConfig, TrainConfig]]:
         """(name, distill, train) of each distillation stage, overrides applied."""
@@ -266,18 +362,7 @@ class Recipe(Strict):
             return [("distill", self.distill, self.train)]
         plan = []
         for i, stage in enumerate(self.stages):
-            try:
-                distill = DistillConfig.model_validate(
-                    _deep_merge(self.distill.model_dump(), stage.distill)
-                )
-                train = TrainConfig.model_validate(
-                    _deep_merge(self.train.model_dump(), stage.train)
-                )
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                key = ".".join(str(p) for p in first["loc"])
-                section = "distill" if exc.title == "DistillConfig" else "train"
-                raise ValueError(f"stages.{i}.{section}.{key}: {first['msg']}") from None
+            distill, train = self._overridden(stage.distill, stage.train, f"stages.{i}")
             plan.append((stage.name, distill, train))
         return plan
 

@@ -119,4 +119,6 @@ class DistillObjective:
             value = module(s_view, t_view, inputs["attention_mask"])
             loss = loss + weight * weight_factor(schedule, progress) * value
             parts[name] = value.item()
+        with torch.no_grad():  # the prediction gap at T = 1, traced while pruning
+            parts["prediction_kl"] = soft_kd(s_view.logits, t_view.logits, 1.0).item()
         return loss, parts

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from accelerate import Accelerator
@@ -39,6 +40,20 @@ LossFn = Callable[
 STATE_FILE = "trainer_state.json"
 
 
+class TrainingHooks(Protocol):
+    """What a method that acts on the model during training (the pruner) plugs in: it sees
+    the gradients before each optimizer step and the step's loss parts after it, and is
+    checkpointed with the run."""
+
+    def after_backward(self) -> None: ...
+
+    def after_step(self, step: int, parts: dict[str, float]) -> None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
 @dataclass
 class TrainState:
     """What a checkpoint needs besides tensors, and what the report shows."""
@@ -54,6 +69,12 @@ class TrainState:
     def samples_per_second(self, batch_size: int, grad_accum: int) -> float:
         """Training throughput over optimizer steps only (evaluation and saving excluded)."""
         return self.step * batch_size * grad_accum / max(self.train_seconds, 1e-9)
+
+
+def total_steps(cfg: TrainConfig, train_examples: int) -> int:
+    """Optimizer steps of a run: `max_steps`, else `epochs` over the batches."""
+    per_epoch = max(1, math.ceil(math.ceil(train_examples / cfg.batch_size) / cfg.grad_accum))
+    return cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
 
 
 def tokenize(split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int) -> list[dict]:
@@ -116,6 +137,8 @@ def train(
     resume: bool = False,
     description: str = "training",
     on_step: Callable[[int], None] | None = None,
+    hooks: TrainingHooks | None = None,
+    keep_from_step: int = 0,
 ) -> TrainState:
     """Optimise `model` (and `extra_modules`, e.g. loss projections) and keep the best one.
 
@@ -123,7 +146,8 @@ def train(
     `cfg.keep == "last"` (save_pretrained + tokenizer); `compute_loss` also receives the
     training progress in [0, 1] for scheduled terms;
     `out_dir/checkpoints/step-N` the resumable state. `frozen_modules` (the teacher) are
-    only moved to the device.
+    only moved to the device. `hooks` act on the model between steps (pruning); evaluations
+    before `keep_from_step` are logged but never kept (a model still being pruned).
     """
     set_seed(cfg.seed)
     accelerator = Accelerator(
@@ -152,13 +176,15 @@ def train(
         lr=cfg.lr,
     )
     steps_per_epoch = max(1, math.ceil(len(train_loader) / cfg.grad_accum))
-    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    total = total_steps(cfg, len(train_split))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
     model, *extra, optimizer, train_loader, dev_loader, scheduler = accelerator.prepare(
         model, *extra, optimizer, train_loader, dev_loader, scheduler
     )
     for frozen in frozen_modules or []:
         frozen.to(accelerator.device).eval()
+    if hooks is not None:
+        accelerator.register_for_checkpointing(hooks)
 
     ckpt_root = Path(out_dir) / "checkpoints"
     state = TrainState(total_steps=total, train_examples=len(train_split))
@@ -171,7 +197,8 @@ def train(
         acc = dev_accuracy(model, dev_loader, accelerator)
         state.history.append({"step": state.step, "loss": round(loss, 5), "dev_accuracy": acc})
         keep_last = cfg.keep == "last" and state.step == total
-        if acc > state.best_dev_accuracy or keep_last:
+        eligible = state.step >= keep_from_step
+        if eligible and (acc > state.best_dev_accuracy or keep_last):
             state.best_dev_accuracy, state.best_step = acc, state.step
             if accelerator.is_main_process:
                 with atomic.atomic_dir(Path(out_dir) / "best") as tmp:
@@ -212,7 +239,7 @@ def train(
             step_started = time.perf_counter()
             for batch in loader:
                 with accelerator.accumulate(model):
-                    loss, _parts = compute_loss(model, batch, state.step / total)
+                    loss, parts = compute_loss(model, batch, state.step / total)
                     if not torch.isfinite(loss):
                         raise UserError(
                             f"loss became {loss.item()} at step {state.step} — lower the "
@@ -222,6 +249,8 @@ def train(
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
                         accelerator.clip_grad_norm_(params, 1.0)
+                        if hooks is not None:
+                            hooks.after_backward()
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad()
@@ -231,6 +260,8 @@ def train(
                 state.step += 1
                 running = 0.9 * running + 0.1 * loss.item() if state.step > 1 else loss.item()
                 progress.update(task, completed=state.step, loss=f"{running:.4f}")
+                if hooks is not None:
+                    hooks.after_step(state.step, parts)
                 if state.step % cfg.eval_every == 0 or state.step == total:
                     evaluate_and_keep(running)
                 if state.step % cfg.checkpoint_every == 0 or state.step == total:

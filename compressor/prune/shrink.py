@@ -1,0 +1,117 @@
+"""Physical removal of masked units: the masked model becomes a plain, smaller HF model.
+
+Heads go through `transformers`' own `prune_heads` (recorded in `config.pruned_heads`, so
+`from_pretrained` rebuilds the same shapes); FFN neurons and hidden dimensions are sliced
+out of every matrix that holds them and the config's sizes are rewritten. The result loads
+with stock `transformers` and exports with the normal ONNX exporter.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.pytorch_utils import prune_linear_layer
+
+from compressor.prune.units import Layout, UnitMasks
+
+
+def _kept(mask: torch.Tensor) -> torch.Tensor:
+    return mask.nonzero().flatten()
+
+
+def _slice_embedding(table: nn.Embedding, index: torch.Tensor) -> None:
+    table.weight = nn.Parameter(table.weight.detach()[:, index].clone())
+    table.embedding_dim = len(index)
+
+
+def _slice_norm(norm: nn.LayerNorm, index: torch.Tensor) -> nn.LayerNorm:
+    smaller = nn.LayerNorm(len(index), eps=norm.eps).to(norm.weight)
+    with torch.no_grad():
+        smaller.weight.copy_(norm.weight[index])
+        smaller.bias.copy_(norm.bias[index])
+    return smaller
+
+
+def shrink_ffn(layout: Layout, mask: torch.Tensor) -> int:
+    """Cut the masked FFN neurons; every layer must keep the same count, because a stock
+    BERT config has one `intermediate_size`."""
+    counts = {int(row.sum()) for row in mask}
+    if len(counts) != 1:
+        raise ValueError(f"FFN sizes differ between layers ({sorted(counts)}); keep them equal")
+    for layer, row in zip(layout.layers, mask, strict=True):
+        index = _kept(row)
+        layer.intermediate.dense = prune_linear_layer(layer.intermediate.dense, index, dim=0)
+        layer.output.dense = prune_linear_layer(layer.output.dense, index, dim=1)
+    return counts.pop()
+
+
+def shrink_hidden(layout: Layout, mask: torch.Tensor) -> int:
+    """Cut masked hidden dimensions from the embeddings, every reader and writer of the
+    residual stream, every LayerNorm and the classifier."""
+    index = _kept(mask)
+    emb = layout.embeddings
+    for table in (emb.word_embeddings, emb.position_embeddings, emb.token_type_embeddings):
+        _slice_embedding(table, index)
+    emb.LayerNorm = _slice_norm(emb.LayerNorm, index)
+    for layer in layout.layers:
+        attn = layer.attention
+        for name in ("query", "key", "value"):
+            setattr(attn.self, name, prune_linear_layer(getattr(attn.self, name), index, dim=1))
+        attn.output.dense = prune_linear_layer(attn.output.dense, index, dim=0)
+        attn.output.LayerNorm = _slice_norm(attn.output.LayerNorm, index)
+        layer.intermediate.dense = prune_linear_layer(layer.intermediate.dense, index, dim=1)
+        layer.output.dense = prune_linear_layer(layer.output.dense, index, dim=0)
+        layer.output.LayerNorm = _slice_norm(layer.output.LayerNorm, index)
+    return len(index)
+
+
+def _shrink_classifier(model: PreTrainedModel, index: torch.Tensor) -> None:
+    """The pooler / RoBERTa head dense is square on the hidden width; the output layer
+    reads it."""
+    base = model.base_model
+    if getattr(base, "pooler", None) is not None:
+        base.pooler.dense = prune_linear_layer(
+            prune_linear_layer(base.pooler.dense, index, dim=1), index, dim=0
+        )
+    if isinstance(model.classifier, nn.Linear):
+        model.classifier = prune_linear_layer(model.classifier, index, dim=1)
+    else:
+        head = model.classifier
+        head.dense = prune_linear_layer(prune_linear_layer(head.dense, index, dim=1), index, dim=0)
+        head.out_proj = prune_linear_layer(head.out_proj, index, dim=1)
+
+
+def shrink(model: PreTrainedModel, layout: Layout, masks: UnitMasks) -> PreTrainedModel:
+    """Remove every masked unit from `model` in place and make its config describe the
+    result; returns the model."""
+    config = model.config
+    m = masks.masks
+    if "ffn" in m:
+        config.intermediate_size = shrink_ffn(layout, m["ffn"])
+    heads_kept = [layout.num_heads] * len(layout.layers)
+    if "heads" in m:
+        removed = {
+            i: [int(h) for h in (row == 0).nonzero().flatten()] for i, row in enumerate(m["heads"])
+        }
+        model.prune_heads({i: heads for i, heads in removed.items() if heads})
+        heads_kept = [int(row.sum()) for row in m["heads"]]
+    if "hidden" in m and int(m["hidden"].sum()) < layout.hidden:
+        index = _kept(m["hidden"])
+        width = shrink_hidden(layout, m["hidden"])
+        _shrink_classifier(model, index)
+        # A stock config derives the head size as hidden_size / num_attention_heads, so the
+        # head count is rewritten to keep it; each layer then prunes down to what it kept.
+        per_config = width // layout.head_dim
+        if max(heads_kept) > per_config:
+            raise ValueError(
+                f"a layer keeps {max(heads_kept)} heads; width {width} fits {per_config}"
+            )
+        config.hidden_size = width
+        config.num_attention_heads = per_config
+        config.pruned_heads = {
+            i: list(range(kept, per_config))
+            for i, kept in enumerate(heads_kept)
+            if kept < per_config
+        }
+    return model

@@ -1,0 +1,219 @@
+"""The structured units of a BERT-family classifier, their sensitivity and their masks.
+
+Three kinds of unit: attention heads and FFN neurons (per layer), and hidden dimensions (one
+set shared by every layer, since the residual stream ties them together). A unit is masked
+with forward hooks, never by editing the model, and each mask is placed so that the masked
+model computes exactly what the physically smaller model will (`shrink.py`):
+
+- a head: its slice of the context vector is zeroed before the attention output dense, which
+  is what removing its Q/K/V rows and its output-dense columns computes;
+- an FFN neuron: zeroed before the FFN output dense (its rows and columns removed);
+- a hidden dimension: every LayerNorm is recomputed over the kept dimensions only (mean and
+  variance of the smaller model) and outputs zeros elsewhere, and the classifier's square
+  dense (pooler / RoBERTa head) is zeroed there before its tanh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from compressor.errors import UserError
+
+KINDS = ("heads", "ffn", "hidden")
+SUPPORTED = ("bert", "roberta")
+
+
+@dataclass
+class Layout:
+    """Where one classifier keeps the modules pruning touches."""
+
+    embeddings: nn.Module
+    layers: list[nn.Module]
+    square: list[nn.Linear]
+    out: nn.Linear
+    num_heads: int
+    head_dim: int
+    ffn: int
+    hidden: int
+
+    @property
+    def layer_norms(self) -> list[nn.LayerNorm]:
+        norms = [self.embeddings.LayerNorm]
+        for layer in self.layers:
+            norms += [layer.attention.output.LayerNorm, layer.output.LayerNorm]
+        return norms
+
+    def sizes(self) -> dict[str, int]:
+        """Full size of each kind of unit (per layer for heads and FFN)."""
+        return {"heads": self.num_heads, "ffn": self.ffn, "hidden": self.hidden}
+
+
+def layout_of(model: PreTrainedModel) -> Layout:
+    """The layout of a BERT or RoBERTa sequence classifier; others are refused by name."""
+    config = model.config
+    if config.model_type not in SUPPORTED:
+        raise UserError(
+            f"pruning supports {', '.join(SUPPORTED)} models, not {config.model_type!r} — "
+            "distil into a BERT student first, or compress without the prune stage"
+        )
+    base = model.base_model
+    classifier = model.classifier
+    square = [base.pooler.dense] if getattr(base, "pooler", None) is not None else []
+    if isinstance(classifier, nn.Linear):
+        out = classifier
+    else:
+        square.append(classifier.dense)
+        out = classifier.out_proj
+    first = base.encoder.layer[0]
+    return Layout(
+        embeddings=base.embeddings,
+        layers=list(base.encoder.layer),
+        square=square,
+        out=out,
+        num_heads=first.attention.self.num_attention_heads,
+        head_dim=first.attention.self.attention_head_size,
+        ffn=first.intermediate.dense.out_features,
+        hidden=config.hidden_size,
+    )
+
+
+def _saliency(param: torch.Tensor) -> torch.Tensor:
+    """|theta * grad| elementwise (zeros before the first backward)."""
+    if param.grad is None:
+        return torch.zeros_like(param)
+    return (param.detach() * param.grad.detach()).abs()
+
+
+def _linear_rows(linear: nn.Linear) -> torch.Tensor:
+    """Saliency summed per output unit (row of the weight, plus its bias)."""
+    rows = _saliency(linear.weight).sum(1)
+    return rows + _saliency(linear.bias) if linear.bias is not None else rows
+
+
+def sensitivity(layout: Layout, kind: str) -> torch.Tensor:
+    """Per-unit sum of |theta * grad| over every weight the unit owns, from the current grads:
+    shape (layers, heads), (layers, ffn) or (hidden,)."""
+    with torch.no_grad():
+        if kind == "heads":
+            per_layer = []
+            for layer in layout.layers:
+                attn = layer.attention
+                rows = sum(
+                    _linear_rows(m) for m in (attn.self.query, attn.self.key, attn.self.value)
+                )
+                cols = _saliency(attn.output.dense.weight).sum(0)
+                per_layer.append((rows + cols).view(layout.num_heads, layout.head_dim).sum(1))
+            return torch.stack(per_layer).float().cpu()
+        if kind == "ffn":
+            return (
+                torch.stack(
+                    [
+                        _linear_rows(layer.intermediate.dense)
+                        + _saliency(layer.output.dense.weight).sum(0)
+                        for layer in layout.layers
+                    ]
+                )
+                .float()
+                .cpu()
+            )
+        return _hidden_sensitivity(layout).float().cpu()
+
+
+def _hidden_sensitivity(layout: Layout) -> torch.Tensor:
+    """A hidden dimension owns a column of every embedding table and of every matrix that
+    reads the residual stream, a row (and bias entry) of every matrix that writes it, and
+    its LayerNorm entries."""
+    emb = layout.embeddings
+    total = sum(
+        _saliency(table.weight).sum(0)
+        for table in (emb.word_embeddings, emb.position_embeddings, emb.token_type_embeddings)
+    )
+    for norm in layout.layer_norms:
+        total = total + _saliency(norm.weight) + _saliency(norm.bias)
+    readers = [layout.out, *layout.square]
+    writers = list(layout.square)
+    for layer in layout.layers:
+        attn = layer.attention
+        readers += [attn.self.query, attn.self.key, attn.self.value, layer.intermediate.dense]
+        writers += [attn.output.dense, layer.output.dense]
+    for linear in readers:
+        total = total + _saliency(linear.weight).sum(0)
+    for linear in writers:
+        total = total + _linear_rows(linear)
+    return total
+
+
+def masked_layer_norm(x: torch.Tensor, norm: nn.LayerNorm, mask: torch.Tensor) -> torch.Tensor:
+    """LayerNorm over the kept dimensions only, zero on the others: what a LayerNorm of the
+    smaller width computes."""
+    kept = mask.sum()
+    mean = (x * mask).sum(-1, keepdim=True) / kept
+    var = (((x - mean) * mask) ** 2).sum(-1, keepdim=True) / kept
+    y = (x - mean) / torch.sqrt(var + norm.eps) * norm.weight + norm.bias
+    return y * mask
+
+
+class UnitMasks:
+    """0/1 masks of every unit kind: `heads` (layers, heads), `ffn` (layers, ffn),
+    `hidden` (hidden,). Kinds not being pruned get no mask and no hooks."""
+
+    def __init__(self, layout: Layout, kinds: tuple[str, ...]):
+        n = len(layout.layers)
+        full = {
+            "heads": torch.ones(n, layout.num_heads),
+            "ffn": torch.ones(n, layout.ffn),
+            "hidden": torch.ones(layout.hidden),
+        }
+        self.masks = {kind: full[kind] for kind in kinds}
+
+    def kept(self) -> dict[str, list[int] | int]:
+        """Units kept: per layer for heads / FFN, one count for hidden."""
+        return {
+            kind: int(m.sum()) if kind == "hidden" else [int(r.sum()) for r in m]
+            for kind, m in self.masks.items()
+        }
+
+    @contextmanager
+    def applied(self, layout: Layout) -> Iterator[None]:
+        """Hooks that make the model compute as if the masked units were removed."""
+        handles = []
+
+        def scale(mask: torch.Tensor, repeat: int = 1):
+            def hook(_module: nn.Module, args: tuple) -> tuple:
+                m = mask.repeat_interleave(repeat) if repeat > 1 else mask
+                return (args[0] * m.to(args[0]), *args[1:])
+
+            return hook
+
+        if "heads" in self.masks:
+            for layer, mask in zip(layout.layers, self.masks["heads"], strict=True):
+                handles.append(
+                    layer.attention.output.dense.register_forward_pre_hook(
+                        scale(mask, layout.head_dim)
+                    )
+                )
+        if "ffn" in self.masks:
+            for layer, mask in zip(layout.layers, self.masks["ffn"], strict=True):
+                handles.append(layer.output.dense.register_forward_pre_hook(scale(mask)))
+        if "hidden" in self.masks:
+            hidden = self.masks["hidden"]
+
+            def norm_hook(module: nn.Module, args: tuple, _out: torch.Tensor) -> torch.Tensor:
+                return masked_layer_norm(args[0], module, hidden.to(args[0]))
+
+            def square_hook(_module: nn.Module, _args: tuple, out: torch.Tensor) -> torch.Tensor:
+                return out * hidden.to(out)
+
+            handles += [norm.register_forward_hook(norm_hook) for norm in layout.layer_norms]
+            handles += [dense.register_forward_hook(square_hook) for dense in layout.square]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()

@@ -1,0 +1,102 @@
+"""`compressor prune` and `compress` with a prune stage, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from compressor import pipeline
+from compressor.recipe import load_recipe
+from tests.conftest import save_variant, write_sst2_subset
+from tests.test_cli import assert_user_error, cli
+
+
+@pytest.fixture(scope="module")
+def spread_teacher(tiny_teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny teacher's shape (hidden 32, 4 heads of 8, FFN 64) with spread weights, so
+    that its logits differ from sentence to sentence."""
+    folder = tmp_path_factory.mktemp("spread_teacher")
+    return save_variant(tiny_teacher_dir, folder, seed=3, initializer_range=0.3)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_sst2_subset(tmp_path_factory.mktemp("data"), 128, 48)
+
+
+def test_prune_cuts_a_plain_smaller_model_that_exports(
+    spread_teacher: Path, data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    result = cli("prune", "--teacher", str(spread_teacher), "--out", str(out), "--data", str(data),
+                 "--heads", "2", "--ffn", "32", "--hidden", "16", "--steps", "20",
+                 "--batch-size", "16", "--skip-benchmark")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stages = json.loads((out / "state.json").read_text())["stages"]
+    assert "distill" not in stages  # HomoDistil starts from the teacher itself
+    pruned = stages["prune"]
+    assert pruned["architecture"] == {
+        "hidden_size": 16, "intermediate_size": 32, "heads_per_layer": [2, 2, 2, 2],
+    }  # fmt: skip
+    assert pruned["shrink_max_abs_diff"] < 1e-4
+    trace = pruned["trace"]
+    assert [t["step"] for t in trace] == list(range(21))
+    assert trace[0]["probe_kl"] == pytest.approx(0.0, abs=1e-6)  # an exact copy: no gap
+    probed = [t["step"] for t in trace if "probe_kl" in t]
+    # before training, every 10 steps, and at the pruning steps: begin 2 + 10, and end 14
+    assert probed == [0, 10, 12, 14, 20]
+    assert pruned["trace"][-1]["remaining"] == pytest.approx(
+        16 * (4 * 2 * 8 + 2 * 32) / (32 * (4 * 32 + 2 * 64))
+    )
+    assert pruned["best_step"] >= pruned["schedule"]["end"]
+    assert (
+        pruned["student_non_embedding_parameters"] < pruned["teacher_non_embedding_parameters"] / 3
+    )
+    model = AutoModelForSequenceClassification.from_pretrained(out / "model")
+    assert model.config.hidden_size == 16 and model.config.num_attention_heads == 2
+    assert stages["export"]["parity"]["passed"]
+    assert stages["quantize"]["path"].endswith(".onnx")
+    report = (out / "report.md").read_text()
+    assert "## Pruning (HomoDistil)" in report and "Result: hidden 16, FFN 32" in report
+    assert 'alt="prediction gap while pruning"' in (out / "report.html").read_text()
+
+
+def test_prune_dry_run_and_bad_targets(spread_teacher: Path, data: Path, tmp_path: Path) -> None:
+    args = ["prune", "--teacher", str(spread_teacher), "--out", str(tmp_path / "o"),
+            "--data", str(data), "--dry-run"]  # fmt: skip
+    result = cli(*args, "--budget", "0.5", "--steps", "50")
+    assert result.returncode == 0, result.stderr
+    assert "skipped: HomoDistil" in result.stdout
+    assert "{'heads': 2, 'ffn': 32}" in result.stdout and "cubic from step 5 to 35" in result.stdout
+    assert_user_error(cli(*args, "--hidden", "20"), "not a multiple of the head size 8")
+    assert_user_error(cli(*args, "--hidden", "16", "--heads", "3"), "does not fit hidden width 16")
+    assert_user_error(cli(*args, "--budget", "0.5", "--heads", "2"), "set either budget or heads")
+    assert not (tmp_path / "o").exists()
+
+
+def test_compress_chains_distill_then_prune(
+    spread_teacher: Path, data: Path, tmp_path: Path
+) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"data: {{source: {data}, max_length: 32}}\nstudent: {{layers: 2}}\n"
+        "train: {max_steps: 6, batch_size: 16}\n"
+        "prune: {enabled: true, start: distilled, ffn: 16, heads: 3, train: {max_steps: 10}}\n"
+    )
+    paths = pipeline.compress(str(spread_teacher), load_recipe(recipe), tmp_path / "run",
+                              overwrite=False, resume=False, skip_benchmark=True,
+                              skip_export=True)  # fmt: skip
+    stages = json.loads((tmp_path / "run" / "state.json").read_text())["stages"]
+    assert stages["distill"]["steps"] == 6 and stages["prune"]["steps"] == 10
+    assert stages["prune"]["source"] == "the distilled student"
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "run" / "model")
+    assert model.config.num_hidden_layers == 2 and model.config.intermediate_size == 16
+    heads = [layer.attention.self.num_attention_heads for layer in model.bert.encoder.layer]
+    assert heads == [3, 3]
+    assert json.loads(paths["json"].read_text())["pruning"]["kept"]["ffn"] == [16, 16]
+    with torch.no_grad():
+        assert model(input_ids=torch.tensor([[2, 10, 11, 3]])).logits.shape == (1, 2)
