@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 DEMO_OUT ?= runs/demo
 
-.PHONY: install test demo bench bench-distill bench-textbrewer lint clean
+.PHONY: install test demo bench bench-distill bench-textbrewer bench-prune lint clean
 
 install: $(STAMP)
 
@@ -47,3 +47,8 @@ bench-distill: $(STAMP)
 bench-textbrewer: $(STAMP)
 	$(PY) -m pip install -q --no-deps textbrewer==0.2.1.post1
 	$(PY) -m benchmarks.textbrewer_compare $(DEMO_OUT)/teacher/model runs/bench-textbrewer
+
+# HomoDistil at 1/2 and 1/4 of the teacher's non-embedding weights against one-shot pruning
+# and layer dropping + KD, with ONNX latency ratios from one run (run `make demo` first).
+bench-prune: $(STAMP)
+	$(PY) -m benchmarks.prune_compare $(DEMO_OUT)/teacher runs/bench-prune
