@@ -166,8 +166,6 @@ def compress(
     resume: Resume = False,
 ) -> None:
     """Distil -> export ONNX -> quantize -> evaluate -> benchmark -> report, in one run folder."""
-    from compressor import pipeline
-
     overrides = _data_overrides(
         data, text_column, text_pair_column, label_column, max_train_examples
     )
@@ -178,21 +176,16 @@ def compress(
         "distill.temperature": temperature,
         "distill.alpha": alpha,
     }
-    effective = load_recipe(recipe, overrides)
-    if dry_run:
-        _print_plan(pipeline.plan(teacher, effective))
-        return
-    with _resumable():
-        paths = pipeline.compress(
-            teacher,
-            effective,
-            out,
-            overwrite=overwrite,
-            resume=resume,
-            skip_benchmark=skip_benchmark,
-            skip_export=skip_export,
-        )
-    console.print(f"[green]report: {paths['md']}  (JSON: {paths['json']}, HTML: {paths['html']})")
+    _run_chain(
+        teacher,
+        load_recipe(recipe, overrides),
+        out,
+        dry_run=dry_run,
+        overwrite=overwrite,
+        resume=resume,
+        skip_benchmark=skip_benchmark,
+        skip_export=skip_export,
+    )
 
 
 @app.command()
@@ -241,8 +234,6 @@ def prune(
     """HomoDistil: prune an exact copy of the teacher while distilling into it, cut the pruned
     heads / neurons / hidden dimensions out, then export -> quantize -> evaluate -> benchmark
     -> report like `compress`. The student is a plain, smaller HF model."""
-    from compressor import pipeline
-
     overrides = _data_overrides(
         data, text_column, text_pair_column, label_column, max_train_examples
     )
@@ -255,20 +246,27 @@ def prune(
         "prune.hidden": hidden,
         "prune.budget": budget,
     }
-    effective = load_recipe(recipe, overrides)
+    _run_chain(
+        teacher,
+        load_recipe(recipe, overrides),
+        out,
+        dry_run=dry_run,
+        overwrite=overwrite,
+        resume=resume,
+        skip_benchmark=skip_benchmark,
+        skip_export=skip_export,
+    )
+
+
+def _run_chain(teacher: str, effective: Recipe, out: Path, *, dry_run: bool, **flags: bool) -> None:
+    """Print the plan of `compress` / `prune`, or run it and say where the report is."""
+    from compressor import pipeline
+
     if dry_run:
         _print_plan(pipeline.plan(teacher, effective))
         return
     with _resumable():
-        paths = pipeline.compress(
-            teacher,
-            effective,
-            out,
-            overwrite=overwrite,
-            resume=resume,
-            skip_benchmark=skip_benchmark,
-            skip_export=skip_export,
-        )
+        paths = pipeline.compress(teacher, effective, out, **flags)
     console.print(f"[green]report: {paths['md']}  (JSON: {paths['json']}, HTML: {paths['html']})")
 
 
@@ -352,7 +350,8 @@ def benchmark(
         update={k: v for k, v in {"threads": threads, "iters": iters}.items() if v is not None}
     )
     recipe = recipe.model_copy(update={"benchmark": bench})
-    pipeline.benchmark(run, against or run.result("distill").get("teacher", ""), recipe)
+    trained = run.result("prune") or run.result("distill")
+    pipeline.benchmark(run, against or trained.get("teacher", ""), recipe)
     paths = pipeline.write_run_report(run)
     console.print(f"[green]report: {paths['md']}")
 
