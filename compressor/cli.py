@@ -210,6 +210,14 @@ def prune(
         float | None,
         typer.Option(help="Fraction of non-embedding parameters to keep, instead of heads/ffn."),
     ] = None,
+    objective: Annotated[
+        str | None,
+        typer.Option(
+            help="'task': distil a fine-tuned classifier on labelled task data; 'mlm': "
+            "task-agnostic, as in the paper: a masked-LM teacher on unlabelled text (only "
+            "--text-column is read), giving a smaller pre-trained model. [default: task]"
+        ),
+    ] = None,
     steps: Steps = None,
     epochs: Epochs = None,
     batch_size: BatchSize = None,
@@ -245,6 +253,7 @@ def prune(
         "prune.ffn": ffn,
         "prune.hidden": hidden,
         "prune.budget": budget,
+        "prune.objective": objective,
     }
     _run_chain(
         teacher,

@@ -121,9 +121,11 @@ def _read_hub(spec: str) -> tuple[list[dict], list[dict] | None]:
     return ds["train"].to_list(), ds[dev_name].to_list() if dev_name else None
 
 
-def _columns(rows: list[dict], cfg: DataConfig, where: str) -> Split:
+def _columns(rows: list[dict], cfg: DataConfig, where: str, labelled: bool = True) -> Split:
+    """The text (and pair) columns, and the label column when `labelled`; unlabelled text
+    (masked-LM distillation) gets placeholder labels 0 that nothing reads."""
     available = list(rows[0].keys())
-    wanted = [cfg.text_column, cfg.label_column]
+    wanted = [cfg.text_column, cfg.label_column] if labelled else [cfg.text_column]
     if cfg.text_pair_column:
         wanted.append(cfg.text_pair_column)
     for column in wanted:
@@ -133,9 +135,8 @@ def _columns(rows: list[dict], cfg: DataConfig, where: str) -> Split:
                 "--text-column / --text-pair-column / --label-column"
             )
     pairs = [str(r[cfg.text_pair_column]) for r in rows] if cfg.text_pair_column else None
-    return Split(
-        [str(r[cfg.text_column]) for r in rows], [r[cfg.label_column] for r in rows], pairs
-    )
+    labels = [r[cfg.label_column] for r in rows] if labelled else [0] * len(rows)
+    return Split([str(r[cfg.text_column]) for r in rows], labels, pairs)
 
 
 def _encode_labels(train: Split, dev: Split) -> list[str]:
@@ -189,8 +190,9 @@ def _subsample(split: Split, n: int | None, seed: int) -> Split:
     )
 
 
-def load_task_data(cfg: DataConfig) -> TaskData:
-    """Read, check and split the data named by the recipe."""
+def load_task_data(cfg: DataConfig, labelled: bool = True) -> TaskData:
+    """Read, check and split the data named by the recipe; `labelled=False` reads text only
+    (task-agnostic distillation), with no label set."""
     source = cfg.source or default_source()
     notes: list[str] = []
     if source.startswith("hf:"):
@@ -214,15 +216,15 @@ def load_task_data(cfg: DataConfig) -> TaskData:
         train_rows = _read_file(train_file)
         dev_rows = _read_file(dev_file) if dev_file else None
         where = str(train_file)
-    train = _columns(train_rows, cfg, where)
+    train = _columns(train_rows, cfg, where, labelled)
     if dev_rows is not None:
-        dev = _columns(dev_rows, cfg, f"{source} (dev)")
+        dev = _columns(dev_rows, cfg, f"{source} (dev)", labelled)
     else:
         train, dev = _hold_out(train, cfg.dev_fraction, cfg.seed)
         notes.append(f"no dev file: held out {len(dev)} training examples (seed {cfg.seed})")
-    if len(set(train.labels)) < 2:
+    if labelled and len(set(train.labels)) < 2:
         raise UserError(f"{source}: only one label value found — classification needs two or more")
-    label_names = _encode_labels(train, dev)
+    label_names = _encode_labels(train, dev) if labelled else []
     full = len(train)
     train = _subsample(train, cfg.max_train_examples, cfg.seed)
     if len(train) < full:

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from transformers import (
     AutoConfig,
+    AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
@@ -99,6 +100,29 @@ def load_classifier(
     model = AutoModelForSequenceClassification.from_pretrained(
         model_dir, ignore_mismatched_sizes=num_labels is not None, **kwargs
     )
+    return model, load_tokenizer(model_dir)
+
+
+def load_masked_lm(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a masked LM whose prediction head was trained: task-agnostic distillation
+    matches its predictions, so a freshly initialised head would be refused."""
+    model_dir = resolve_model_dir(path)
+    try:
+        config = AutoConfig.from_pretrained(model_dir)
+    except OSError as exc:
+        raise UserError(
+            f"could not load {path} ({exc.__class__.__name__}) — check the id or folder; "
+            "this machine may be offline"
+        ) from exc
+    _check_supported(config, str(path))
+    model, info = AutoModelForMaskedLM.from_pretrained(model_dir, output_loading_info=True)
+    head = {n for n, _ in model.named_parameters() if n.startswith(("cls.", "lm_head."))}
+    if head & set(info["missing_keys"]):
+        raise UserError(
+            f"{path} has no masked-LM head (its weights hold only the encoder) — task-agnostic "
+            "pruning needs a pre-trained masked LM such as bert-base-uncased; use "
+            "prune.objective: task for a fine-tuned classifier"
+        )
     return model, load_tokenizer(model_dir)
 
 

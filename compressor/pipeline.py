@@ -19,6 +19,7 @@ from compressor.models import (
     check_labels,
     count_parameters,
     load_classifier,
+    load_masked_lm,
     load_student,
     resolve_model_dir,
 )
@@ -230,8 +231,12 @@ def _prune(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, re
 
     from compressor.prune.homodistil import prune_while_distilling, thin_trace
 
-    teacher, tokenizer = load_classifier(teacher_path)
-    check_labels(teacher, data.label_names, data.source)
+    mlm = recipe.prune.objective == "mlm"
+    if mlm:
+        teacher, tokenizer = load_masked_lm(teacher_path)
+    else:
+        teacher, tokenizer = load_classifier(teacher_path)
+        check_labels(teacher, data.label_names, data.source)
     teacher.requires_grad_(False)
     if recipe.prune.start == "teacher":
         student = copy.deepcopy(teacher).requires_grad_(True)
@@ -240,7 +245,9 @@ def _prune(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, re
         student = AutoModelForSequenceClassification.from_pretrained(run.path / "model")
         source = "the distilled student"
     before = count_parameters(student), count_parameters(student, embeddings=False)
-    train_split, augmentation = _training_split(recipe, teacher_path, data)
+    train_split, augmentation = (
+        (data.train, None) if mlm else _training_split(recipe, teacher_path, data)
+    )
     train_dir = run.path / "training" / "prune"
     outcome = prune_while_distilling(
         teacher, student, tokenizer, train_split, data.dev, recipe, train_dir, resume=resume
@@ -255,6 +262,7 @@ def _prune(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, re
         "prune",
         teacher=teacher_path,
         source=source,
+        objective=recipe.prune.objective,
         data=_describe(data),
         augmentation=augmentation,
         steps=state.step,
@@ -457,6 +465,11 @@ def build_report(run: RunFolder) -> dict:
             "parity": parities.get(key),
         }
     notes = [f"student: {n}" for n in distill.get("data", {}).get("notes", [])]
+    if prune.get("objective") == "mlm":
+        notes.append(
+            "task-agnostic (masked LM): dev accuracy is masked-token accuracy; fine-tune the "
+            "student with `compressor finetune --model <run>/model` for a task"
+        )
     notes += _teacher_notes(teacher_path)
     bench = run.result("benchmark")
     return {
@@ -527,12 +540,15 @@ def compress(
     teacher (HomoDistil). `skip_export` keeps the PyTorch student only (method comparisons
     that need no deployable artifact)."""
     run = RunFolder.create(out, "compress", recipe, overwrite=overwrite, resume=resume)
-    data = load_task_data(recipe.data)
+    mlm = recipe.prune.enabled and recipe.prune.objective == "mlm"
+    data = load_task_data(recipe.data, labelled=not mlm)
     homodistil = recipe.prune.enabled and recipe.prune.start == "teacher"
     if not homodistil and not run.done("distill"):
         _distill(run, teacher, recipe, data, resume)
     if recipe.prune.enabled and not run.done("prune"):
         _prune(run, teacher, recipe, data, resume)
+    if mlm:  # a smaller pre-trained masked LM: fine-tune it, then export the classifier
+        return write_run_report(run)
     if not skip_export and not run.done("export"):
         with console.status("exporting the student to ONNX and checking parity"):
             _export(run, recipe, data)
@@ -567,6 +583,7 @@ def _describe_prune(teacher: PreTrainedModel, recipe: Recipe, train_examples: in
     wanted = targets(cfg, layout_of(teacher))
     total = total_steps(train_cfg, train_examples)
     return (
+        f"{'masked-LM (task-agnostic)' if cfg.objective == 'mlm' else 'task'} distillation, "
         f"from the {'teacher' if cfg.start == 'teacher' else 'distilled student'} to {wanted} "
         f"({cfg.criterion}, cubic from step {int(cfg.begin * total)} to {int(cfg.end * total)} "
         f"every {cfg.every}); {total} steps of batch {train_cfg.batch_size}, lr {train_cfg.lr}; "
@@ -576,9 +593,13 @@ def _describe_prune(teacher: PreTrainedModel, recipe: Recipe, train_examples: in
 
 def plan(teacher: str, recipe: Recipe) -> dict:
     """What `compress` would do, after every input check it makes (for --dry-run)."""
-    data = load_task_data(recipe.data)
-    model, tokenizer = load_classifier(teacher)
-    check_labels(model, data.label_names, data.source)
+    mlm = recipe.prune.enabled and recipe.prune.objective == "mlm"
+    data = load_task_data(recipe.data, labelled=not mlm)
+    if mlm:
+        model, tokenizer = load_masked_lm(teacher)
+    else:
+        model, tokenizer = load_classifier(teacher)
+        check_labels(model, data.label_names, data.source)
     _load_teachers(recipe, data)
     student, _tok = load_student(model, tokenizer, recipe.student, data.train.texts[:32])
     source = (
@@ -612,7 +633,9 @@ def plan(teacher: str, recipe: Recipe) -> dict:
         "pruning": _describe_prune(model, recipe, len(data.train))
         if recipe.prune.enabled
         else "none",
-        "then": f"export ONNX (opset {recipe.export.opset}) -> quantize {recipe.quantize.mode} "
+        "then": "report (a pre-trained masked LM: fine-tune it for a task)"
+        if mlm
+        else f"export ONNX (opset {recipe.export.opset}) -> quantize {recipe.quantize.mode} "
         f"-> evaluate -> benchmark batches {recipe.benchmark.batches} -> report",
         "recipe hash": recipe.hash(),
     }

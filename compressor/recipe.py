@@ -209,6 +209,14 @@ class PruneConfig(Strict):
     """
 
     enabled: bool = False
+    objective: Literal["task", "mlm"] = Field(
+        "task",
+        description="'task': distil the fine-tuned classifier on the task data; 'mlm': "
+        "task-agnostic, as in the paper: the teacher is a masked LM (it needs its MLM head), "
+        "the data is unlabelled text, the loss is masked-LM + KL on the masked tokens + the "
+        "intermediate terms, and the result is a smaller pre-trained model to fine-tune.",
+    )
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="Tokens masked for 'mlm'.")
     start: Literal["teacher", "distilled"] = Field(
         "teacher",
         description="'teacher': the student starts as an exact copy of the teacher (HomoDistil; "
@@ -258,6 +266,8 @@ class PruneConfig(Strict):
     def _consistent(self) -> PruneConfig:
         if self.begin >= self.end:
             raise ValueError(f"begin ({self.begin}) must come before end ({self.end})")
+        if self.objective == "mlm" and self.start != "teacher":
+            raise ValueError("objective 'mlm' prunes the teacher itself: set start: teacher")
         if self.budget is not None and (self.heads is not None or self.ffn is not None):
             raise ValueError("set either budget or heads / ffn, not both")
         if self.enabled and not any(

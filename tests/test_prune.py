@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 from transformers import (
+    AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     BertConfig,
+    BertForMaskedLM,
     BertForSequenceClassification,
     RobertaConfig,
+    RobertaForMaskedLM,
     RobertaForSequenceClassification,
 )
 
@@ -59,13 +62,17 @@ def test_cubic_schedule_values() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cls", "config_cls"),
+    ("cls", "config_cls", "auto"),
     [
-        (BertForSequenceClassification, BertConfig),
-        (RobertaForSequenceClassification, RobertaConfig),
+        (BertForSequenceClassification, BertConfig, AutoModelForSequenceClassification),
+        (RobertaForSequenceClassification, RobertaConfig, AutoModelForSequenceClassification),
+        (BertForMaskedLM, BertConfig, AutoModelForMaskedLM),
+        (RobertaForMaskedLM, RobertaConfig, AutoModelForMaskedLM),
     ],
 )
-def test_cut_model_computes_what_the_masked_model_did(cls, config_cls, tmp_path: Path) -> None:
+def test_cut_model_computes_what_the_masked_model_did(
+    cls, config_cls, auto, tmp_path: Path
+) -> None:
     model = _model(cls, config_cls)
     layout = layout_of(model)
     masks = UnitMasks(layout, ("heads", "ffn", "hidden"))
@@ -87,8 +94,10 @@ def test_cut_model_computes_what_the_masked_model_did(cls, config_cls, tmp_path:
     torch.testing.assert_close(cut, masked, rtol=0, atol=1e-5)
     config = model.config
     assert (config.hidden_size, config.intermediate_size, config.num_attention_heads) == (24, 40, 3)
+    if layout.out_tied:  # a masked LM's decoder is tied to the sliced word embeddings
+        assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
     model.save_pretrained(tmp_path)
-    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    reloaded = auto.from_pretrained(tmp_path).eval()
     heads = [
         layer.attention.self.num_attention_heads for layer in reloaded.base_model.encoder.layer
     ]

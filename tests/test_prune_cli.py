@@ -7,11 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification
+from transformers import (
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForMaskedLM,
+)
 
 from compressor import pipeline
 from compressor.recipe import load_recipe
-from tests.conftest import save_variant, write_sst2_subset
+from tests.conftest import build_tokenizer, save_variant, sst2_rows, write_sst2_subset
 from tests.test_cli import assert_user_error, cli
 
 
@@ -100,3 +105,52 @@ def test_compress_chains_distill_then_prune(
     assert json.loads(paths["json"].read_text())["pruning"]["kept"]["ffn"] == [16, 16]
     with torch.no_grad():
         assert model(input_ids=torch.tensor([[2, 10, 11, 3]])).logits.shape == (1, 2)
+
+
+@pytest.fixture(scope="module")
+def mlm_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny pre-trained-style masked LM (random weights with a real MLM head)."""
+    folder = tmp_path_factory.mktemp("mlm_teacher")
+    tok = build_tokenizer(folder)
+    torch.manual_seed(5)
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=128,
+                        initializer_range=0.1)  # fmt: skip
+    BertForMaskedLM(config).save_pretrained(folder)
+    return folder
+
+
+def test_task_agnostic_prune_on_unlabelled_text_gives_a_smaller_masked_lm(
+    mlm_teacher: Path, data: Path, tmp_path: Path
+) -> None:
+    text = tmp_path / "corpus.tsv"  # no label column at all
+    text.write_text("sentence\n" + "\n".join(t for t, _ in sst2_rows("dev", 160)) + "\n")
+    out = tmp_path / "run"
+    result = cli("prune", "--objective", "mlm", "--teacher", str(mlm_teacher), "--out", str(out),
+                 "--data", str(text), "--hidden", "16", "--ffn", "32", "--steps", "12",
+                 "--batch-size", "16")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stages = json.loads((out / "state.json").read_text())["stages"]
+    assert set(stages) == {"prune"}  # nothing to export or score on a task yet
+    pruned = stages["prune"]
+    assert pruned["objective"] == "mlm" and pruned["shrink_max_abs_diff"] < 1e-4
+    assert pruned["architecture"]["hidden_size"] == 16
+    assert pruned["trace"][0]["probe_kl"] == pytest.approx(0.0, abs=1e-6)
+    assert 0 <= pruned["best_dev_accuracy"] <= 1  # masked-token accuracy
+    model = AutoModelForMaskedLM.from_pretrained(out / "model")
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    assert model.config.intermediate_size == 32 and model.config.num_attention_heads == 2
+    assert "masked-token accuracy" in (out / "report.md").read_text()
+    tuned = cli("finetune", "--model", str(out / "model"), "--data", str(data), "--out",
+                str(tmp_path / "tuned"), "--steps", "3", "--batch-size", "16")  # fmt: skip
+    assert tuned.returncode == 0, tuned.stderr
+    classifier = AutoModelForSequenceClassification.from_pretrained(tmp_path / "tuned" / "model")
+    assert classifier.config.hidden_size == 16
+
+
+def test_task_agnostic_prune_needs_a_masked_lm_head(
+    spread_teacher: Path, data: Path, tmp_path: Path
+) -> None:
+    result = cli("prune", "--objective", "mlm", "--teacher", str(spread_teacher), "--out",
+                 str(tmp_path / "o"), "--data", str(data), "--ffn", "32", "--dry-run")  # fmt: skip
+    assert_user_error(result, "has no masked-LM head")

@@ -4,8 +4,10 @@
         + sum_i w_i(p) * L_i
 
 p is training progress, s / h / w_i the recipe's weight schedules and T possibly scheduled
-too. Teachers run under no_grad and are asked only for what the terms need (hidden states,
-attentions, hooked Q/K/V). Each model receives only the inputs its forward accepts, so a
+too. For masked LMs (task-agnostic distillation) the prediction terms are taken over the
+masked tokens: KL on the vocabulary and the masked-LM loss as the hard term. Teachers run
+under no_grad and are asked only for what the terms need (hidden states, attentions,
+hooked Q/K/V). Each model receives only the inputs its forward accepts, so a
 DistilBERT student can learn from a BERT teacher (no token_type_ids).
 """
 
@@ -109,16 +111,19 @@ class DistillObjective:
             t_view = self._view(self.teacher, inputs, qkv)
             extra_logits = [self._view(m, inputs, False).logits for m, _ in self.extra_teachers]
         s_view = self._view(student, inputs, qkv)
-        loss = s_view.logits.new_zeros(())
+        s_logits, t_logits = s_view.logits, t_view.logits
+        if s_logits.dim() == 3:  # masked LM: the prediction terms read the masked tokens
+            masked = labels != -100
+            s_logits, t_logits, labels = s_logits[masked], t_logits[masked], labels[masked]
+            extra_logits = [logits[masked] for logits in extra_logits]
+        loss = s_logits.new_zeros(())
         parts: dict[str, float] = {}
         if self.cfg.prediction_weight > 0:
-            loss, parts = self._prediction(
-                s_view.logits, t_view.logits, extra_logits, labels, progress
-            )
+            loss, parts = self._prediction(s_logits, t_logits, extra_logits, labels, progress)
         for name, weight, schedule, module in self.terms:
             value = module(s_view, t_view, inputs["attention_mask"])
             loss = loss + weight * weight_factor(schedule, progress) * value
             parts[name] = value.item()
         with torch.no_grad():  # the prediction gap at T = 1, traced while pruning
-            parts["prediction_kl"] = soft_kd(s_view.logits, t_view.logits, 1.0).item()
+            parts["prediction_kl"] = soft_kd(s_logits, t_logits, 1.0).item()
         return loss, parts

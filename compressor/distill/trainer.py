@@ -12,6 +12,7 @@ import inspect
 import math
 import shutil
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
 from transformers import (
+    DataCollatorForLanguageModeling,
     DataCollatorWithPadding,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -77,21 +79,48 @@ def total_steps(cfg: TrainConfig, train_examples: int) -> int:
     return cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
 
 
-def tokenize(split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int) -> list[dict]:
-    """Tokenize once, unpadded; batches are padded to their own longest example."""
+def tokenize(
+    split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int, labels: bool = True
+) -> list[dict]:
+    """Tokenize once, unpadded; batches are padded to their own longest example. Without
+    `labels` (masked LM) the collator makes the targets."""
     enc = tokenizer(split.texts, split.pairs, truncation=True, max_length=max_length)
     keys = list(enc.keys())
-    return [{**{k: enc[k][i] for k in keys}, "labels": split.labels[i]} for i in range(len(split))]
+    return [
+        {**{k: enc[k][i] for k in keys}, **({"labels": split.labels[i]} if labels else {})}
+        for i in range(len(split))
+    ]
+
+
+class MaskingCollator:
+    """BERT's masked-LM corruption (15 % of tokens: 80 % [MASK], 10 % random, 10 % kept),
+    seeded by the batch's own token ids: the same batch is masked the same way every time,
+    so dev accuracy is comparable across evaluations and a resumed run masks as the
+    uninterrupted one did."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, probability: float, salt: int):
+        self.inner = DataCollatorForLanguageModeling(tokenizer, mlm_probability=probability)
+        self.salt = salt
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        ids = b"".join(bytes(str(f["input_ids"]), "ascii") for f in features)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(zlib.crc32(ids) ^ self.salt)
+            return self.inner(features)
 
 
 def make_loader(
-    features: list[dict], tokenizer: PreTrainedTokenizerBase, batch_size: int, shuffle: bool
+    features: list[dict],
+    tokenizer: PreTrainedTokenizerBase,
+    batch_size: int,
+    shuffle: bool,
+    collator: Callable[[list[dict]], dict] | None = None,
 ) -> DataLoader:
     return DataLoader(
         features,
         batch_size=batch_size,
         shuffle=shuffle,
-        collate_fn=DataCollatorWithPadding(tokenizer),
+        collate_fn=collator or DataCollatorWithPadding(tokenizer),
     )
 
 
@@ -109,6 +138,9 @@ def dev_accuracy(model: torch.nn.Module, loader: DataLoader, accelerator: Accele
     for batch in loader:
         labels = batch.pop("labels")
         preds = model(**{k: v for k, v in batch.items() if k in accepted}).logits.argmax(-1)
+        if preds.dim() == 2:  # masked LM: accuracy on the masked tokens only
+            kept = labels != -100
+            preds, labels = preds[kept], labels[kept]
         preds, labels = accelerator.gather_for_metrics((preds, labels))
         correct += int((preds == labels).sum())
         total += labels.numel()
@@ -139,6 +171,7 @@ def train(
     on_step: Callable[[int], None] | None = None,
     hooks: TrainingHooks | None = None,
     keep_from_step: int = 0,
+    mlm_probability: float | None = None,
 ) -> TrainState:
     """Optimise `model` (and `extra_modules`, e.g. loss projections) and keep the best one.
 
@@ -147,7 +180,9 @@ def train(
     training progress in [0, 1] for scheduled terms;
     `out_dir/checkpoints/step-N` the resumable state. `frozen_modules` (the teacher) are
     only moved to the device. `hooks` act on the model between steps (pruning); evaluations
-    before `keep_from_step` are logged but never kept (a model still being pruned).
+    before `keep_from_step` are logged but never kept (a model still being pruned). With
+    `mlm_probability` the data is unlabelled text for a masked LM, and "dev accuracy" is
+    the masked-token accuracy.
     """
     set_seed(cfg.seed)
     accelerator = Accelerator(
@@ -156,11 +191,16 @@ def train(
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     extra = extra_modules or []
+    mlm = mlm_probability is not None
+    train_features = tokenize(train_split, tokenizer, max_length, labels=not mlm)
+    dev_features = tokenize(dev_split, tokenizer, max_length, labels=not mlm)
+    train_collate = MaskingCollator(tokenizer, mlm_probability, cfg.seed) if mlm else None
+    dev_collate = MaskingCollator(tokenizer, mlm_probability, 0) if mlm else None
     train_loader = make_loader(
-        tokenize(train_split, tokenizer, max_length), tokenizer, cfg.batch_size, shuffle=True
+        train_features, tokenizer, cfg.batch_size, shuffle=True, collator=train_collate
     )
     dev_loader = make_loader(
-        tokenize(dev_split, tokenizer, max_length), tokenizer, cfg.batch_size * 2, shuffle=False
+        dev_features, tokenizer, cfg.batch_size * 2, shuffle=False, collator=dev_collate
     )
     params = [p for m in [model, *extra] for p in m.parameters() if p.requires_grad]
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 from transformers import (
+    AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -27,6 +28,8 @@ from compressor.recipe import Recipe
 SHRINK_TOLERANCE = 1e-3
 MAX_TRACE_POINTS = 400
 PROBE_SENTENCES = 64
+# A masked LM's probe logits span the vocabulary at every token: fewer sentences.
+PROBE_SENTENCES_MLM = 16
 
 
 @dataclass
@@ -49,12 +52,18 @@ def gap_probe(
 ) -> Callable[[], float]:
     """KL(teacher || student) at T = 1 on fixed sentences, both models in eval mode: the
     prediction gap HomoDistil keeps small, free of the dropout noise of training batches."""
-    teacher_logits = _logits(teacher, batch)
+    real = batch["attention_mask"].bool()
+
+    def tokens(logits: torch.Tensor) -> torch.Tensor:
+        """A masked LM predicts at every real token; a classifier once per sentence."""
+        return logits[real.to(logits.device)] if logits.dim() == 3 else logits
+
+    teacher_logits = tokens(_logits(teacher, batch))
 
     def measure() -> float:
         device = next(student.parameters()).device
         training = student.training
-        logits = _logits(student, {k: v.to(device) for k, v in batch.items()})
+        logits = tokens(_logits(student, {k: v.to(device) for k, v in batch.items()}))
         student.train(training)
         return soft_kd(logits, teacher_logits.to(device), 1.0).item()
 
@@ -80,8 +89,9 @@ def prune_while_distilling(
     the units are cut out and the same sentences must give the same logits.
     """
     distill_cfg, train_cfg = recipe.prune_plan()
+    mlm = recipe.prune.objective == "mlm"
     layout = layout_of(student)
-    sample = dev_split.take(PROBE_SENTENCES)
+    sample = dev_split.take(PROBE_SENTENCES_MLM if mlm else PROBE_SENTENCES)
     batch = tokenizer(
         sample.texts,
         sample.pairs,
@@ -110,8 +120,10 @@ def prune_while_distilling(
             description="pruning while distilling",
             hooks=pruner,
             keep_from_step=pruner.end,
+            mlm_probability=recipe.prune.mlm_probability if mlm else None,
         )
-    kept = AutoModelForSequenceClassification.from_pretrained(out_dir / "best")
+    auto = AutoModelForMaskedLM if mlm else AutoModelForSequenceClassification
+    kept = auto.from_pretrained(out_dir / "best")
     kept_layout = layout_of(kept)
     with pruner.masks.applied(kept_layout):
         masked = _logits(kept, batch)

@@ -66,20 +66,26 @@ def shrink_hidden(layout: Layout, mask: torch.Tensor) -> int:
     return len(index)
 
 
-def _shrink_classifier(model: PreTrainedModel, index: torch.Tensor) -> None:
-    """The pooler / RoBERTa head dense is square on the hidden width; the output layer
-    reads it."""
-    base = model.base_model
-    if getattr(base, "pooler", None) is not None:
-        base.pooler.dense = prune_linear_layer(
-            prune_linear_layer(base.pooler.dense, index, dim=1), index, dim=0
-        )
-    if isinstance(model.classifier, nn.Linear):
-        model.classifier = prune_linear_layer(model.classifier, index, dim=1)
+def _replace(model: PreTrainedModel, old: nn.Module, new: nn.Module) -> None:
+    """Put `new` where `old` sits in the module tree."""
+    name = next(n for n, m in model.named_modules() if m is old)
+    parent, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent), attr, new)
+
+
+def _shrink_head(model: PreTrainedModel, layout: Layout, index: torch.Tensor) -> None:
+    """The square denses (pooler, classification or LM head) lose both sides, the head's
+    LayerNorm its entries, the output layer its inputs; a decoder tied to the word
+    embeddings is tied again to the sliced table."""
+    for dense in layout.square:
+        _replace(model, dense, prune_linear_layer(prune_linear_layer(dense, index, 1), index, 0))
+    for norm in layout.head_norms:
+        _replace(model, norm, _slice_norm(norm, index))
+    if layout.out_tied:
+        model.tie_weights()
+        layout.out.in_features = len(index)
     else:
-        head = model.classifier
-        head.dense = prune_linear_layer(prune_linear_layer(head.dense, index, dim=1), index, dim=0)
-        head.out_proj = prune_linear_layer(head.out_proj, index, dim=1)
+        _replace(model, layout.out, prune_linear_layer(layout.out, index, dim=1))
 
 
 def shrink(model: PreTrainedModel, layout: Layout, masks: UnitMasks) -> PreTrainedModel:
@@ -99,7 +105,7 @@ def shrink(model: PreTrainedModel, layout: Layout, masks: UnitMasks) -> PreTrain
     if "hidden" in m and int(m["hidden"].sum()) < layout.hidden:
         index = _kept(m["hidden"])
         width = shrink_hidden(layout, m["hidden"])
-        _shrink_classifier(model, index)
+        _shrink_head(model, layout, index)
         # A stock config derives the head size as hidden_size / num_attention_heads, so the
         # head count is rewritten to keep it; each layer then prunes down to what it kept.
         per_config = width // layout.head_dim

@@ -31,12 +31,15 @@ SUPPORTED = ("bert", "roberta")
 
 @dataclass
 class Layout:
-    """Where one classifier keeps the modules pruning touches."""
+    """Where one model keeps the modules pruning touches: a sequence classifier (pooler /
+    classification head) or a masked LM (prediction head, output tied to the embeddings)."""
 
     embeddings: nn.Module
     layers: list[nn.Module]
     square: list[nn.Linear]
+    head_norms: list[nn.LayerNorm]
     out: nn.Linear
+    out_tied: bool
     num_heads: int
     head_dim: int
     ffn: int
@@ -47,7 +50,7 @@ class Layout:
         norms = [self.embeddings.LayerNorm]
         for layer in self.layers:
             norms += [layer.attention.output.LayerNorm, layer.output.LayerNorm]
-        return norms
+        return norms + self.head_norms
 
     def sizes(self) -> dict[str, int]:
         """Full size of each kind of unit (per layer for heads and FFN)."""
@@ -55,7 +58,7 @@ class Layout:
 
 
 def layout_of(model: PreTrainedModel) -> Layout:
-    """The layout of a BERT or RoBERTa sequence classifier; others are refused by name."""
+    """The layout of a BERT or RoBERTa classifier or masked LM; others are refused by name."""
     config = model.config
     if config.model_type not in SUPPORTED:
         raise UserError(
@@ -63,9 +66,15 @@ def layout_of(model: PreTrainedModel) -> Layout:
             "distil into a BERT student first, or compress without the prune stage"
         )
     base = model.base_model
-    classifier = model.classifier
     square = [base.pooler.dense] if getattr(base, "pooler", None) is not None else []
-    if isinstance(classifier, nn.Linear):
+    head_norms: list[nn.LayerNorm] = []
+    classifier = getattr(model, "classifier", None)
+    if classifier is None:  # masked LM: dense -> activation -> LayerNorm -> tied decoder
+        lm = model.cls.predictions.transform if hasattr(model, "cls") else model.lm_head
+        square.append(lm.dense)
+        head_norms.append(lm.LayerNorm if hasattr(lm, "LayerNorm") else lm.layer_norm)
+        out = model.get_output_embeddings()
+    elif isinstance(classifier, nn.Linear):
         out = classifier
     else:
         square.append(classifier.dense)
@@ -75,7 +84,9 @@ def layout_of(model: PreTrainedModel) -> Layout:
         embeddings=base.embeddings,
         layers=list(base.encoder.layer),
         square=square,
+        head_norms=head_norms,
         out=out,
+        out_tied=out.weight is base.embeddings.word_embeddings.weight,
         num_heads=first.attention.self.num_attention_heads,
         head_dim=first.attention.self.attention_head_size,
         ffn=first.intermediate.dense.out_features,
@@ -128,7 +139,7 @@ def sensitivity(layout: Layout, kind: str) -> torch.Tensor:
 def _hidden_sensitivity(layout: Layout) -> torch.Tensor:
     """A hidden dimension owns a column of every embedding table and of every matrix that
     reads the residual stream, a row (and bias entry) of every matrix that writes it, and
-    its LayerNorm entries."""
+    its LayerNorm entries. A decoder tied to the word embeddings is counted once, there."""
     emb = layout.embeddings
     total = sum(
         _saliency(table.weight).sum(0)
@@ -136,7 +147,7 @@ def _hidden_sensitivity(layout: Layout) -> torch.Tensor:
     )
     for norm in layout.layer_norms:
         total = total + _saliency(norm.weight) + _saliency(norm.bias)
-    readers = [layout.out, *layout.square]
+    readers = [*layout.square] + ([] if layout.out_tied else [layout.out])
     writers = list(layout.square)
     for layer in layout.layers:
         attn = layer.attention
