@@ -154,6 +154,13 @@ def compress(
         typer.Option(help="Weight of soft KD; 1-alpha goes to hard CE. [default: 0.5]"),
     ] = None,
     recipe: RecipeOpt = None,
+    prune_vocab: Annotated[
+        bool | None,
+        typer.Option(
+            help="Keep only the tokens of the training text in the vocabulary and embeddings "
+            "(WordPiece tokenizers). [default: off]"
+        ),
+    ] = None,
     skip_benchmark: Annotated[bool, typer.Option(help="Stop after evaluation.")] = False,
     skip_export: Annotated[
         bool,
@@ -175,6 +182,7 @@ def compress(
         "student.model": student_model,
         "distill.temperature": temperature,
         "distill.alpha": alpha,
+        "vocab.prune": prune_vocab,
     }
     _run_chain(
         teacher,
@@ -228,6 +236,13 @@ def prune(
             "--recipe", "-r", help="YAML recipe (e.g. recipes/homodistil.yaml); flags override it."
         ),
     ] = None,
+    prune_vocab: Annotated[
+        bool | None,
+        typer.Option(
+            help="Keep only the tokens of the training text in the vocabulary and embeddings "
+            "(WordPiece tokenizers). [default: off]"
+        ),
+    ] = None,
     skip_benchmark: Annotated[bool, typer.Option(help="Stop after evaluation.")] = False,
     skip_export: Annotated[
         bool,
@@ -254,6 +269,7 @@ def prune(
         "prune.hidden": hidden,
         "prune.budget": budget,
         "prune.objective": objective,
+        "vocab.prune": prune_vocab,
     }
     _run_chain(
         teacher,

@@ -21,6 +21,7 @@ from compressor.models import (
     load_classifier,
     load_masked_lm,
     load_student,
+    load_tokenizer,
     resolve_model_dir,
 )
 from compressor.recipe import DistillConfig, Recipe
@@ -298,6 +299,41 @@ def _prune(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, re
     _drop_training(run)
 
 
+def _prune_vocab(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
+    """Cut the student's vocabulary to the training text's tokens; every training sentence
+    must give the same logits before and after."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from compressor.prune.vocab import prune_vocabulary
+
+    model_dir = run.path / "model"
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tokenizer = load_tokenizer(model_dir)
+    probe = data.train.take(64)
+
+    def logits(tok) -> torch.Tensor:
+        batch = tok(probe.texts, probe.pairs, truncation=True, padding=True,
+                    max_length=recipe.data.max_length, return_tensors="pt")  # fmt: skip
+        with torch.no_grad():
+            return model(**batch).logits
+
+    before, size_before = logits(tokenizer), _size_mb(model_dir)
+    new_tokenizer, kept = prune_vocabulary(model, tokenizer, data.train.texts, data.train.pairs)
+    diff = float((logits(new_tokenizer) - before).abs().max())
+    with atomic.atomic_dir(model_dir) as tmp:
+        model.save_pretrained(tmp)
+        new_tokenizer.save_pretrained(tmp)
+    run.complete(
+        "vocab",
+        **kept,
+        size_mb_before=size_before,
+        size_mb_after=_size_mb(model_dir),
+        max_abs_diff_on_train_text=diff,
+        student_parameters=count_parameters(model),
+    )
+
+
 def _export(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
     from compressor.artifacts import export_checked
 
@@ -448,8 +484,12 @@ def build_report(run: RunFolder) -> dict:
         "student_int8": run.result("quantize").get("parity"),
     }
 
+    vocab = run.result("vocab")
+
     def params(key: str, prefix: str = "") -> int | None:
         owner = "teacher" if key == "teacher" else "student"
+        if owner == "student" and not prefix and vocab:
+            return vocab["student_parameters"]
         return distill.get(f"{owner}_{prefix}parameters")
 
     models = {}
@@ -465,6 +505,13 @@ def build_report(run: RunFolder) -> dict:
             "parity": parities.get(key),
         }
     notes = [f"student: {n}" for n in distill.get("data", {}).get("notes", [])]
+    if vocab:
+        notes.append(
+            f"student: vocabulary pruned from {vocab['vocab_before']} to {vocab['vocab_after']} "
+            f"tokens (those of the training text), {vocab['size_mb_before']} -> "
+            f"{vocab['size_mb_after']} MB; training text gives the same logits "
+            f"(max diff {vocab['max_abs_diff_on_train_text']:.1e}), unseen word-pieces -> [UNK]"
+        )
     if prune.get("objective") == "mlm":
         notes.append(
             "task-agnostic (masked LM): dev accuracy is masked-token accuracy; fine-tune the "
@@ -539,6 +586,10 @@ def compress(
     student is pruned after distillation, or instead of it when pruning starts from the
     teacher (HomoDistil). `skip_export` keeps the PyTorch student only (method comparisons
     that need no deployable artifact)."""
+    if recipe.vocab.prune:  # refuse a BPE tokenizer before hours of training, not after
+        from compressor.prune.vocab import check_supported
+
+        check_supported(load_tokenizer(resolve_model_dir(teacher)))
     run = RunFolder.create(out, "compress", recipe, overwrite=overwrite, resume=resume)
     mlm = recipe.prune.enabled and recipe.prune.objective == "mlm"
     data = load_task_data(recipe.data, labelled=not mlm)
@@ -549,6 +600,9 @@ def compress(
         _prune(run, teacher, recipe, data, resume)
     if mlm:  # a smaller pre-trained masked LM: fine-tune it, then export the classifier
         return write_run_report(run)
+    if recipe.vocab.prune and not run.done("vocab"):
+        with console.status("pruning the vocabulary to the training text's tokens"):
+            _prune_vocab(run, recipe, data)
     if not skip_export and not run.done("export"):
         with console.status("exporting the student to ONNX and checking parity"):
             _export(run, recipe, data)
@@ -635,7 +689,8 @@ def plan(teacher: str, recipe: Recipe) -> dict:
         else "none",
         "then": "report (a pre-trained masked LM: fine-tune it for a task)"
         if mlm
-        else f"export ONNX (opset {recipe.export.opset}) -> quantize {recipe.quantize.mode} "
+        else ("prune vocabulary -> " if recipe.vocab.prune else "")
+        + f"export ONNX (opset {recipe.export.opset}) -> quantize {recipe.quantize.mode} "
         f"-> evaluate -> benchmark batches {recipe.benchmark.batches} -> report",
         "recipe hash": recipe.hash(),
     }

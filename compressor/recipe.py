@@ -283,6 +283,16 @@ class PruneConfig(Strict):
         return self
 
 
+class VocabConfig(Strict):
+    """Vocabulary pruning of the final classifier (WordPiece tokenizers)."""
+
+    prune: bool = Field(
+        False,
+        description="Keep only the tokens the training text uses (plus specials): the "
+        "embedding table shrinks and the tokenizer is rewritten to match.",
+    )
+
+
 class ExportConfig(Strict):
     """ONNX export and its parity gate."""
 
@@ -328,6 +338,7 @@ class Recipe(Strict):
     train: TrainConfig = TrainConfig(lr=1e-4)
     augment: AugmentConfig = AugmentConfig()
     prune: PruneConfig = PruneConfig()
+    vocab: VocabConfig = VocabConfig()
     stages: list[StageConfig] = Field(
         default_factory=list,
         description="Run distillation as these stages in order, each starting from the "
@@ -344,6 +355,8 @@ class Recipe(Strict):
             raise ValueError(f"stage names must be unique, got {names}")
         self.stage_plan()
         self.prune_plan()
+        if self.vocab.prune and self.prune.enabled and self.prune.objective == "mlm":
+            raise ValueError("vocab.prune applies to classifiers, not to prune.objective 'mlm'")
         return self
 
     def prune_plan(self) -> tuple[DistillConfig, TrainConfig]:

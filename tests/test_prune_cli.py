@@ -10,6 +10,7 @@ import torch
 from transformers import (
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
+    AutoTokenizer,
     BertConfig,
     BertForMaskedLM,
 )
@@ -39,7 +40,7 @@ def test_prune_cuts_a_plain_smaller_model_that_exports(
     out = tmp_path / "run"
     result = cli("prune", "--teacher", str(spread_teacher), "--out", str(out), "--data", str(data),
                  "--heads", "2", "--ffn", "32", "--hidden", "16", "--steps", "20",
-                 "--batch-size", "16", "--skip-benchmark")  # fmt: skip
+                 "--batch-size", "16", "--skip-benchmark", "--prune-vocab")  # fmt: skip
     assert result.returncode == 0, result.stderr
     stages = json.loads((out / "state.json").read_text())["stages"]
     assert "distill" not in stages  # HomoDistil starts from the teacher itself
@@ -63,6 +64,12 @@ def test_prune_cuts_a_plain_smaller_model_that_exports(
     )
     model = AutoModelForSequenceClassification.from_pretrained(out / "model")
     assert model.config.hidden_size == 16 and model.config.num_attention_heads == 2
+    vocab = stages["vocab"]  # the tiny tokenizer has 405 tokens; 128 sentences use fewer
+    assert vocab["vocab_before"] == 405 and 100 < vocab["vocab_after"] < 405
+    assert vocab["max_abs_diff_on_train_text"] < 1e-5
+    assert vocab["size_mb_after"] < vocab["size_mb_before"]
+    tokenizer = AutoTokenizer.from_pretrained(out / "model")
+    assert len(tokenizer) == model.config.vocab_size == vocab["vocab_after"]
     assert stages["export"]["parity"]["passed"]
     assert stages["quantize"]["path"].endswith(".onnx")
     report = (out / "report.md").read_text()
