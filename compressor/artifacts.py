@@ -9,7 +9,7 @@ from pathlib import Path
 from compressor.data import Split, load_task_data
 from compressor.errors import UserError
 from compressor.models import resolve_model_dir
-from compressor.recipe import Recipe
+from compressor.recipe import QuantizeConfig, Recipe
 
 
 def export_checked(
@@ -41,28 +41,66 @@ def export_checked(
     return {"path": str(onnx_path), "parity": parity.to_dict()}
 
 
+def calibration_feeds(
+    onnx_path: Path, sample: Split, *, max_length: int, batch_size: int = 8
+) -> list[dict]:
+    """Tokenized batches of `sample` in the ONNX file's own input names, for calibration;
+    all padded to one length, since the histogram calibrators stack them."""
+    import onnx
+
+    from compressor.models import load_tokenizer
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    names = {i.name for i in graph.input}
+    tokenizer = load_tokenizer(onnx_path.parent)
+    enc = tokenizer(sample.texts, sample.pairs, truncation=True, max_length=max_length,
+                    padding=True, return_tensors="np")  # fmt: skip
+    return [
+        {k: v[start : start + batch_size].astype("int64") for k, v in enc.items() if k in names}
+        for start in range(0, len(sample), batch_size)
+    ]
+
+
 def quantize_checked(
     fp32: Path,
     reference: Path,
     probe: Split,
     *,
-    per_channel: bool,
+    cfg: QuantizeConfig,
+    calibration: Split | None,
     max_length: int,
     recipe_hash: str,
     **manifest_fields: object,
 ) -> dict:
-    """Dynamic int8 next to `fp32`; its argmax agreement with `reference` is measured.
+    """int8 next to `fp32` (dynamic, or static calibrated on `calibration`); its argmax
+    agreement with `reference` is measured.
 
     int8 logits differ from fp32 by design, so the gate is prediction agreement and the max
     |difference| is only reported (tolerance infinite).
     """
     from exporters.manifest import update_manifest
     from exporters.parity import check_parity
-    from exporters.quantize import quantize_dynamic_int8
+    from exporters.quantize import quantize_dynamic_int8, quantize_static_int8
 
-    int8 = quantize_dynamic_int8(
-        fp32, fp32.with_name(f"{fp32.stem}_int8.onnx"), per_channel=per_channel
-    )
+    settings: dict = {"mode": cfg.mode, "per_channel": cfg.per_channel}
+    if cfg.mode == "static-int8":
+        if calibration is None:
+            raise ValueError("static int8 needs calibration sentences")
+        int8 = fp32.with_name(f"{fp32.stem}_static_int8.onnx")
+        sample = calibration.take(cfg.calibration_samples)
+        settings["excluded_nodes"] = quantize_static_int8(
+            fp32,
+            int8,
+            calibration_feeds(fp32, sample, max_length=max_length),
+            method=cfg.calibration,
+            per_channel=cfg.per_channel,
+            exclude=cfg.exclude,
+        )
+        settings |= {"calibration": cfg.calibration, "calibration_samples": len(sample)}
+    else:
+        int8 = quantize_dynamic_int8(
+            fp32, fp32.with_name(f"{fp32.stem}_int8.onnx"), per_channel=cfg.per_channel
+        )
     parity = check_parity(
         reference,
         int8,
@@ -77,11 +115,11 @@ def quantize_checked(
         int8.name,
         source_model=str(fp32),
         recipe_hash=recipe_hash,
-        quantization={"mode": "dynamic-int8", "per_channel": per_channel},
+        quantization=settings,
         parity=parity.to_dict(),
         **manifest_fields,
     )
-    return {"path": str(int8), "parity": parity.to_dict()}
+    return {"path": str(int8), "parity": parity.to_dict(), "quantization": settings}
 
 
 def export_model(
@@ -110,16 +148,18 @@ def quantize_model(onnx_dir: Path, recipe: Recipe) -> dict:
         fp32 = fp32 / "model.onnx"
     if not fp32.is_file():
         raise UserError(f"{fp32} does not exist — pass the folder written by `compressor export`")
-    if recipe.quantize.mode != "dynamic-int8":
-        raise UserError(f"--mode {recipe.quantize.mode} is not available yet — use dynamic-int8")
-    dev = load_task_data(recipe.data).dev
+    if recipe.quantize.mode == "none":
+        raise UserError("--mode none quantizes nothing — pick dynamic-int8 or static-int8")
+    data = load_task_data(recipe.data)
+    dev = data.dev
     max_length = recipe.data.max_length
     acc_fp32 = accuracy(fp32, dev.texts, dev.pairs, dev.labels, max_length=max_length)
     result = quantize_checked(
         fp32,
         fp32,
         dev,
-        per_channel=recipe.quantize.per_channel,
+        cfg=recipe.quantize,
+        calibration=data.train,
         max_length=max_length,
         recipe_hash=recipe.hash(),
     )

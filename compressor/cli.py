@@ -331,8 +331,25 @@ def export(
 @app.command()
 def quantize(
     onnx_dir: Annotated[Path, typer.Argument(help="Folder holding model.onnx (or the file).")],
-    mode: Annotated[str, typer.Option(help="Quantization mode: dynamic-int8.")] = "dynamic-int8",
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="dynamic-int8 (activations quantized at run time) or static-int8 (QDQ, "
+            "activation ranges calibrated on the training sentences of --data)."
+        ),
+    ] = "dynamic-int8",
     per_channel: Annotated[bool, typer.Option(help="Per-channel weight scales.")] = True,
+    calibration: Annotated[
+        str | None,
+        typer.Option(help="static-int8: minmax, entropy or percentile. [default: minmax]"),
+    ] = None,
+    calibration_samples: Annotated[
+        int | None, typer.Option(help="static-int8: calibration sentences. [default: 128]")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="static-int8: regex on ONNX node names to keep in fp32 (repeatable)."),
+    ] = None,
     data: DataOpt = None,
     text_column: TextCol = None,
     text_pair_column: PairCol = None,
@@ -348,6 +365,9 @@ def quantize(
             "data.text_pair_column": text_pair_column,
             "quantize.mode": mode,
             "quantize.per_channel": per_channel,
+            "quantize.calibration": calibration,
+            "quantize.calibration_samples": calibration_samples,
+            "quantize.exclude": exclude,
         },
     )
     console.print(quantize_model(onnx_dir, recipe))

@@ -358,7 +358,8 @@ def _quantize(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
         Path(run.result("export")["path"]),
         run.path / "model",
         data.dev.take(recipe.export.parity_samples),
-        per_channel=recipe.quantize.per_channel,
+        cfg=recipe.quantize,
+        calibration=data.train,
         max_length=recipe.data.max_length,
         recipe_hash=recipe.hash(),
     )
@@ -607,7 +608,7 @@ def compress(
         with console.status("exporting the student to ONNX and checking parity"):
             _export(run, recipe, data)
     if not skip_export and recipe.quantize.mode != "none" and not run.done("quantize"):
-        with console.status("quantizing (dynamic int8) and checking agreement"):
+        with console.status(f"quantizing ({recipe.quantize.mode}) and checking agreement"):
             _quantize(run, recipe, data)
     if not run.done("evaluate"):
         _evaluate(run, teacher, recipe, data)

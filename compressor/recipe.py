@@ -302,10 +302,25 @@ class ExportConfig(Strict):
 
 
 class QuantizeConfig(Strict):
-    """Post-training quantization of the exported student."""
+    """Post-training quantization of the exported student (ONNX Runtime's quantizer)."""
 
-    mode: Literal["dynamic-int8", "none"] = "dynamic-int8"
+    mode: Literal["dynamic-int8", "static-int8", "none"] = Field(
+        "dynamic-int8",
+        description="'dynamic-int8': int8 weights, activations quantized at run time; "
+        "'static-int8': QDQ with activation ranges calibrated on training sentences.",
+    )
     per_channel: bool = True
+    calibration: Literal["minmax", "entropy", "percentile"] = Field(
+        "minmax", description="Static int8: how activation ranges are chosen."
+    )
+    calibration_samples: int = Field(
+        128, ge=1, description="Static int8: training sentences run through the calibrator."
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Static int8: regular expressions on ONNX node names kept in fp32, e.g. "
+        "'classifier' or 'layer\\.0\\.'.",
+    )
 
 
 class BenchmarkConfig(Strict):

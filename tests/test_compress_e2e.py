@@ -154,6 +154,16 @@ def test_single_stage_commands_on_the_run(
     assert 0.0 <= manifest["model_int8.onnx"]["dev_accuracy"] <= 1.0
     assert manifest["model_int8.onnx"]["quantization"]["per_channel"] is True
 
+    static = cli("quantize", str(tmp_path / "onnx"), *data, "--mode", "static-int8",
+                 "--calibration", "percentile", "--calibration-samples", "24",
+                 "--exclude", "classifier")  # fmt: skip
+    assert static.returncode == 0, static.stderr
+    entry = json.loads((tmp_path / "onnx" / "manifest.json").read_text())["model_static_int8.onnx"]
+    assert entry["quantization"]["mode"] == "static-int8"
+    assert entry["quantization"]["calibration_samples"] == 24
+    assert entry["quantization"]["excluded_nodes"]
+    assert 0.0 <= entry["dev_accuracy"] <= 1.0
+
     (compressed / "report.md").unlink()
     reported = cli("report", str(compressed))
     assert reported.returncode == 0, reported.stderr

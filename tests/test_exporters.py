@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -15,7 +16,7 @@ from compressor.errors import UserError
 from exporters.manifest import update_manifest
 from exporters.onnx import export_onnx
 from exporters.parity import check_parity
-from exporters.quantize import quantize_dynamic_int8
+from exporters.quantize import quantize_dynamic_int8, quantize_static_int8
 from tests.conftest import save_variant, sst2_rows
 
 TEXTS = [text for text, _ in sst2_rows("dev", limit=64)]
@@ -122,6 +123,30 @@ def test_int8_is_smaller_and_agrees(spread_onnx: Path, tmp_path: Path) -> None:
     coarse = check_parity(folder / "model.onnx", per_tensor, TEXTS, tolerance=math.inf)
     assert coarse.max_abs_diff > 1.5 * result.max_abs_diff
     json.dumps(result.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_static_int8_is_qdq_calibrated_and_agrees(
+    spread_onnx: Path, tmp_path: Path, method: str
+) -> None:
+    from compressor.artifacts import calibration_feeds
+    from compressor.data import Split
+
+    folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
+    calibration = Split([t for t, _ in sst2_rows("dev", 96)[64:]], [0] * 32)
+    feeds = calibration_feeds(folder / "model.onnx", calibration, max_length=64)
+    assert [len(f["input_ids"]) for f in feeds] == [8, 8, 8, 8]
+    out = folder / "model_static_int8.onnx"
+    skipped = quantize_static_int8(folder / "model.onnx", out, feeds, method=method,
+                                   exclude=["classifier"])  # fmt: skip
+    assert skipped and all("classifier" in name for name in skipped)
+    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
+    assert ops.count("QuantizeLinear") > 10 and "DequantizeLinear" in ops
+    quantized = {n.name for n in onnx.load(str(out)).graph.node if n.op_type == "MatMul"}
+    assert set(skipped) <= quantized | set(skipped)  # the excluded MatMul stays a float MatMul
+    result = check_parity(folder / "model.onnx", out, TEXTS, tolerance=math.inf, min_agreement=0.9)
+    assert result.passed and 0 < result.max_abs_diff < 0.5
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
 def test_quantize_missing_file_is_a_user_error(tmp_path: Path) -> None:
