@@ -117,9 +117,9 @@ def predict_logits(
     tokenizer_dir: Path | None = None,
     threads: int | None = None,
 ) -> np.ndarray:
-    """Logits (n, num_labels) in input order for an HF model folder or an .onnx file."""
+    """Logits (n, num_labels) in input order for an HF model folder or an .onnx / .ort file."""
     model_path = Path(model_path)
-    is_onnx = model_path.suffix == ".onnx" and model_path.is_file()
+    is_onnx = model_path.suffix in (".onnx", ".ort") and model_path.is_file()
     if not is_onnx and not (model_path / "config.json").is_file():
         raise UserError(
             f"{model_path} is neither a model folder (with config.json) nor an .onnx file — "

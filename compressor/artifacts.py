@@ -41,6 +41,47 @@ def export_checked(
     return {"path": str(onnx_path), "parity": parity.to_dict()}
 
 
+def optimize_checked(
+    fp32: Path, reference: Path, probe: Split, *, tolerance: float, max_length: int,
+    recipe_hash: str,
+) -> dict:  # fmt: skip
+    """model_optimized.onnx beside `fp32`, parity-checked against `reference` like the export;
+    a file that fails is deleted and reported, never shipped."""
+    from exporters.manifest import update_manifest
+    from exporters.optimize import optimize_transformer
+    from exporters.parity import check_parity
+
+    target = fp32.with_name(f"{fp32.stem}_optimized.onnx")
+    fused = optimize_transformer(fp32, target)
+    parity = check_parity(reference, target, probe.texts, probe.pairs, tolerance=tolerance,
+                          max_length=max_length)  # fmt: skip
+    if not parity.passed:
+        target.unlink()
+        return {"path": None, "fused": fused, "parity": parity.to_dict()}
+    update_manifest(target.parent, target.name, source_model=str(fp32), recipe_hash=recipe_hash,
+                    optimization={"fused": fused}, parity=parity.to_dict())  # fmt: skip
+    return {"path": str(target), "fused": fused, "parity": parity.to_dict()}
+
+
+def ort_format_checked(files: list[Path], probe: Split, *, max_length: int) -> list:
+    """Each ONNX file also as .ort for ONNX Runtime Mobile; the .ort must give the same
+    logits as its source file."""
+    from exporters.manifest import update_manifest
+    from exporters.mobile import convert_to_ort
+    from exporters.parity import check_parity
+
+    made = []
+    for source in files:
+        paths = convert_to_ort(source)
+        parity = check_parity(source, Path(paths["ort"]), probe.texts, probe.pairs,
+                              tolerance=1e-5, max_length=max_length)  # fmt: skip
+        update_manifest(source.parent, Path(paths["ort"]).name, source_model=str(source),
+                        required_operators=Path(paths["required_operators"]).name,
+                        parity_with_source=parity.to_dict())  # fmt: skip
+        made.append({**paths, "source": str(source), "parity": parity.to_dict()})
+    return made
+
+
 def calibration_feeds(
     onnx_path: Path, sample: Split, *, max_length: int, batch_size: int = 8
 ) -> list[dict]:
@@ -80,10 +121,19 @@ def quantize_checked(
     """
     from exporters.manifest import update_manifest
     from exporters.parity import check_parity
-    from exporters.quantize import quantize_dynamic_int8, quantize_static_int8
+    from exporters.quantize import (
+        quantize_dynamic_int8,
+        quantize_int4_weights,
+        quantize_static_int8,
+    )
 
     settings: dict = {"mode": cfg.mode, "per_channel": cfg.per_channel}
-    if cfg.mode == "static-int8":
+    if cfg.mode == "int4":
+        int8 = quantize_int4_weights(
+            fp32, fp32.with_name(f"{fp32.stem}_int4.onnx"), block_size=cfg.int4_block_size
+        )
+        settings = {"mode": cfg.mode, "block_size": cfg.int4_block_size}
+    elif cfg.mode == "static-int8":
         if calibration is None:
             raise ValueError("static int8 needs calibration sentences")
         int8 = fp32.with_name(f"{fp32.stem}_static_int8.onnx")

@@ -348,7 +348,33 @@ def _export(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
     )
     if not result["parity"]["passed"]:
         console.print(f"[red]ONNX parity FAILED: {result['parity']}")
+    elif recipe.export.optimize:
+        from compressor.artifacts import optimize_checked
+
+        result["optimized"] = optimize_checked(
+            Path(result["path"]),
+            run.path / "model",
+            data.dev.take(recipe.export.parity_samples),
+            tolerance=recipe.export.parity_tolerance,
+            max_length=recipe.data.max_length,
+            recipe_hash=recipe.hash(),
+        )
+        if result["optimized"]["path"] is None:
+            console.print(
+                f"[red]optimized ONNX failed parity, not shipped: {result['optimized']['parity']}"
+            )
     run.complete("export", **result)
+
+
+def _ort_format(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
+    from compressor.artifacts import ort_format_checked
+
+    files = [Path(run.result("export")["path"])]
+    if run.done("quantize"):
+        files.append(Path(run.result("quantize")["path"]))
+    probe = data.dev.take(recipe.export.parity_samples)
+    made = ort_format_checked(files, probe, max_length=recipe.data.max_length)
+    run.complete("ort_format", files=made)
 
 
 def _quantize(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
@@ -373,10 +399,18 @@ def _artifacts(run: RunFolder, teacher_path: str) -> dict[str, tuple[str, str, P
         "student": ("student PyTorch", "pytorch", run.path / "model"),
     }
     if run.done("export"):
-        items["student_onnx"] = ("student ONNX", "onnx", Path(run.result("export")["path"]))
+        export = run.result("export")
+        items["student_onnx"] = ("student ONNX", "onnx", Path(export["path"]))
+        if (export.get("optimized") or {}).get("path"):
+            items["student_optimized"] = (
+                "student ONNX optimized",
+                "onnx",
+                Path(export["optimized"]["path"]),
+            )
     if run.done("quantize"):
+        mode = run.result("quantize").get("quantization", {}).get("mode", "dynamic-int8")
         items["student_int8"] = (
-            "student ONNX int8",
+            "student ONNX int8" if mode == "dynamic-int8" else f"student ONNX {mode}",
             "onnx-int8",
             Path(run.result("quantize")["path"]),
         )
@@ -426,8 +460,9 @@ def benchmark(run: RunFolder, teacher_path: str, recipe: Recipe) -> None:
     ]
     if "student_onnx" in arts:
         variants.append(Variant("student ONNX", arts["student_onnx"][2], "onnxruntime"))
-    if "student_int8" in arts:
-        variants.append(Variant("student ONNX int8", arts["student_int8"][2], "onnxruntime"))
+    quantized = arts["student_int8"][0] if "student_int8" in arts else None
+    if quantized:
+        variants.append(Variant(quantized, arts["student_int8"][2], "onnxruntime"))
     cfg = recipe.benchmark
     threads = cfg.threads or os.cpu_count() or 1
     results = run_latency(
@@ -446,8 +481,8 @@ def benchmark(run: RunFolder, teacher_path: str, recipe: Recipe) -> None:
             ("teacher PyTorch", "student PyTorch"),
             ("teacher PyTorch", "student ONNX"),
             ("teacher ONNX", "student ONNX"),
-            ("teacher ONNX", "student ONNX int8"),
-            ("teacher PyTorch", "student ONNX int8"),
+            ("teacher ONNX", quantized),
+            ("teacher PyTorch", quantized),
         ]
         if a in labels and b in labels
     ]
@@ -610,6 +645,9 @@ def compress(
     if not skip_export and recipe.quantize.mode != "none" and not run.done("quantize"):
         with console.status(f"quantizing ({recipe.quantize.mode}) and checking agreement"):
             _quantize(run, recipe, data)
+    if not skip_export and recipe.export.ort_format and not run.done("ort_format"):
+        with console.status("converting to ORT format for ONNX Runtime Mobile"):
+            _ort_format(run, recipe, data)
     if not run.done("evaluate"):
         _evaluate(run, teacher, recipe, data)
     if not skip_benchmark and not run.done("benchmark"):

@@ -299,16 +299,28 @@ class ExportConfig(Strict):
     opset: int = Field(18, ge=13)
     parity_tolerance: float = Field(1e-3, gt=0, description="Max |logit diff| for fp32 ONNX.")
     parity_samples: int = Field(128, ge=1)
+    optimize: bool = Field(
+        True,
+        description="Also write model_optimized.onnx with ONNX Runtime's transformer fusions "
+        "(attention, LayerNorm, GELU), kept only if it passes the same parity check.",
+    )
+    ort_format: bool = Field(
+        False,
+        description="Also convert the shipped files to ORT format (.ort) for ONNX Runtime "
+        "Mobile, with the operator list a reduced build needs.",
+    )
 
 
 class QuantizeConfig(Strict):
     """Post-training quantization of the exported student (ONNX Runtime's quantizer)."""
 
-    mode: Literal["dynamic-int8", "static-int8", "none"] = Field(
+    mode: Literal["dynamic-int8", "static-int8", "int4", "none"] = Field(
         "dynamic-int8",
         description="'dynamic-int8': int8 weights, activations quantized at run time; "
-        "'static-int8': QDQ with activation ranges calibrated on training sentences.",
+        "'static-int8': QDQ with activation ranges calibrated on training sentences; "
+        "'int4': weight-only 4-bit MatMulNBits (smallest file, fp32 activations).",
     )
+    int4_block_size: int = Field(32, ge=16, description="int4: weights per scale block.")
     per_channel: bool = True
     calibration: Literal["minmax", "entropy", "percentile"] = Field(
         "minmax", description="Static int8: how activation ranges are chosen."

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from compressor.atomic import atomic_file
 from compressor.errors import UserError
 
 
@@ -53,22 +52,15 @@ CALIBRATION = {
 
 @contextlib.contextmanager
 def _written_atomically(onnx_path: Path, out_path: Path) -> Iterator[str]:
-    """A temporary path beside `out_path`, renamed onto it if the body succeeds."""
-    onnx_path, out_path = Path(onnx_path), Path(out_path)
-    if not onnx_path.is_file():
+    """A temporary path beside `out_path`, renamed onto it if the body succeeds, with ORT's
+    pre-processing hint silenced."""
+    if not Path(onnx_path).is_file():
         raise UserError(f"{onnx_path} does not exist — export the model to ONNX first")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.stem}.", suffix=".onnx")
-    os.close(fd)
     hint_filter = _DropPreprocessHint()
     logging.getLogger().addFilter(hint_filter)
     try:
-        yield tmp
-        os.replace(tmp, out_path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        with atomic_file(Path(out_path)) as tmp:
+            yield str(tmp)
     finally:
         logging.getLogger().removeFilter(hint_filter)
 
@@ -138,3 +130,17 @@ def quantize_static_int8(
             with contextlib.suppress(OSError):
                 prepared.unlink()
     return skipped
+
+
+def quantize_int4_weights(onnx_path: Path, out_path: Path, *, block_size: int = 32) -> Path:
+    """Weight-only int4 (MatMulNBits, blockwise symmetric scales): the smallest file; activations
+    stay fp32. Only MatMuls with constant weights are converted."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    with _written_atomically(onnx_path, out_path) as tmp:
+        quantizer = MatMulNBitsQuantizer(
+            onnx.load(str(onnx_path)), bits=4, block_size=block_size, is_symmetric=True
+        )
+        quantizer.process()
+        quantizer.model.save_model_to_file(tmp, use_external_data_format=False)
+    return Path(out_path)

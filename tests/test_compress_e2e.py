@@ -28,7 +28,7 @@ def recipe_file(small_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         "student:\n  layers: 2\n"
         "train:\n  max_steps: 16\n  batch_size: 32\n  lr: 0.002\n  eval_every: 8\n"
         "  checkpoint_every: 8\n"
-        "export:\n  parity_samples: 48\n"
+        "export:\n  parity_samples: 48\n  ort_format: true\n"
         "benchmark:\n  batches: [1, 4]\n  seq_lens: [16]\n  warmup: 1\n  iters: 3\n  rounds: 2\n"
         "  threads: 1\n"
     )
@@ -52,6 +52,10 @@ def test_chain_writes_every_artifact(compressed: Path) -> None:
         "model/config.json",
         "onnx/model.onnx",
         "onnx/model_int8.onnx",
+        "onnx/model_optimized.onnx",
+        "onnx/model.ort",
+        "onnx/model_int8.ort",
+        "onnx/model_int8.required_operators.config",
         "onnx/manifest.json",
         "report.json",
         "report.md",
@@ -68,7 +72,12 @@ def test_chain_writes_every_artifact(compressed: Path) -> None:
 def test_report_holds_every_figure(compressed: Path) -> None:
     report = json.loads((compressed / "report.json").read_text())
     models = report["models"]
-    assert set(models) == {"teacher", "student", "student_onnx", "student_int8"}
+    assert set(models) == {
+        "teacher", "student", "student_onnx", "student_optimized", "student_int8",
+    }  # fmt: skip
+    state = RunFolder.open(compressed)
+    assert state.result("export")["optimized"]["parity"]["passed"]
+    assert [f["parity"]["passed"] for f in state.result("ort_format")["files"]] == [True, True]
     for key, entry in models.items():
         assert 0.0 <= entry["dev_accuracy"] <= 1.0, key
         assert entry["size_mb"] > 0, key
@@ -162,6 +171,12 @@ def test_single_stage_commands_on_the_run(
     assert entry["quantization"]["mode"] == "static-int8"
     assert entry["quantization"]["calibration_samples"] == 24
     assert entry["quantization"]["excluded_nodes"]
+    assert 0.0 <= entry["dev_accuracy"] <= 1.0
+
+    int4 = cli("quantize", str(tmp_path / "onnx"), *data, "--mode", "int4")
+    assert int4.returncode == 0, int4.stderr
+    entry = json.loads((tmp_path / "onnx" / "manifest.json").read_text())["model_int4.onnx"]
+    assert entry["quantization"] == {"mode": "int4", "block_size": 32}
     assert 0.0 <= entry["dev_accuracy"] <= 1.0
 
     (compressed / "report.md").unlink()

@@ -149,6 +149,36 @@ def test_static_int8_is_qdq_calibrated_and_agrees(
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
+def test_optimized_int4_and_ort_files_keep_the_predictions(
+    spread_onnx: Path, tmp_path: Path
+) -> None:
+    from exporters.mobile import convert_to_ort
+    from exporters.optimize import optimize_transformer
+    from exporters.quantize import quantize_int4_weights
+
+    folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
+    fp32 = folder / "model.onnx"
+    fused = optimize_transformer(fp32, folder / "model_optimized.onnx")
+    assert fused.get("SkipLayerNormalization", 0) >= 4  # 4 layers x 2, at least partly fused
+    optimized = check_parity(fp32, folder / "model_optimized.onnx", TEXTS, tolerance=1e-4)
+    assert optimized.passed, optimized
+
+    int4 = quantize_int4_weights(fp32, folder / "model_int4.onnx", block_size=16)
+    ops = {n.op_type for n in onnx.load(str(int4)).graph.node}
+    assert "MatMulNBits" in ops
+    # 4-bit weights of a hidden-32 random model move logits more than 8-bit ones do
+    weight_only = check_parity(fp32, int4, TEXTS, tolerance=math.inf, min_agreement=0.6)
+    int8 = quantize_dynamic_int8(fp32, folder / "model_int8.onnx")
+    eight_bit = check_parity(fp32, int8, TEXTS, tolerance=math.inf)
+    assert weight_only.passed and weight_only.max_abs_diff > eight_bit.max_abs_diff
+
+    made = convert_to_ort(fp32)
+    assert Path(made["ort"]).name == "model.ort"
+    assert "MatMul" in Path(made["required_operators"]).read_text()
+    mobile = check_parity(fp32, Path(made["ort"]), TEXTS, tolerance=1e-6)
+    assert mobile.passed and mobile.argmax_agreement == 1.0
+
+
 def test_quantize_missing_file_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="does not exist"):
         quantize_dynamic_int8(tmp_path / "model.onnx", tmp_path / "model_int8.onnx")

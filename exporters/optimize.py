@@ -1,0 +1,30 @@
+"""ONNX Runtime's offline transformer optimizer: attention, LayerNorm, GELU and bias fusions.
+
+On CPU the online `ORT_ENABLE_ALL` optimisation at session start already gives most of the
+gain (FINDINGS: -6 % to +18 %); the offline file matters for GPU execution providers and
+for inspecting which fusions applied. Head count and width are detected from the graph, so a
+pruned model with uneven heads may fuse wrongly: that is why every optimized file goes
+through the parity check before it counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from compressor.atomic import atomic_file
+from compressor.errors import UserError
+
+
+def optimize_transformer(onnx_path: Path, out_path: Path) -> dict[str, int]:
+    """Write the fused graph of `onnx_path` to `out_path`; return the count of each fused
+    operator (e.g. {"Attention": 6, "SkipLayerNormalization": 12})."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    if not Path(onnx_path).is_file():
+        raise UserError(f"{onnx_path} does not exist — export the model to ONNX first")
+    logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
+    model = optimize_model(str(onnx_path), model_type="bert", num_heads=0, hidden_size=0)
+    with atomic_file(Path(out_path)) as tmp:
+        model.save_model_to_file(str(tmp), use_external_data_format=False)
+    return {op: n for op, n in model.get_fused_operator_statistics().items() if n}
