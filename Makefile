@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 DEMO_OUT ?= runs/demo
 
-.PHONY: install test demo bench bench-distill bench-textbrewer bench-prune lint clean
+.PHONY: install test demo bench bench-distill bench-textbrewer bench-prune bench-quant lint clean
 
 install: $(STAMP)
 
@@ -52,3 +52,8 @@ bench-textbrewer: $(STAMP)
 # and layer dropping + KD, with ONNX latency ratios from one run (run `make demo` first).
 bench-prune: $(STAMP)
 	$(PY) -m benchmarks.prune_compare $(DEMO_OUT)/teacher runs/bench-prune
+
+# Every deployable file of the demo student (fp32, optimized, dynamic / static int8, int4)
+# against optimum's ORTQuantizer: dev accuracy, size, latency ratios (run `make demo` first).
+bench-quant: $(STAMP)
+	$(PY) -m benchmarks.quant_compare $(DEMO_OUT)/student/model runs/bench-quant
