@@ -1,14 +1,15 @@
-"""int8 quantization of an exported ONNX classifier with ONNX Runtime's quantizer.
+"""int8 / int4 quantization of an exported ONNX classifier with ONNX Runtime's quantizer.
 
 Dynamic: weights int8, activations quantized at run time. Settings are the ones our
 measurements chose: signed int8 weights (unsigned ones ran slower), per-channel scales
 (needed to keep predictions faithful) and full range (reduce_range=True lost fidelity).
 
 Static: QDQ format with activation ranges calibrated on task sentences (MinMax, Entropy or
-Percentile). Only MatMul / Gemm are quantized: the embedding Gather stays fp32 (it is a
-lookup, and quantizing the largest tensor cost accuracy for no speed), as do the nodes the
-recipe excludes. The model is pre-processed with ORT's `quant_pre_process` without its
-symbolic shape inference, which fails on these exports.
+Percentile; calibrated here, then handed to quantize_static as its range cache). Only
+MatMul / Gemm are quantized: the embedding Gather stays fp32 (it is a lookup, and FINDINGS
+keeps it fp32 unless measured otherwise), as do the nodes the recipe excludes. The model is
+pre-processed with ORT's `quant_pre_process` without its symbolic shape inference, which
+fails on these exports.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +32,7 @@ from onnxruntime.quantization import (
     quantize_dynamic,
     quantize_static,
 )
+from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from compressor.atomic import atomic_file
@@ -82,6 +86,26 @@ def quantize_dynamic_int8(onnx_path: Path, out_path: Path, *, per_channel: bool 
     return Path(out_path)
 
 
+QUANTIZED_OPS = ["MatMul", "Gemm"]
+# ORT's Entropy calibrator defaults to 128 histogram bins folded into 128 quantized bins,
+# where the KL search can only return the full range (MinMax's answer), and quantize_static
+# does not pass bin counts through; TensorRT's 2048 bins let it clip outliers.
+CALIBRATOR_OPTIONS = {"entropy": {"num_bins": 2048, "num_quantized_bins": 128}}
+
+
+def _calibrate(model: Path, feeds: list[dict], method: str, work: Path, ranges: Path) -> None:
+    """Activation ranges of `model` on `feeds`, written where quantize_static reads them."""
+    calibrator = create_calibrator(
+        model,
+        QUANTIZED_OPS,
+        augmented_model_path=str(work / "augmented.onnx"),
+        calibrate_method=CALIBRATION[method],
+        extra_options=CALIBRATOR_OPTIONS.get(method, {}),
+    )
+    calibrator.collect_data(_Feeds(feeds))
+    save_tensors_data(calibrator.compute_data(), ranges)
+
+
 class _Feeds(CalibrationDataReader):
     """Hands ORT's calibrator one tokenized batch at a time."""
 
@@ -111,24 +135,27 @@ def quantize_static_int8(
     numpy arrays); return the names of the nodes left in fp32 by `exclude`."""
     skipped = excluded_nodes(onnx_path, exclude or [])
     with _written_atomically(onnx_path, out_path) as tmp:
-        prepared = Path(tmp).with_suffix(".pre.onnx")
+        work = Path(tempfile.mkdtemp(dir=Path(out_path).parent, prefix=".calibration."))
         try:
+            prepared = work / "prepared.onnx"
             quant_pre_process(onnx_path, prepared, skip_symbolic_shape=True)
+            ranges = work / "ranges.json"
+            _calibrate(prepared, feeds, method, work, ranges)
             quantize_static(
                 prepared,
                 tmp,
-                _Feeds(feeds),
+                None,
                 quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=["MatMul", "Gemm"],
+                op_types_to_quantize=QUANTIZED_OPS,
                 per_channel=per_channel,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=skipped,
                 calibrate_method=CALIBRATION[method],
+                calibration_cache_path=ranges,
             )
         finally:
-            with contextlib.suppress(OSError):
-                prepared.unlink()
+            shutil.rmtree(work, ignore_errors=True)
     return skipped
 
 

