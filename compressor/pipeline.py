@@ -427,7 +427,9 @@ def _size_mb(path: Path) -> float:
 
 
 def _evaluate(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData) -> None:
+    """Dev accuracy of every artifact, also written into the manifest of each ONNX file."""
     from benchmarks.evaluate import accuracy
+    from exporters.manifest import update_manifest
 
     scores = {}
     for key, (_label, _fmt, path) in _artifacts(run, teacher_path).items():
@@ -439,6 +441,9 @@ def _evaluate(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData)
                 data.dev.labels,
                 max_length=recipe.data.max_length,
             )
+        if path.suffix == ".onnx":
+            update_manifest(path.parent, path.name, dev_accuracy=scores[key],
+                            dev_examples=len(data.dev))  # fmt: skip
     run.complete("evaluate", dev_accuracy=scores, dev_examples=len(data.dev))
 
 

@@ -77,6 +77,10 @@ def test_report_holds_every_figure(compressed: Path) -> None:
     }  # fmt: skip
     state = RunFolder.open(compressed)
     assert state.result("export")["optimized"]["parity"]["passed"]
+    manifest = json.loads((compressed / "onnx" / "manifest.json").read_text())
+    for name, key in (("model.onnx", "student_onnx"), ("model_int8.onnx", "student_int8")):
+        assert manifest[name]["dev_accuracy"] == models[key]["dev_accuracy"], name
+        assert manifest[name]["recipe_hash"] and manifest[name]["inputs"], name
     assert [f["parity"]["passed"] for f in state.result("ort_format")["files"]] == [True, True]
     for key, entry in models.items():
         assert 0.0 <= entry["dev_accuracy"] <= 1.0, key
