@@ -122,13 +122,18 @@ def quantize_checked(
     from exporters.manifest import update_manifest
     from exporters.parity import check_parity
     from exporters.quantize import (
+        FP32_OPS,
+        convert_fp16,
         quantize_dynamic_int8,
         quantize_int4_weights,
         quantize_static_int8,
     )
 
     settings: dict = {"mode": cfg.mode, "per_channel": cfg.per_channel}
-    if cfg.mode == "int4":
+    if cfg.mode == "fp16":
+        int8 = convert_fp16(fp32, fp32.with_name(f"{fp32.stem}_fp16.onnx"))
+        settings = {"mode": cfg.mode, "kept_fp32": FP32_OPS}
+    elif cfg.mode == "int4":
         int8 = quantize_int4_weights(
             fp32, fp32.with_name(f"{fp32.stem}_int4.onnx"), block_size=cfg.int4_block_size
         )

@@ -334,8 +334,9 @@ def quantize(
     mode: Annotated[
         str,
         typer.Option(
-            help="dynamic-int8 (activations quantized at run time) or static-int8 (QDQ, "
-            "activation ranges calibrated on the training sentences of --data)."
+            help="dynamic-int8 (activations quantized at run time), static-int8 (QDQ, "
+            "activation ranges calibrated on the training sentences of --data), int4 "
+            "(weight-only) or fp16 (GPU targets; LayerNorm / Softmax stay fp32)."
         ),
     ] = "dynamic-int8",
     per_channel: Annotated[bool, typer.Option(help="Per-channel weight scales.")] = True,

@@ -314,11 +314,12 @@ class ExportConfig(Strict):
 class QuantizeConfig(Strict):
     """Post-training quantization of the exported student (ONNX Runtime's quantizer)."""
 
-    mode: Literal["dynamic-int8", "static-int8", "int4", "none"] = Field(
+    mode: Literal["dynamic-int8", "static-int8", "int4", "fp16", "none"] = Field(
         "dynamic-int8",
         description="'dynamic-int8': int8 weights, activations quantized at run time; "
         "'static-int8': QDQ with activation ranges calibrated on training sentences; "
-        "'int4': weight-only 4-bit MatMulNBits (smallest file, fp32 activations).",
+        "'int4': weight-only 4-bit MatMulNBits (smallest file, fp32 activations); "
+        "'fp16': half precision for GPU targets, LayerNorm / Softmax kept in fp32.",
     )
     int4_block_size: int = Field(32, ge=16, description="int4: weights per scale block.")
     per_channel: bool = True

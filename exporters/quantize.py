@@ -171,3 +171,20 @@ def quantize_int4_weights(onnx_path: Path, out_path: Path, *, block_size: int = 
         quantizer.process()
         quantizer.model.save_model_to_file(tmp, use_external_data_format=False)
     return Path(out_path)
+
+
+FP32_OPS = ["LayerNormalization", "SkipLayerNormalization", "Softmax"]
+
+
+def convert_fp16(onnx_path: Path, out_path: Path, *, keep_fp32: list[str] | None = None) -> Path:
+    """Half-precision weights and compute for GPU execution providers, with the
+    normalisations and the softmax kept in fp32 (their reductions lose precision in fp16)
+    and fp32 inputs / outputs, so callers feed and read the same tensors as before."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    with _written_atomically(onnx_path, out_path) as tmp:
+        model = convert_float_to_float16(
+            onnx.load(str(onnx_path)), keep_io_types=True, op_block_list=keep_fp32 or FP32_OPS
+        )
+        onnx.save(model, tmp)
+    return Path(out_path)

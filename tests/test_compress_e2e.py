@@ -4,6 +4,7 @@ import json
 import os
 from pathlib import Path
 
+import onnx
 import pytest
 from transformers import AutoModelForSequenceClassification
 
@@ -182,6 +183,14 @@ def test_single_stage_commands_on_the_run(
     entry = json.loads((tmp_path / "onnx" / "manifest.json").read_text())["model_int4.onnx"]
     assert entry["quantization"] == {"mode": "int4", "block_size": 32}
     assert 0.0 <= entry["dev_accuracy"] <= 1.0
+
+    half = cli("quantize", str(tmp_path / "onnx"), *data, "--mode", "fp16")
+    assert half.returncode == 0, half.stderr
+    entry = json.loads((tmp_path / "onnx" / "manifest.json").read_text())["model_fp16.onnx"]
+    assert entry["quantization"]["mode"] == "fp16"
+    assert entry["parity"]["argmax_agreement"] == 1.0 and entry["parity"]["max_abs_diff"] < 1e-2
+    half_graph = onnx.load(str(tmp_path / "onnx" / "model_fp16.onnx"))
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in half_graph.graph.initializer)
 
     (compressed / "report.md").unlink()
     reported = cli("report", str(compressed))
