@@ -1,13 +1,14 @@
 """HomoDistil against same-size baselines on one teacher, data and step budget.
 
 `make bench-prune` runs this on the demo teacher (all-MiniLM-L6-v2 fine-tuned on SST-2) at
-two sizes, about 1/2 and 1/4 of the teacher's non-embedding weights:
+three sizes, about 1/2, 1/3 and 1/4 of the teacher's non-embedding weights:
 
 - HomoDistil: `recipes/homodistil.yaml`'s method (prune while distilling, cubic schedule);
 - one-shot: the same loss and steps, but every unit is cut at once after a short scoring
   phase (importance accumulated over the first 5 % of the steps), then distilled;
 - layer dropping + KD: a shallower student cut from teacher layers, KD + hidden MSE (the
-  distillation library's default), 3 layers for 1/2 and 2 layers (1/3, the nearest) for 1/4.
+  distillation library's default), 3 layers for 1/2, 2 layers for 1/3 and (the nearest
+  larger) for 1/4.
 
 All three train 400 steps of 32 on the same 12,800 sentences with the same loss (KD at T 2,
 alpha 0.5, plus hidden-state MSE) and learning rate (2e-4), so the method is what differs.
@@ -40,13 +41,16 @@ SHARED = {
     "train.checkpoint_every": 100,
     "quantize.mode": "none",
 }
-# MiniLM-L6: hidden 384, 12 heads of 32, FFN 1536. 1/2: half the heads and FFN neurons;
-# 1/4: hidden 256 (so at most 8 heads), 6 heads, FFN 512 -> 26 % of the layer weights.
+# MiniLM-L6: hidden 384, 12 heads of 32, FFN 1536. Non-embedding weights kept: half = 6
+# heads and FFN 768 at full width (50 %); third = the same at hidden 256 (34 %, the size of
+# a 2-layer cut); quarter = hidden 256, 6 heads, FFN 512 (26 %). hidden 384 = not pruned.
 SIZES = {
-    "half": {"prune.heads": 6, "prune.ffn": 768},
+    "half": {"prune.hidden": 384, "prune.heads": 6, "prune.ffn": 768},
+    "third": {"prune.hidden": 256, "prune.heads": 6, "prune.ffn": 768},
     "quarter": {"prune.hidden": 256, "prune.heads": 6, "prune.ffn": 512},
 }
-LAYERS = {"half": 3, "quarter": 2}
+# the layer-dropping student of the same (or nearest larger) size
+LAYERS = {"half": 3, "third": 2, "quarter": 2}
 ONE_SHOT = {"prune.begin": 0.05, "prune.end": 0.0525}
 
 
@@ -64,13 +68,18 @@ def recipes(size: str, seed: int) -> dict[str, tuple[str, object]]:
     }  # fmt: skip
 
 
+def run_dir(out: Path, size: str, method: str) -> Path:
+    """A layer-dropping run serves every size it matches, so it is filed by depth."""
+    return out / f"layers-{LAYERS[size]}" if method == "layer_drop" else out / size / method
+
+
 def run_all(teacher: str, out: Path, seed: int) -> None:
     for size in SIZES:
         for method, (_label, recipe) in recipes(size, seed).items():
-            run_dir = out / size / method
-            started = (run_dir / "state.json").is_file()
-            if not started or not RunFolder.open(run_dir).done("evaluate"):
-                compress(teacher, recipe, run_dir, overwrite=False, resume=started,
+            folder = run_dir(out, size, method)
+            started = (folder / "state.json").is_file()
+            if not started or not RunFolder.open(folder).done("evaluate"):
+                compress(teacher, recipe, folder, overwrite=False, resume=started,
                          skip_benchmark=True)  # fmt: skip
 
 
@@ -84,10 +93,11 @@ def latency(teacher: str, out: Path, threads: int) -> dict:
     if not teacher_onnx.is_file():
         export_onnx(Path(resolve_model_dir(teacher)), teacher_onnx.parent, opset=18)
     variants = [Variant("teacher", teacher_onnx, "onnxruntime")]
-    for size in SIZES:
-        for method in recipes(size, 0):
-            export = RunFolder.open(out / size / method).result("export")
-            variants.append(Variant(f"{size}/{method}", Path(export["path"]), "onnxruntime"))
+    folders = dict.fromkeys(run_dir(out, size, m) for size in SIZES for m in recipes(size, 0))
+    for folder in folders:
+        export = RunFolder.open(folder).result("export")
+        label = str(folder.relative_to(out))
+        variants.append(Variant(label, Path(export["path"]), "onnxruntime"))
     results = run_latency(variants, batches=(1, 32), seq_lens=(128,), threads=threads,
                           warmup=5, iters=20, rounds=3)  # fmt: skip
     pairs = [("teacher", v.label) for v in variants[1:]]
@@ -98,13 +108,14 @@ def rows(out: Path, seed: int, timing: dict) -> list[dict]:
     table = []
     for size in SIZES:
         for method, (label, _recipe) in recipes(size, seed).items():
-            run = RunFolder.open(out / size / method)
+            folder = run_dir(out, size, method)
+            run = RunFolder.open(folder)
             trained = run.result("prune") or run.result("distill")
             accs = run.result("evaluate")["dev_accuracy"]
             ratio = {
                 s["batch"]: s
                 for s in timing["speedups"]
-                if s["candidate"] == f"{size}/{method}"
+                if s["candidate"] == str(folder.relative_to(out))
             }  # fmt: skip
             table.append({
                 "size": size,
