@@ -95,9 +95,8 @@ def latency(teacher: str, out: Path, threads: int) -> dict:
     variants = [Variant("teacher", teacher_onnx, "onnxruntime")]
     folders = dict.fromkeys(run_dir(out, size, m) for size in SIZES for m in recipes(size, 0))
     for folder in folders:
-        export = RunFolder.open(folder).result("export")
         label = str(folder.relative_to(out))
-        variants.append(Variant(label, Path(export["path"]), "onnxruntime"))
+        variants.append(Variant(label, folder / "onnx" / "model.onnx", "onnxruntime"))
     results = run_latency(variants, batches=(1, 32), seq_lens=(128,), threads=threads,
                           warmup=5, iters=20, rounds=3)  # fmt: skip
     pairs = [("teacher", v.label) for v in variants[1:]]
