@@ -116,8 +116,9 @@ def quantize_checked(
     """int8 next to `fp32` (dynamic, or static calibrated on `calibration`); its argmax
     agreement with `reference` is measured.
 
-    int8 logits differ from fp32 by design, so the gate is prediction agreement and the max
-    |difference| is only reported (tolerance infinite).
+    int8 logits differ from fp32 by design, so the gate is prediction agreement
+    (`cfg.min_agreement`) and the max |difference| is only reported. A file under the gate
+    is deleted and its result has path None.
     """
     from exporters.manifest import update_manifest
     from exporters.parity import check_parity
@@ -162,9 +163,12 @@ def quantize_checked(
         probe.texts,
         probe.pairs,
         tolerance=float("inf"),
-        min_agreement=0.0,
+        min_agreement=cfg.min_agreement,
         max_length=max_length,
     )
+    if not parity.passed:
+        int8.unlink()
+        return {"path": None, "parity": parity.to_dict(), "quantization": settings}
     update_manifest(
         int8.parent,
         int8.name,
@@ -218,6 +222,13 @@ def quantize_model(onnx_dir: Path, recipe: Recipe) -> dict:
         max_length=max_length,
         recipe_hash=recipe.hash(),
     )
+    if result["path"] is None:
+        raise UserError(
+            f"the {recipe.quantize.mode} file agrees with fp32 on only "
+            f"{result['parity']['argmax_agreement']:.1%} of the dev sentences (minimum "
+            f"{recipe.quantize.min_agreement:.0%}) and was removed — try static-int8 with more "
+            "calibration samples, per-channel weights, or excluding sensitive nodes"
+        )
     int8 = Path(result["path"])
     acc_int8 = accuracy(int8, dev.texts, dev.pairs, dev.labels, max_length=max_length)
     from exporters.manifest import update_manifest

@@ -370,7 +370,7 @@ def _ort_format(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
     from compressor.artifacts import ort_format_checked
 
     files = [Path(run.result("export")["path"])]
-    if run.done("quantize"):
+    if run.result("quantize").get("path"):
         files.append(Path(run.result("quantize")["path"]))
     probe = data.dev.take(recipe.export.parity_samples)
     made = ort_format_checked(files, probe, max_length=recipe.data.max_length)
@@ -389,6 +389,11 @@ def _quantize(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
         max_length=recipe.data.max_length,
         recipe_hash=recipe.hash(),
     )
+    if result["path"] is None:
+        console.print(
+            f"[red]{recipe.quantize.mode} file failed its agreement gate and was not shipped: "
+            f"{result['parity']}"
+        )
     run.complete("quantize", **result)
 
 
@@ -407,7 +412,7 @@ def _artifacts(run: RunFolder, teacher_path: str) -> dict[str, tuple[str, str, P
                 "onnx",
                 Path(export["optimized"]["path"]),
             )
-    if run.done("quantize"):
+    if run.result("quantize").get("path"):
         mode = run.result("quantize").get("quantization", {}).get("mode", "dynamic-int8")
         items["student_int8"] = (
             "student ONNX int8" if mode == "dynamic-int8" else f"student ONNX {mode}",

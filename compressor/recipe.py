@@ -322,6 +322,13 @@ class QuantizeConfig(Strict):
         "'fp16': half precision for GPU targets, LayerNorm / Softmax kept in fp32.",
     )
     int4_block_size: int = Field(32, ge=16, description="int4: weights per scale block.")
+    min_agreement: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="A quantized file whose predictions agree with the PyTorch model's on "
+        "fewer of the parity sentences is reported as failed and removed, never shipped.",
+    )
     per_channel: bool = True
     calibration: Literal["minmax", "entropy", "percentile"] = Field(
         "minmax", description="Static int8: how activation ranges are chosen."

@@ -205,6 +205,28 @@ def test_optimized_int4_and_ort_files_keep_the_predictions(
     assert mobile.passed and mobile.argmax_agreement == 1.0
 
 
+def test_a_quantized_file_under_the_agreement_gate_is_not_shipped(
+    spread_dir: Path, spread_onnx: Path, tmp_path: Path
+) -> None:
+    from compressor.artifacts import quantize_checked
+    from compressor.data import Split
+    from compressor.recipe import QuantizeConfig
+
+    folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
+    probe = Split(TEXTS, [0] * len(TEXTS))
+    kept = quantize_checked(folder / "model.onnx", spread_dir, probe, calibration=None,
+                            cfg=QuantizeConfig(mode="dynamic-int8"), max_length=64,
+                            recipe_hash="h")  # fmt: skip
+    assert kept["path"] and kept["parity"]["passed"]
+    # 4-bit weights of this random model flip about a third of the decisions (see above)
+    dropped = quantize_checked(folder / "model.onnx", spread_dir, probe, calibration=None,
+                               cfg=QuantizeConfig(mode="int4", min_agreement=0.95),
+                               max_length=64, recipe_hash="h")  # fmt: skip
+    assert dropped["path"] is None and not dropped["parity"]["passed"]
+    assert not (folder / "model_int4.onnx").exists()
+    assert "model_int4.onnx" not in json.loads((folder / "manifest.json").read_text())
+
+
 def test_quantize_missing_file_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="does not exist"):
         quantize_dynamic_int8(tmp_path / "model.onnx", tmp_path / "model_int8.onnx")
