@@ -98,10 +98,15 @@ class IntermediateLoss(Strict):
 
     name: str
     weight: float = Field(1.0, ge=0)
-    layer_map: Literal["uniform", "last"] | list[tuple[int, int]] = Field(
-        "uniform",
-        description="Student -> teacher hidden-state indices (0 = embeddings): 'uniform' is "
-        "TinyBERT's g(m) = m*N/M, 'last' maps the last layers only, or explicit pairs.",
+    layer_map: Literal["uniform", "last", "skip", "pkd_last"] | list[tuple[int, int]] | None = (
+        Field(
+            None,
+            description="Student -> teacher hidden-state indices (0 = embeddings): 'uniform' "
+            "is TinyBERT's g(m) = m*N/M, 'last' maps the last layers only, 'skip' / 'pkd_last' "
+            "are PKD-Skip / PKD-Last (student layers 1..M-1), or explicit pairs. Unset: the "
+            "loss's own paper's map (last for attention_kl, value_relation_kl, hidden_cosine; "
+            "skip for pkd_cls; uniform otherwise).",
+        )
     )
     schedule: WeightSchedule = Field(
         "constant", description="How the weight moves over training (TextBrewer's names)."

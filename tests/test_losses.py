@@ -174,6 +174,61 @@ def test_attention_kl_matches_hand_computed_kl() -> None:
     assert AttentionKL.needs_attentions and not HiddenMSE.needs_attentions
 
 
+def test_attention_kl_refuses_a_head_mismatch() -> None:
+    # 1 student head against 2 teacher heads would broadcast silently without the check
+    a_s, a_t = torch.full((1, 1, 2, 2), 0.5), torch.full((1, 2, 2, 2), 0.5)
+    loss = AttentionKL([(1, 1)], 4, 4)
+    with pytest.raises(UserError, match=r"attention_kl needs equal head counts \(student 1, "
+                       r"teacher 2\)"):  # fmt: skip
+        loss(out(attentions=(a_s,)), out(attentions=(a_t,)), torch.ones(1, 2))
+
+
+def test_attention_kl_averages_over_real_queries_only() -> None:
+    a_t = torch.full((2, 1, 3, 3), 1 / 3)
+    a_s = a_t.clone()  # example 0: identical, KL 0 on its 3 real queries
+    # example 1, third token padded: HF gives the padded key ~0 teacher probability
+    a_t[1, 0] = torch.tensor([[0.5, 0.5, 0.0], [0.8, 0.2, 0.0], [0.0, 0.0, 1.0]])
+    a_s[1, 0] = torch.tensor([[0.25, 0.75, 0.0], [0.8, 0.1, 0.1], [1.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    # query 0: 0.5 ln(0.5/0.25) + 0.5 ln(0.5/0.75); query 1: mass the student puts on the
+    # padded key costs only through its own row, 0.2 ln(0.2/0.1); the padded query 2 (KL
+    # ~28) is left out; 5 real queries x 1 head
+    expected = (0.5 * math.log(2) + 0.5 * math.log(2 / 3) + 0.2 * math.log(2)) / 5
+    got = AttentionKL([(1, 1)], 4, 4)(out(attentions=(a_s,)), out(attentions=(a_t,)), mask)
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_hidden_mse_embedding_pair_has_its_own_projection() -> None:
+    loss = HiddenMSE([(0, 0), (1, 1)], 2, 3)
+    assert loss.embedding_proj is not loss.proj
+    with torch.no_grad():  # W_e keeps the two coordinates; W_h doubles them and adds their sum
+        loss.embedding_proj.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+        loss.proj.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]]))
+        loss.embedding_proj.bias.zero_()
+        loss.proj.bias.zero_()
+    h = torch.tensor([[[1.0, 2.0]]])
+    s = (h, h)  # the same student vector at the embeddings and at layer 1
+    t = (torch.tensor([[[1.0, 2.0, 0.0]]]), torch.tensor([[[2.0, 4.0, 3.0]]]))
+    mask = torch.ones(1, 1)
+    # each pair is matched exactly by its own projection; one shared W_h would leave
+    # (2-1)^2 + (4-2)^2 + (3-0)^2 = 14, / 3 dims, on the embedding pair
+    assert loss(out(s), out(t), mask).item() == pytest.approx(0.0, abs=1e-6)
+    t_off = (torch.tensor([[[1.0, 2.0, 3.0]]]), t[1])
+    embeddings_only = HiddenMSE([(0, 0)], 2, 3)
+    embeddings_only.load_state_dict(loss.state_dict())
+    embeddings_only(out(s), out(t_off), mask).backward()
+    assert embeddings_only.embedding_proj.weight.grad.abs().sum() > 0
+    assert embeddings_only.proj.weight.grad is None  # layer pairs' W_h is not trained by it
+
+
+def test_each_loss_defaults_to_its_papers_layer_map() -> None:
+    assert HiddenMSE.default_map == AttentionMSE.default_map == "uniform"
+    assert AttentionProbMSE.default_map == "uniform"
+    assert AttentionKL.default_map == ValueRelationKL.default_map == "last"  # MiniLM
+    assert HiddenCosine.default_map == "last"  # DistilBERT
+    assert PatientCLS.default_map == "skip"  # PKD-Skip
+
+
 def test_logits_mse_is_squared_distance_of_raw_logits() -> None:
     s = ModelView(torch.tensor([[1.0, 2.0], [0.0, 0.0]]))
     t = ModelView(torch.tensor([[3.0, 2.0], [1.0, -1.0]]))
@@ -187,6 +242,20 @@ def test_uniform_mapping_is_tinybert_g() -> None:
     assert hidden_pairs("uniform", 3, 6) == [(0, 0), (1, 2), (2, 4), (3, 6)]
     assert hidden_pairs("last", 3, 6) == [(3, 6)]
     assert hidden_pairs([(1, 1)], 3, 6) == [(1, 1)]
+
+
+def test_pkd_skip_and_last_maps_leave_the_top_layer_to_the_predictions() -> None:
+    # Sun et al. (2019), sec. 3.2: BERT6 of BERT12 learns from {2, 4, 6, 8, 10} (Skip) or
+    # {7, 8, 9, 10, 11} (Last); the student's top layer is not matched
+    assert hidden_pairs("skip", 6, 12) == [(1, 2), (2, 4), (3, 6), (4, 8), (5, 10)]
+    assert hidden_pairs("pkd_last", 6, 12) == [(1, 7), (2, 8), (3, 9), (4, 10), (5, 11)]
+    assert hidden_pairs("skip", 3, 12) == [(1, 4), (2, 8)]
+    assert hidden_pairs("pkd_last", 3, 12) == [(1, 10), (2, 11)]
+    assert hidden_pairs("skip", 3, 6) == [(1, 2), (2, 4)]
+    assert hidden_pairs("pkd_last", 3, 6) == [(1, 4), (2, 5)]
+    assert hidden_pairs("skip", 4, 6) == [(1, 1), (2, 3), (3, 4)]  # m * N // M
+    with pytest.raises(UserError, match="1-layer student has none"):
+        hidden_pairs("skip", 1, 6)
 
 
 def test_init_layer_choices_and_errors() -> None:

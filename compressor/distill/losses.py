@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compressor.distill.capture import LayerQKV
+from compressor.distill.mapping import LayerMap
 from compressor.errors import UserError
 
 INTERMEDIATE_LOSSES: dict[str, type[IntermediateLossModule]] = {}
@@ -74,10 +75,13 @@ class IntermediateLossModule(nn.Module):
 
     `needs_attentions` asks both models for `output_attentions`, `needs_qkv` hooks their
     Q/K/V projections (`capture.py`); hidden states are always collected when any term is
-    present. Terms read a `ModelView` of each model.
+    present. Terms read a `ModelView` of each model. `default_map` is the layer map of the
+    term's paper, used when the recipe names none, so a bare `{name: attention_kl}` is
+    MiniLM's method rather than a uniform variant of it.
     """
 
     name: ClassVar[str]
+    default_map: ClassVar[LayerMap] = "uniform"
     needs_attentions: ClassVar[bool] = False
     needs_qkv: ClassVar[bool] = False
     uses_embeddings: ClassVar[bool] = True
@@ -134,9 +138,11 @@ class HiddenMSE(IntermediateLossModule):
 class HiddenCosine(IntermediateLossModule):
     """DistilBERT (Sanh et al., 2019), sec. 3: cosine embedding loss 1 - cos(h_S, h_T),
     aligning the directions of hidden vectors. Needs equal widths, as in the paper (the
-    student there keeps the teacher's hidden size)."""
+    student there keeps the teacher's hidden size). The paper aligns the last hidden states
+    only, hence the `last` default map."""
 
     name = "hidden_cosine"
+    default_map = "last"
 
     def __init__(self, pairs: list[tuple[int, int]], student_dim: int, teacher_dim: int):
         super().__init__(pairs, student_dim, teacher_dim)
@@ -159,9 +165,11 @@ class HiddenCosine(IntermediateLossModule):
 @register
 class PatientCLS(IntermediateLossModule):
     """Patient KD (Sun et al., 2019), eq. 3: sum over mapped layers of
-    || h_S/||h_S|| - h_T/||h_T|| ||^2 on the [CLS] vectors. Embeddings are not used."""
+    || h_S/||h_S|| - h_T/||h_T|| ||^2 on the [CLS] vectors. Embeddings are not used; the
+    default map is the paper's PKD-Skip (`pkd_last` is its other variant)."""
 
     name = "pkd_cls"
+    default_map = "skip"
     uses_embeddings = False
 
     def __init__(self, pairs: list[tuple[int, int]], student_dim: int, teacher_dim: int):
@@ -242,10 +250,14 @@ class AttentionProbMSE(IntermediateLossModule):
 @register
 class AttentionKL(IntermediateLossModule):
     """MiniLM (Wang et al., 2020), eq. 6: KL(A_T || A_S) of the self-attention
-    distributions, averaged over heads and query positions; the paper uses the last layer
-    only (layer_map: last). Head counts must match (MiniLM-v1)."""
+    distributions, averaged over heads and real query positions; the paper uses the last
+    layer only, hence the `last` default map. Head counts must match (MiniLM-v1). Padded
+    keys need no mask: HF's softmax gives them ~0 teacher probability, which weights them
+    out of the KL.
+    """
 
     name = "attention_kl"
+    default_map = "last"
     needs_attentions = True
     uses_embeddings = False
 
@@ -255,6 +267,7 @@ class AttentionKL(IntermediateLossModule):
         total = student.logits.new_zeros(())
         for s_idx, t_idx in self.pairs:
             a_s, a_t = student.attentions[s_idx - 1], teacher.attentions[t_idx - 1]
+            _check_heads(self.name, a_s.shape[1], a_t.shape[1])
             kl = (a_t * ((a_t + eps).log() - (a_s + eps).log())).sum(-1)  # (b, heads, q)
             total = total + (kl * query_mask).sum() / (query_mask.sum() * kl.shape[1])
         return total
@@ -264,11 +277,13 @@ class AttentionKL(IntermediateLossModule):
 class ValueRelationKL(IntermediateLossModule):
     """MiniLM (Wang et al., 2020), eqs. 7-8: KL(VR_T || VR_S) with the value relation
     VR = softmax(V V^T / sqrt(d_k)) per head, averaged over heads and query positions; last
-    layer only in the paper (layer_map: last). Values are read by hooks on the value
-    projections; padded keys are masked out of the softmax, padded queries out of the mean.
+    layer only in the paper, hence the `last` default map. Values are read by hooks on the
+    value projections; padded keys are masked out of the softmax, padded queries out of the
+    mean.
     """
 
     name = "value_relation_kl"
+    default_map = "last"
     needs_qkv = True
     uses_embeddings = False
 

@@ -45,11 +45,27 @@ def init_layers(
     return layers
 
 
-def hidden_pairs(
-    spec: Literal["uniform", "last"] | list[tuple[int, int]],
-    student_layers: int,
-    teacher_layers: int,
-) -> list[tuple[int, int]]:
+LayerMap = Literal["uniform", "last", "skip", "pkd_last"] | list[tuple[int, int]]
+
+
+def _pkd_pairs(spec: str, student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:
+    """Patient KD (Sun et al., 2019), sec. 3.2: student layers 1..M-1 learn from teacher
+    layers I_pt, every k = N/M-th for PKD-Skip (BERT6 of BERT12: 2, 4, 6, 8, 10) or the M-1
+    below the top for PKD-Last (7..11). The last student layer is left out: the paper covers
+    it with the prediction loss, which reads the same [CLS] vector. When M does not divide N,
+    `skip` takes TinyBERT's rounding m * N // M.
+    """
+    if student_layers < 2:
+        raise UserError(
+            f"layer_map {spec!r} pairs student layers 1..M-1 and a {student_layers}-layer "
+            "student has none below its top — use 'last' or explicit pairs"
+        )
+    if spec == "skip":
+        return [(m, m * teacher_layers // student_layers) for m in range(1, student_layers)]
+    return [(m, teacher_layers - student_layers + m) for m in range(1, student_layers)]
+
+
+def hidden_pairs(spec: LayerMap, student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:
     """(student, teacher) hidden_states index pairs that an intermediate loss compares."""
     if spec == "uniform":
         return [(0, 0)] + [
@@ -57,6 +73,8 @@ def hidden_pairs(
         ]
     if spec == "last":
         return [(student_layers, teacher_layers)]
+    if spec in ("skip", "pkd_last"):
+        return _pkd_pairs(spec, student_layers, teacher_layers)
     pairs = [(int(s), int(t)) for s, t in spec]
     for s, t in pairs:
         if not (0 <= s <= student_layers and 0 <= t <= teacher_layers):

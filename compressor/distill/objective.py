@@ -17,14 +17,14 @@ from contextlib import nullcontext
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 
 from compressor.distill.capture import capture_qkv
 from compressor.distill.losses import INTERMEDIATE_LOSSES, ModelView, hard_ce, soft_kd
 from compressor.distill.mapping import hidden_pairs
 from compressor.distill.schedules import temperature_at, weight_factor
 from compressor.distill.trainer import accepted_inputs
-from compressor.recipe import DistillConfig
+from compressor.recipe import DistillConfig, IntermediateLoss
 
 
 class DistillObjective:
@@ -42,20 +42,22 @@ class DistillObjective:
         self.extra_teachers = extra_teachers or []
         s_cfg, t_cfg = student.config, teacher.config
         self.terms: list[tuple[str, float, str, nn.Module]] = [
-            (
-                spec.name,
-                spec.weight,
-                spec.schedule,
-                INTERMEDIATE_LOSSES[spec.name](
-                    hidden_pairs(spec.layer_map, s_cfg.num_hidden_layers, t_cfg.num_hidden_layers),
-                    s_cfg.hidden_size,
-                    t_cfg.hidden_size,
-                ),
-            )
+            (spec.name, spec.weight, spec.schedule, self._term(spec, s_cfg, t_cfg))
             for spec in cfg.intermediate
             if spec.weight > 0
         ]
         self._inputs: dict[int, set[str]] = {}
+
+    @staticmethod
+    def _term(
+        spec: IntermediateLoss, s_cfg: PretrainedConfig, t_cfg: PretrainedConfig
+    ) -> nn.Module:
+        """The term's module over its layer pairs; a recipe that names no layer_map gets the
+        map of the loss's paper (`default_map`)."""
+        loss = INTERMEDIATE_LOSSES[spec.name]
+        layer_map = loss.default_map if spec.layer_map is None else spec.layer_map
+        pairs = hidden_pairs(layer_map, s_cfg.num_hidden_layers, t_cfg.num_hidden_layers)
+        return loss(pairs, s_cfg.hidden_size, t_cfg.hidden_size)
 
     @property
     def modules(self) -> list[nn.Module]:
