@@ -173,27 +173,67 @@ def build_student(teacher: PreTrainedModel, cfg: StudentConfig) -> PreTrainedMod
 
 def check_tokenizers_match(
     teacher_tok: PreTrainedTokenizerBase,
-    student_tok: PreTrainedTokenizerBase,
+    other_tok: PreTrainedTokenizerBase,
     samples: list[str],
-    student_name: str,
+    who: str,
+    fix: str,
 ) -> None:
-    """Distillation feeds both models the same token ids, so they must mean the same
-    tokens: same vocabulary, and the same ids for real sentences (casing, normalisation)."""
-    fix = "pick a student pre-trained with the teacher's tokenizer"
-    t_vocab, s_vocab = teacher_tok.get_vocab(), student_tok.get_vocab()
-    if t_vocab != s_vocab:
-        differ = sum(1 for tok, i in t_vocab.items() if s_vocab.get(tok) != i)
+    """Distillation feeds every model the same token ids, so they must mean the same
+    tokens: same vocabulary, and the same ids for real sentences (casing, normalisation).
+    `who` names the other model in the error ("student x", "extra teacher y")."""
+    t_vocab, o_vocab = teacher_tok.get_vocab(), other_tok.get_vocab()
+    if t_vocab != o_vocab:
+        differ = sum(1 for tok, i in t_vocab.items() if o_vocab.get(tok) != i)
         raise UserError(
-            f"student {student_name}: its tokenizer does not match the teacher's (vocab sizes "
-            f"{len(s_vocab)} vs {len(t_vocab)}, {differ} teacher tokens missing or renumbered) "
+            f"{who}: its tokenizer does not match the teacher's (vocab sizes "
+            f"{len(o_vocab)} vs {len(t_vocab)}, {differ} teacher tokens missing or renumbered) "
             f"— {fix}"
         )
     for text in samples:
-        if teacher_tok(text)["input_ids"] != student_tok(text)["input_ids"]:
+        if teacher_tok(text)["input_ids"] != other_tok(text)["input_ids"]:
             raise UserError(
-                f"student {student_name}: its tokenizer splits {text[:40]!r} differently from "
-                f"the teacher's (casing or normalisation differ) — {fix}"
+                f"{who}: its tokenizer splits {text[:40]!r} differently from the teacher's "
+                f"(casing or normalisation differ) — {fix}"
             )
+
+
+def load_extra_teacher(
+    path: str,
+    teacher: PreTrainedModel,
+    teacher_tok: PreTrainedTokenizerBase,
+    samples: list[str],
+) -> PreTrainedModel:
+    """An extra teacher for multi-teacher KD, frozen. Its logits are averaged with the main
+    teacher's class by class on the main teacher's token ids, so it must read the same
+    tokens and predict the same classes in the same order; either mismatch would silently
+    blend unrelated distributions."""
+    model, tokenizer = load_classifier(path)
+    who = f"extra teacher {path}"
+    check_tokenizers_match(
+        teacher_tok,
+        tokenizer,
+        samples,
+        who,
+        "use a teacher fine-tuned from a model with the main teacher's tokenizer, or drop it "
+        "from distill.extra_teachers",
+    )
+    t_cfg, x_cfg = teacher.config, model.config
+    if x_cfg.num_labels != t_cfg.num_labels:
+        raise UserError(
+            f"{who} has {x_cfg.num_labels} classes but the main teacher has "
+            f"{t_cfg.num_labels} — use a teacher fine-tuned on the same task, or drop it from "
+            "distill.extra_teachers"
+        )
+    t_labels = [t_cfg.id2label[i] for i in range(t_cfg.num_labels)]
+    x_labels = [x_cfg.id2label[i] for i in range(x_cfg.num_labels)]
+    if x_labels != t_labels:
+        raise UserError(
+            f"{who} names its classes {x_labels} but the main teacher {t_labels}; soft "
+            "targets are averaged class by class — fix id2label / label2id in its "
+            "config.json if only the names differ, else re-train it with the main teacher's "
+            "label order"
+        )
+    return model.requires_grad_(False)
 
 
 def load_student(
@@ -208,5 +248,11 @@ def load_student(
         return build_student(teacher, cfg), teacher_tok
     labels = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
     student, student_tok = load_classifier(cfg.model, len(labels), labels)
-    check_tokenizers_match(teacher_tok, student_tok, samples, cfg.model)
+    check_tokenizers_match(
+        teacher_tok,
+        student_tok,
+        samples,
+        f"student {cfg.model}",
+        "pick a student pre-trained with the teacher's tokenizer",
+    )
     return student, student_tok

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from rich.console import Console
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from compressor import atomic
 from compressor.data import Split, TaskData, load_task_data
@@ -19,6 +19,7 @@ from compressor.models import (
     check_labels,
     count_parameters,
     load_classifier,
+    load_extra_teacher,
     load_masked_lm,
     load_student,
     load_tokenizer,
@@ -122,15 +123,18 @@ def _training_split(recipe: Recipe, teacher_path: str, data: TaskData) -> tuple[
     )
 
 
-def _load_teachers(recipe: Recipe, data: TaskData) -> dict[str, PreTrainedModel]:
-    """Every extra teacher any stage names, loaded once, frozen, label set checked."""
+def _load_teachers(
+    recipe: Recipe, data: TaskData, teacher: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+) -> dict[str, PreTrainedModel]:
+    """Every extra teacher any stage names, loaded once, frozen, checked against the main
+    teacher's tokenizer and labels."""
     teachers = {}
     for _name, distill, _train in recipe.stage_plan():
         for spec in distill.extra_teachers:
             if spec.model not in teachers:
-                model, _tok = load_classifier(spec.model)
-                check_labels(model, data.label_names, data.source)
-                teachers[spec.model] = model.requires_grad_(False)
+                teachers[spec.model] = load_extra_teacher(
+                    spec.model, teacher, tokenizer, data.train.texts[:32]
+                )
     return teachers
 
 
@@ -142,7 +146,7 @@ def _distill(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, 
     teacher, tokenizer = load_classifier(teacher_path)
     check_labels(teacher, data.label_names, data.source)
     teacher.requires_grad_(False)
-    extra = _load_teachers(recipe, data)
+    extra = _load_teachers(recipe, data, teacher, tokenizer)
     train_split, augmentation = _training_split(recipe, teacher_path, data)
     student, student_tok = load_student(teacher, tokenizer, recipe.student, data.train.texts[:32])
     student_params = count_parameters(student), count_parameters(student, embeddings=False)
@@ -703,7 +707,7 @@ def plan(teacher: str, recipe: Recipe) -> dict:
     else:
         model, tokenizer = load_classifier(teacher)
         check_labels(model, data.label_names, data.source)
-    _load_teachers(recipe, data)
+    _load_teachers(recipe, data, model, tokenizer)
     student, _tok = load_student(model, tokenizer, recipe.student, data.train.texts[:32])
     source = (
         f"{recipe.student.model} (pre-trained; tokenizer matches the teacher's)"

@@ -1,5 +1,6 @@
 """Multi-stage recipes (TinyBERT's two stages), several teachers, and pre-trained students."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,10 @@ from compressor import pipeline
 from compressor.distill.losses import soft_kd
 from compressor.distill.objective import DistillObjective
 from compressor.errors import UserError
-from compressor.models import build_student, load_classifier
+from compressor.models import build_student, load_classifier, load_extra_teacher
 from compressor.recipe import DistillConfig, ExtraTeacher, StudentConfig, load_recipe
 from compressor.runfolder import RunFolder
-from tests.conftest import build_distilbert, save_variant, write_sst2_subset
+from tests.conftest import build_distilbert, build_tokenizer, save_variant, write_sst2_subset
 
 BASE = {
     "train.max_steps": 4,
@@ -166,3 +167,38 @@ def test_a_student_with_another_vocabulary_is_refused(
     recipe = _recipe(data_dir, **{"student.model": str(student_dir)})
     with pytest.raises(UserError, match="tokenizer does not match the teacher's"):
         pipeline.plan(str(tiny_teacher_dir), recipe)
+
+
+def test_an_extra_teacher_with_another_tokenizer_is_refused(
+    tiny_teacher_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    other_dir = save_variant(tiny_teacher_dir, tmp_path / "other", seed=3)
+    build_tokenizer(other_dir, vocab_words=300)  # same architecture, another vocabulary
+    recipe = _recipe(data_dir, **{"distill.extra_teachers": [{"model": str(other_dir)}]})
+    who = re.escape(f"extra teacher {other_dir}")
+    refused = f"{who}: its tokenizer does not match the teacher's.*distill.extra_teachers"
+    with pytest.raises(UserError, match=refused):
+        pipeline.plan(str(tiny_teacher_dir), recipe)
+
+
+def test_an_extra_teacher_with_another_label_set_is_refused(
+    tiny_teacher_dir: Path, tmp_path: Path
+) -> None:
+    teacher, tok = load_classifier(tiny_teacher_dir)
+    samples = ["a gorgeous film"]
+    three = save_variant(tiny_teacher_dir, tmp_path / "three", seed=3, num_labels=3)
+    who = re.escape(f"extra teacher {three}")
+    refused = f"{who} has 3 classes but the main teacher has 2 — use a teacher fine-tuned"
+    with pytest.raises(UserError, match=refused):
+        load_extra_teacher(str(three), teacher, tok, samples)
+    swapped = save_variant(
+        tiny_teacher_dir, tmp_path / "swapped", seed=3,
+        id2label={0: "LABEL_1", 1: "LABEL_0"}, label2id={"LABEL_1": 0, "LABEL_0": 1},
+    )  # fmt: skip
+    who = re.escape(f"extra teacher {swapped}")
+    names = re.escape("['LABEL_1', 'LABEL_0'] but the main teacher ['LABEL_0', 'LABEL_1']")
+    with pytest.raises(UserError, match=f"{who} names its classes {names}.*fix id2label"):
+        load_extra_teacher(str(swapped), teacher, tok, samples)
+    same = save_variant(tiny_teacher_dir, tmp_path / "same", seed=3)
+    model = load_extra_teacher(str(same), teacher, tok, samples)
+    assert not any(p.requires_grad for p in model.parameters())
