@@ -1,4 +1,4 @@
-"""CPU latency of several models side by side, each timed in its own fresh process.
+"""Latency of several models side by side, each timed in its own fresh process.
 
 Measured on the benchmark machine: timing several engines in one process inflated p50 by up to
 1.7x, and a shared noisy machine drifts over minutes. So every (variant, round) is a new
@@ -26,15 +26,20 @@ from benchmarks.stats import ratio_with_spread, summarize
 from compressor.errors import UserError
 
 STDERR_TAIL_CHARS = 3000
+MAX_KEPT_SAMPLES = 200
 
 
 @dataclass
 class Variant:
-    """One model to time: a PyTorch folder (engine "pytorch") or a .onnx file ("onnxruntime")."""
+    """One model to time: a PyTorch folder (engine "pytorch" / "pytorch-compile") or a .onnx
+    file ("onnxruntime"), on a device, at a precision (PyTorch) or on an ORT provider."""
 
     label: str
     model_path: Path
     engine: str
+    device: str = "cpu"
+    precision: str = "fp32"
+    ort_provider: str = "cpu"
 
 
 def _check_variants(variants: list[Variant]) -> None:
@@ -86,6 +91,10 @@ def _aggregate(variant: Variant, rounds: list[dict[str, Any]]) -> dict[str, Any]
         "batch": first["batch"],
         "seq_len": first["seq_len"],
         "threads": first["threads"],
+        "device": first.get("device", variant.device),
+        "device_name": first.get("device_name"),
+        "driver": first.get("driver"),
+        "precision": first.get("precision", variant.precision),
         "provider": first["provider"],
         "engine_version": first["engine_version"],
         "n_samples": pooled["n"],
@@ -99,6 +108,10 @@ def _aggregate(variant: Variant, rounds: list[dict[str, Any]]) -> dict[str, Any]
         "round_p50s_ms": [summarize(r["samples_ms"])["p50"] for r in rounds],
         "throughput_per_s": first["batch"] * 1000.0 / pooled["p50"],
         "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds),
+        "peak_device_mb": max((r.get("peak_device_mb") or 0.0 for r in rounds), default=0.0)
+        or None,
+        # a few hundred samples are enough to draw the distribution in the report
+        "samples_ms": [s for r in rounds for s in r["samples_ms"]][:MAX_KEPT_SAMPLES],
     }
 
 
@@ -106,23 +119,28 @@ def run_latency(
     variants: list[Variant],
     *,
     batches: Sequence[int] = (1, 32),
-    seq_lens: Sequence[int] = (128,),
-    threads: int = 2,
+    seq_lens: Sequence[int | str] = (128,),
+    threads: int | Sequence[int] = 2,
     warmup: int = 10,
     iters: int = 50,
     rounds: int = 3,
+    lengths: Sequence[int] | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Time every variant at every (batch, seq_len); one result dict per variant and shape.
+    """Time every variant at every (threads, batch, seq_len); one result dict per variant and
+    setting. A seq_len of "dev" replays `lengths` (the dev sentences' token counts) in
+    dynamically padded batches instead of one fixed shape.
 
-    Results are ordered by shape, then by variant order. `round_p50s_ms` keeps one p50 per
+    Results are ordered by setting, then by variant order. `round_p50s_ms` keeps one p50 per
     round so `speedups` can pair rounds; the pooled percentiles describe the whole distribution.
     """
     _check_variants(variants)
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
-    env = _worker_env(threads)
-    shapes = list(itertools.product(batches, seq_lens))
+    if "dev" in seq_lens and not lengths:
+        raise ValueError("seq_len 'dev' needs the dev sentences' token counts (lengths)")
+    thread_counts = [threads] if isinstance(threads, int) else list(threads)
+    shapes = list(itertools.product(thread_counts, batches, seq_lens))
     total = len(shapes) * rounds * len(variants)
     results: list[dict[str, Any]] = []
     bar = Progress(
@@ -136,23 +154,30 @@ def run_latency(
     )
     with bar:
         task = bar.add_task("", total=total)
-        for batch, seq_len in shapes:
+        for n_threads, batch, seq_len in shapes:
+            env = _worker_env(n_threads)
             per_variant: dict[str, list[dict[str, Any]]] = {v.label: [] for v in variants}
             for round_idx in range(rounds):
                 for v in variants:
                     bar.update(
                         task,
-                        description=f"{v.label} b{batch} s{seq_len} round {round_idx + 1}/{rounds}",
+                        description=f"{v.label} t{n_threads} b{batch} s{seq_len} "
+                        f"round {round_idx + 1}/{rounds}",
                     )
                     args = {
                         "model_path": str(v.model_path),
                         "engine": v.engine,
+                        "device": v.device,
+                        "precision": v.precision,
+                        "ort_provider": v.ort_provider,
                         "batch": batch,
                         "seq_len": seq_len,
-                        "threads": threads,
+                        "threads": n_threads,
                         "warmup": warmup,
                         "iters": iters,
                     }
+                    if seq_len == "dev":
+                        args["lengths"] = list(lengths or [])
                     per_variant[v.label].append(_run_worker(v, args, env))
                     bar.advance(task)
             results.extend(_aggregate(v, per_variant[v.label]) for v in variants)
@@ -166,13 +191,17 @@ def speedups(results: list[dict[str, Any]], pairs: list[tuple[str, str]]) -> lis
     widens the range instead of biasing the ratio. Shapes where either label is missing are
     skipped.
     """
-    by_key = {(r["label"], r["batch"], r["seq_len"]): r for r in results}
-    shapes = list(dict.fromkeys((r["batch"], r["seq_len"]) for r in results))
+
+    def setting(r: dict[str, Any]) -> tuple[Any, Any, Any]:
+        return r["batch"], r["seq_len"], r.get("threads")
+
+    by_key = {(r["label"], *setting(r)): r for r in results}
+    shapes = list(dict.fromkeys(setting(r) for r in results))
     out: list[dict[str, Any]] = []
     for baseline, candidate in pairs:
-        for batch, seq_len in shapes:
-            base = by_key.get((baseline, batch, seq_len))
-            cand = by_key.get((candidate, batch, seq_len))
+        for batch, seq_len, threads in shapes:
+            base = by_key.get((baseline, batch, seq_len, threads))
+            cand = by_key.get((candidate, batch, seq_len, threads))
             if base is None or cand is None:
                 continue
             spread = ratio_with_spread(base["round_p50s_ms"], cand["round_p50s_ms"])
@@ -182,6 +211,7 @@ def speedups(results: list[dict[str, Any]], pairs: list[tuple[str, str]]) -> lis
                     "candidate": candidate,
                     "batch": batch,
                     "seq_len": seq_len,
+                    "threads": threads,
                     "ratio": spread["median"],
                     "ratio_min": spread["min"],
                     "ratio_max": spread["max"],

@@ -26,6 +26,11 @@ DASH = "—"
 EN_DASH = "\u2013"
 TIMES = "\u00d7"
 PLOT_TITLE = "dev accuracy vs p50 latency (batch 1)"
+LATENCY_TITLE = "Latency (CPU, measured)"
+CUDA_TITLE = "Latency (CUDA, measured)"
+ARM_TITLE = "ARM (estimated)"
+SIZE_TITLE = "size on disk"
+SPREAD_TITLE = "latency distribution (batch 1)"
 GAP_TITLE = "prediction gap while pruning"
 PRUNING_TITLE = "Pruning (HomoDistil)"
 PROBE_NOTE = "64 fixed dev sentences, both models in eval mode"
@@ -111,17 +116,35 @@ def _models_section(report: Mapping[str, Any]) -> Section:
     return Section("Models", headers=headers, rows=rows)
 
 
-def _latency_section(latency: Mapping[str, Any]) -> Section:
+def _latency_lines(latency: Mapping[str, Any]) -> list[str]:
     lines = []
+    if latency.get("device_name"):
+        lines.append(
+            f"Device: {latency['device_name']}"
+            + (f", driver {latency['driver']}" if latency.get("driver") else "")
+        )
     if latency.get("threads") is not None:
         lines.append(
             f"Threads: {latency['threads']}; each model timed in its own process, "
             "percentiles over all samples of all rounds."
         )
+    if any(r.get("seq_len") == "dev" for r in latency.get("results") or []):
+        lines.append(
+            "Seq 'dev': the dev sentences' own token counts, consecutive sentences batched and "
+            "padded to the longest of their batch (real traffic)."
+        )
+    return lines
+
+
+def _latency_section(latency: Mapping[str, Any], title: str = LATENCY_TITLE) -> Section:
+    lines = _latency_lines(latency)
+    if latency.get("mode") == "skipped":
+        lines.append(f"Skipped: {latency.get('reason', DASH)}")
     rows = [
         [
             str(r.get("label", DASH)),
             str(r.get("engine", DASH)),
+            _fmt(r.get("threads"), ""),
             _fmt(r.get("batch"), ""),
             _fmt(r.get("seq_len"), ""),
             _fmt(r.get("p50_ms"), ".2f"),
@@ -135,6 +158,7 @@ def _latency_section(latency: Mapping[str, Any]) -> Section:
     headers = [
         "Model",
         "Engine",
+        "Threads",
         "Batch",
         "Seq",
         "p50 ms",
@@ -143,7 +167,7 @@ def _latency_section(latency: Mapping[str, Any]) -> Section:
         "Throughput /s",
         "Peak RSS MB",
     ]
-    return Section("Latency", lines=lines, headers=headers, rows=rows)
+    return Section(title, lines=lines, headers=headers, rows=rows)
 
 
 def _speedup_cell(s: Mapping[str, Any]) -> str:
@@ -155,11 +179,12 @@ def _speedup_cell(s: Mapping[str, Any]) -> str:
     return f"{s['ratio']:.2f}{TIMES}{spread}"
 
 
-def _speedups_section(latency: Mapping[str, Any]) -> Section:
+def _speedups_section(latency: Mapping[str, Any], title: str = "Speed-ups") -> Section:
     rows = [
         [
             str(s.get("baseline", DASH)),
             str(s.get("candidate", DASH)),
+            _fmt(s.get("threads"), ""),
             _fmt(s.get("batch"), ""),
             _fmt(s.get("seq_len"), ""),
             _speedup_cell(s),
@@ -174,8 +199,65 @@ def _speedups_section(latency: Mapping[str, Any]) -> Section:
         if rows
         else []
     )
-    headers = ["Baseline", "Candidate", "Batch", "Seq", "Speed-up"]
-    return Section("Speed-ups", lines=lines, headers=headers, rows=rows)
+    headers = ["Baseline", "Candidate", "Threads", "Batch", "Seq", "Speed-up"]
+    return Section(title, lines=lines, headers=headers, rows=rows)
+
+
+def _arm_sections(arm: Mapping[str, Any]) -> list[Section]:
+    """Estimates with their method, sources, assumptions and the error seen on this host."""
+    if arm.get("mode") != "estimated":
+        latency = {**arm, "results": arm.get("results") or []}
+        return [
+            _latency_section(latency, f"ARM ({arm.get('mode', DASH)})"),
+            _speedups_section(latency, f"ARM speed-ups ({arm.get('mode', DASH)})"),
+        ]
+    lines = [f"Every figure here is an ESTIMATE, not a measurement. Method: {arm.get('method')}."]
+    for row in arm.get("calibration") or []:
+        lines.append(
+            f"Method check on this host ({row['host_sgemm_gflops']:.0f} GFLOP/s SGEMM, "
+            f"{row['host_copy_gbs']:.0f} GB/s copy, measured): {row['label']} at batch "
+            f"{row['batch']}, seq {row['seq_len']}, 1 thread: "
+            f"estimate {row['estimate_ms']:.2f} ms, "
+            f"measured p50 {row['measured_p50_ms']:.2f} ms "
+            f"({row['measured_over_estimate']:.2f}{TIMES} the estimate)"
+        )
+    for key, profile in (arm.get("profiles") or {}).items():
+        lines.append(
+            f"{key}: {profile['name']}; sources: {'; '.join(profile['sources'])}; "
+            f"assumed: {'; '.join(profile['assumed'])}"
+        )
+    teacher = {
+        (e["profile"], e["batch"], e["seq_len"], e["threads"]): e["estimate_ms"]
+        for e in arm.get("estimates") or []
+        if e["label"].startswith("teacher")
+    }
+    rows = []
+    for e in arm.get("estimates") or []:
+        base = teacher.get((e["profile"], e["batch"], e["seq_len"], e["threads"]))
+        bound = "compute" if e["compute_bound_ms"] >= e["memory_bound_ms"] else "memory"
+        rows.append(
+            [
+                e["profile"],
+                e["label"],
+                _fmt(e["threads"], ""),
+                _fmt(e["batch"], ""),
+                _fmt(e["seq_len"], ""),
+                f"{e['estimate_ms']:.2f}",
+                bound,
+                DASH if base is None else f"{base / e['estimate_ms']:.2f}{TIMES}",
+            ]
+        )
+    headers = [
+        "Profile",
+        "Model",
+        "Threads",
+        "Batch",
+        "Seq",
+        "Estimated ms",
+        "Mostly",
+        "vs teacher",
+    ]
+    return [Section(ARM_TITLE, lines=lines, headers=headers, rows=rows)]
 
 
 def _thin(indices: list[int], keep: int | None) -> list[int]:
@@ -319,6 +401,14 @@ def _sections(report: Mapping[str, Any]) -> list[Section]:
         _latency_section(latency),
         _speedups_section(latency),
     ]
+    cuda = report.get("latency_cuda")
+    if cuda:
+        sections += [
+            _latency_section(cuda, CUDA_TITLE),
+            _speedups_section(cuda, "CUDA speed-ups (measured)"),
+        ]
+    if report.get("arm"):
+        sections += _arm_sections(report["arm"])
     if report.get("pruning"):
         sections.append(_pruning_section(report["pruning"]))
     return [*sections, _training_section(report.get("training") or {})]
@@ -362,6 +452,8 @@ def _batch1_points(
     results = [r for r in (report.get("latency") or {}).get("results") or [] if r.get("batch") == 1]
     if not results:
         return [], None
+    most = max(r.get("threads") or 0 for r in results)
+    results = [r for r in results if (r.get("threads") or 0) == most]
     seq_len = results[0].get("seq_len")
     p50_by_label = {r.get("label"): r.get("p50_ms") for r in results if r.get("seq_len") == seq_len}
     points = []
@@ -392,6 +484,16 @@ def render_plot_png(report: Mapping[str, Any]) -> bytes | None:
         # students often tie on accuracy (ONNX fp32 = PyTorch): alternate labels above/below
         offset = (6, 6) if i % 2 == 0 else (6, -14)
         ax.annotate(label, (p50, accuracy), textcoords="offset points", xytext=offset)
+    front = pareto_front([(p50, accuracy) for _l, _f, p50, accuracy in points])
+    ax.step(
+        [p[0] for p in front],
+        [p[1] for p in front],
+        where="post",
+        color="tab:gray",
+        linestyle="--",
+        label="Pareto front",
+    )
+    ax.legend(loc="lower right")
     ax.set_title(PLOT_TITLE)
     ax.set_xlabel(f"p50 latency, ms (batch 1, seq {seq_len})")
     ax.set_ylabel("dev accuracy, %")
@@ -401,6 +503,70 @@ def render_plot_png(report: Mapping[str, Any]) -> bytes | None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(latency, accuracy) points no other point beats on both, fastest first: the models
+    worth shipping at some latency budget."""
+    front: list[tuple[float, float]] = []
+    for latency, accuracy in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or accuracy > front[-1][1]:
+            front.append((latency, accuracy))
+    return front
+
+
+def _png(fig: Figure) -> bytes:
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def render_spread_png(report: Mapping[str, Any]) -> bytes | None:
+    """Box plots of every engine's samples at batch 1 (the most threads, the first length):
+    a median can hide a long tail or a bimodal engine."""
+    results = [
+        r
+        for r in (report.get("latency") or {}).get("results") or []
+        if r.get("batch") == 1 and r.get("samples_ms")
+    ]
+    if not results:
+        return None
+    most = max(r.get("threads") or 0 for r in results)
+    results = [r for r in results if (r.get("threads") or 0) == most]
+    seq_len = results[0].get("seq_len")
+    results = [r for r in results if r.get("seq_len") == seq_len]
+    fig = Figure(figsize=(6.4, 0.5 * len(results) + 1.6), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.boxplot([r["samples_ms"] for r in results], vert=False, whis=(1, 99), showfliers=False)
+    ax.set_yticks(range(1, len(results) + 1), [r["label"] for r in results])
+    ax.set_xlabel(f"latency, ms (batch 1, seq {seq_len}, {most} threads; whiskers p1{EN_DASH}p99)")
+    ax.set_title(SPREAD_TITLE)
+    ax.grid(True, axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def render_size_png(report: Mapping[str, Any]) -> bytes | None:
+    """Size on disk of every model file, so what quantization buys is visible at once."""
+    sizes = [
+        (m.get("label") or key, m["size_mb"])
+        for key, m in (report.get("models") or {}).items()
+        if m and m.get("size_mb")
+    ]
+    if not sizes:
+        return None
+    fig = Figure(figsize=(6.4, 0.45 * len(sizes) + 1.4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.barh([label for label, _ in sizes], [mb for _, mb in sizes], color="tab:blue")
+    for i, (_label, mb) in enumerate(sizes):
+        ax.annotate(f"{mb:.1f} MB", (mb, i), textcoords="offset points", xytext=(4, -4))
+    ax.invert_yaxis()
+    ax.set_xlabel("MB")
+    ax.set_title(SIZE_TITLE)
+    ax.margins(x=0.2)
+    return _png(fig)
 
 
 CSS = """
@@ -426,14 +592,20 @@ def render_html(report: Mapping[str, Any]) -> str:
         f"<title>{title}</title><style>{CSS}</style></head><body>",
         f"<h1>{title}</h1>",
     ]
-    plots = {"Latency": (PLOT_TITLE, render_plot_png(report))}
-    plots[PRUNING_TITLE] = (GAP_TITLE, render_gap_png(report))
+    plots = {
+        "Models": [(SIZE_TITLE, render_size_png(report))],
+        LATENCY_TITLE: [
+            (PLOT_TITLE, render_plot_png(report)),
+            (SPREAD_TITLE, render_spread_png(report)),
+        ],
+        PRUNING_TITLE: [(GAP_TITLE, render_gap_png(report))],
+    }
     for section in _sections(report):
         out.append(f"<h2>{esc(section.title)}</h2>")
-        alt, png = plots.get(section.title, ("", None))
-        if png is not None:
-            data = base64.b64encode(png).decode("ascii")
-            out.append(f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">')
+        for alt, png in plots.get(section.title, []):
+            if png is not None:
+                data = base64.b64encode(png).decode("ascii")
+                out.append(f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">')
         if not section.lines and not section.rows:
             out.append(f'<p class="empty">{DASH}</p>')
             continue

@@ -19,6 +19,7 @@ from optimum.exporters.onnx import main_export
 
 from benchmarks import latency
 from benchmarks.latency import Variant, run_latency, speedups
+from benchmarks.latency_worker import traffic_batches
 from benchmarks.stats import ratio_with_spread, summarize
 from compressor.errors import UserError
 
@@ -42,6 +43,12 @@ RESULT_KEYS = {
     "round_p50s_ms",
     "throughput_per_s",
     "peak_rss_mb",
+    "device",
+    "device_name",
+    "driver",
+    "precision",
+    "peak_device_mb",
+    "samples_ms",
 }
 
 
@@ -238,6 +245,7 @@ def test_speedups_from_paired_rounds() -> None:
             "candidate": "student",
             "batch": 1,
             "seq_len": 128,
+            "threads": None,
             "ratio": 3.0,
             "ratio_min": 2.0,
             "ratio_max": 4.0,
@@ -247,6 +255,7 @@ def test_speedups_from_paired_rounds() -> None:
             "candidate": "student",
             "batch": 32,
             "seq_len": 128,
+            "threads": None,
             "ratio": 4.0,
             "ratio_min": 3.0,
             "ratio_max": 5.0,
@@ -256,8 +265,107 @@ def test_speedups_from_paired_rounds() -> None:
             "candidate": "int8",
             "batch": 1,
             "seq_len": 128,
+            "threads": None,
             "ratio": 10.0,
             "ratio_min": 8.0,
             "ratio_max": 12.0,
         },
     ]
+
+
+def test_dev_traffic_batches_pad_consecutive_sentences_to_their_longest() -> None:
+    lengths = [3, 5, 2, 7, 4]
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    batches = traffic_batches(400, 4, lengths, names, count=3)
+    # consecutive sentences, cycling: [3 5 2 7] [4 3 5 2] [7 4 3 5]
+    assert [b["input_ids"].shape for b in batches] == [(4, 7), (4, 5), (4, 7)]
+    assert batches[1]["attention_mask"].sum(axis=1).tolist() == [4, 3, 5, 2]
+    for b in batches:
+        assert ((b["input_ids"] == 0) == (b["attention_mask"] == 0)).all()  # [PAD] = 0 only
+        assert (b["input_ids"][b["attention_mask"] == 1] >= 5).all()  # no special tokens
+
+
+def test_worker_replays_dev_lengths(tiny_onnx: Path) -> None:
+    args = {
+        "model_path": str(tiny_onnx),
+        "engine": "onnxruntime",
+        "batch": 2,
+        "seq_len": "dev",
+        "lengths": [5, 9, 17, 3],
+        "threads": 1,
+        "warmup": 1,
+        "iters": 4,
+    }
+    proc = _worker(args)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["seq_len"] == "dev" and len(out["samples_ms"]) == 4
+    assert out["device"] == "cpu" and out["device_name"]
+
+
+@pytest.mark.parametrize(
+    ("engine", "extra", "message"),
+    [
+        ("onnxruntime", {"device": "cuda", "ort_provider": "cuda"}, "no CUDAExecutionProvider"),
+        ("onnxruntime", {"ort_provider": "tensorrt"}, "no TensorrtExecutionProvider"),
+        ("pytorch", {"device": "cuda", "precision": "fp16"}, "sees no CUDA device"),
+    ],
+)
+def test_worker_refuses_a_missing_gpu_engine_instead_of_falling_back(
+    engine: str, extra: dict[str, str], message: str, tiny_teacher_dir: Path, tiny_onnx: Path
+) -> None:
+    import onnxruntime
+    import torch
+
+    if (
+        torch.cuda.is_available()
+        or "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    ):
+        pytest.skip("this machine has a GPU engine: the refusal cannot be shown here")
+    path = tiny_onnx if engine == "onnxruntime" else tiny_teacher_dir
+    args = {
+        "model_path": str(path),
+        "engine": engine,
+        "batch": 1,
+        "seq_len": 8,
+        "threads": 1,
+        "warmup": 0,
+        "iters": 1,
+        **extra,
+    }
+    proc = _worker(args)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert message in proc.stderr
+
+
+def test_run_latency_sweeps_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, int]] = []
+
+    def fake(variant: Variant, args: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+        seen.append((variant.label, args["threads"]))
+        assert env["OMP_NUM_THREADS"] == str(args["threads"])
+        ms = (20.0 if variant.label == "A" else 5.0) / args["threads"]
+        return {
+            "batch": args["batch"],
+            "seq_len": args["seq_len"],
+            "threads": args["threads"],
+            "provider": "p",
+            "engine_version": "x",
+            "samples_ms": [ms],
+            "peak_rss_mb": 1.0,
+        }
+
+    monkeypatch.setattr(latency, "_run_worker", fake)
+    variants = [Variant("A", tmp_path, "pytorch"), Variant("B", tmp_path, "pytorch")]
+    results = run_latency(variants, batches=(1,), threads=[1, 2], rounds=1, progress=False)
+    assert seen == [("A", 1), ("B", 1), ("A", 2), ("B", 2)]
+    assert [(r["label"], r["threads"], r["p50_ms"]) for r in results] == [
+        ("A", 1, 20.0),
+        ("B", 1, 5.0),
+        ("A", 2, 10.0),
+        ("B", 2, 2.5),
+    ]
+    ratios = speedups(results, [("A", "B")])
+    assert [(r["threads"], r["ratio"]) for r in ratios] == [(1, 4.0), (2, 4.0)]
+    with pytest.raises(ValueError, match="lengths"):
+        run_latency(variants, seq_lens=("dev",), progress=False)

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import render_markdown, write_report
+from benchmarks.report import pareto_front, render_markdown, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SPEEDUP_CELL = "4.80\u00d7  (4.50\u20135.10)"  # escapes: ruff flags the look-alike characters
@@ -41,6 +41,7 @@ def _latency_result(label: str, engine: str, batch: int, p50: float) -> dict[str
         "round_p50s_ms": [p50, p50, p50],
         "throughput_per_s": batch * 1000.0 / p50,
         "peak_rss_mb": 512.0,
+        "samples_ms": [p50 * f for f in (0.9, 1.0, 1.0, 1.1, 1.5)],
     }
 
 
@@ -114,6 +115,7 @@ def full_report() -> dict[str, Any]:
                 {
                     "baseline": "teacher",
                     "candidate": "student_int8",
+                    "threads": 2,
                     "batch": 1,
                     "seq_len": 128,
                     "ratio": 4.8,
@@ -143,12 +145,12 @@ def test_markdown_numbers() -> None:
     assert md.startswith("# Compression report: demo\n")
     for accuracy in ("91.23%", "88.76%", "87.61%"):
         assert accuracy in md
-    assert f"| teacher | student_int8 | 1 | 128 | {SPEEDUP_CELL} |" in md
+    assert f"| teacher | student_int8 | 2 | 1 | 128 | {SPEEDUP_CELL} |" in md
     assert (
         "| student_onnx | onnx | 11.20 | — | 42.90 | 88.76% | 3.2e-06 (tol 1e-04) | 100.00% |" in md
     )
     assert "| 87.50% | ✗ (n=200) |" in md
-    assert "| teacher | pytorch | 1 | 128 | 12.00 | 13.20 | 15.60 | 83.3 | 512 |" in md
+    assert "| teacher | pytorch | 2 | 1 | 128 | 12.00 | 13.20 | 15.60 | 83.3 | 512 |" in md
     assert "Parity max \\|Δ\\|" in md  # a literal pipe would split the column
     assert "| 200 (best) | 0.4300 | 88.76% |" in md
     assert "Loss: 0.7100 → 0.4000 over 4 logged steps" in md
@@ -157,9 +159,14 @@ def test_markdown_numbers() -> None:
 
 def test_html_is_self_contained(tmp_path: Path) -> None:
     page = write_report(tmp_path, full_report())["html"].read_text(encoding="utf-8")
-    match = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert match is not None
-    assert base64.b64decode(match.group(1)).startswith(PNG_SIGNATURE)
+    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    # size bars, accuracy-vs-latency with its Pareto front, latency distribution
+    assert [alt for alt, _ in images] == [
+        "size on disk",
+        "dev accuracy vs p50 latency (batch 1)",
+        "latency distribution (batch 1)",
+    ]
+    assert all(base64.b64decode(data).startswith(PNG_SIGNATURE) for _, data in images)
     assert "<style>" in page and "<link" not in page and "<script" not in page
     assert not re.search(r'(src|href)="(?!data:)', page)
     assert "91.23%" in page and SPEEDUP_CELL in page
@@ -176,7 +183,7 @@ def test_missing_sections_still_render(tmp_path: Path) -> None:
     md = render_markdown(report)
     assert md.startswith("# Compression report\n")
     assert "| student | — | — | — | — | — | — | — |" in md
-    for title in ("Run", "Notes", "Latency", "Speed-ups", "Training"):
+    for title in ("Run", "Notes", "Latency (CPU, measured)", "Speed-ups", "Training"):
         assert f"## {title}\n\n—\n" in md
     page = write_report(tmp_path, report)["html"].read_text(encoding="utf-8")
     assert "data:image/png" not in page
@@ -190,3 +197,38 @@ def test_long_history_is_thinned_but_keeps_best() -> None:
     rows = re.findall(r"^\| \d+( \(best\))? \|", md, flags=re.MULTILINE)
     assert 20 <= len(rows) <= 21
     assert "| 42 (best) |" in md and "| 1 |" in md and "| 100 |" in md
+
+
+def test_pareto_front_keeps_only_unbeaten_models() -> None:
+    # (latency ms, accuracy %): the 9 ms / 85 % model is beaten by the 5 ms / 86 % one
+    points = [(12.0, 91.0), (5.0, 86.0), (9.0, 85.0), (2.5, 84.0), (4.0, 84.0)]
+    assert pareto_front(points) == [(2.5, 84.0), (5.0, 86.0), (12.0, 91.0)]
+
+
+def test_cuda_skip_and_arm_estimates_are_labelled() -> None:
+    report = full_report()
+    report["latency_cuda"] = {"target": "cuda", "mode": "skipped", "reason": "no GPU here"}
+    estimate = {"compute_bound_ms": 8.0, "memory_bound_ms": 1.0}
+    report["arm"] = {
+        "target": "arm",
+        "mode": "estimated",
+        "method": "roofline",
+        "profiles": {"raspberry-pi-4": {"name": "Pi 4", "sources": ["brief"], "assumed": ["eff"]}},
+        "estimates": [
+            {"label": "teacher ONNX", "profile": "raspberry-pi-4", "batch": 1, "seq_len": 128,
+             "threads": 4, "estimate_ms": 40.0, **estimate},
+            {"label": "student ONNX", "profile": "raspberry-pi-4", "batch": 1, "seq_len": 128,
+             "threads": 4, "estimate_ms": 16.0, **estimate},
+        ],
+        "calibration": [
+            {"label": "student ONNX", "batch": 1, "seq_len": 128, "estimate_ms": 4.0,
+             "measured_p50_ms": 5.0, "measured_over_estimate": 1.25, "host_sgemm_gflops": 90.0,
+             "host_copy_gbs": 20.0}
+        ],
+    }  # fmt: skip
+    md = render_markdown(report)
+    assert "## Latency (CUDA, measured)\n\n- Skipped: no GPU here" in md
+    assert "## ARM (estimated)" in md and "ESTIMATE, not a measurement" in md
+    assert "| raspberry-pi-4 | student ONNX | 4 | 1 | 128 | 16.00 | compute | 2.50\u00d7 |" in md
+    assert "estimate 4.00 ms, measured p50 5.00 ms (1.25\u00d7 the estimate)" in md
+    assert "raspberry-pi-4: Pi 4; sources: brief; assumed: eff" in md

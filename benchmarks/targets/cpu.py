@@ -1,0 +1,74 @@
+"""This machine's CPU: PyTorch eager (and torch.compile) against ONNX Runtime, every model in
+its own process, teacher and students interleaved, intra-op threads swept."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks.latency import Variant, run_latency, speedups
+from benchmarks.targets import Artifacts
+from compressor.recipe import BenchmarkConfig
+
+COMPILED = " torch.compile"
+
+
+def cpu_variants(arts: Artifacts, *, torch_compile: bool) -> list[Variant]:
+    variants = [
+        Variant("teacher PyTorch", arts.teacher_dir, "pytorch"),
+        Variant("teacher ONNX", arts.teacher_onnx, "onnxruntime"),
+        Variant("student PyTorch", arts.student_dir, "pytorch"),
+    ]
+    if arts.student_onnx is not None:
+        variants.append(Variant("student ONNX", arts.student_onnx, "onnxruntime"))
+    if arts.quantized is not None and arts.quantized_label:
+        variants.append(Variant(arts.quantized_label, arts.quantized, "onnxruntime"))
+    if torch_compile:
+        variants += [
+            Variant("teacher PyTorch" + COMPILED, arts.teacher_dir, "pytorch-compile"),
+            Variant("student PyTorch" + COMPILED, arts.student_dir, "pytorch-compile"),
+        ]
+    return variants
+
+
+def comparison_pairs(labels: set[str], quantized: str | None) -> list[tuple[str, str]]:
+    """What a user asks: what the student buys per engine, and what the export buys."""
+    wanted = [
+        ("teacher PyTorch", "student PyTorch"),
+        ("teacher PyTorch", "student ONNX"),
+        ("teacher ONNX", "student ONNX"),
+        ("teacher ONNX", quantized),
+        ("teacher PyTorch", quantized),
+        ("student PyTorch", "student ONNX"),
+        ("teacher PyTorch", "teacher PyTorch" + COMPILED),
+        ("student PyTorch", "student PyTorch" + COMPILED),
+    ]
+    return [(a, b) for a, b in wanted if a in labels and b in labels]
+
+
+def measure_cpu(
+    arts: Artifacts, cfg: BenchmarkConfig, *, cores: int, lengths: Sequence[int] | None
+) -> dict[str, Any]:
+    variants = cpu_variants(arts, torch_compile=cfg.torch_compile)
+    threads = cfg.thread_counts(cores)
+    results = run_latency(
+        variants,
+        batches=tuple(cfg.batches),
+        seq_lens=tuple(cfg.seq_lens),
+        threads=threads,
+        warmup=cfg.warmup,
+        iters=cfg.iters,
+        rounds=cfg.rounds,
+        lengths=lengths,
+    )
+    pairs = comparison_pairs({v.label for v in variants}, arts.quantized_label)
+    return {
+        "target": "cpu",
+        "mode": "measured",
+        "machine": platform.machine(),
+        "device_name": results[0].get("device_name") if results else None,
+        "threads": threads,
+        "results": results,
+        "speedups": speedups(results, pairs),
+    }
