@@ -304,12 +304,12 @@ def _prune(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, re
 
 
 def _prune_vocab(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
-    """Cut the student's vocabulary to the training text's tokens; every training sentence
-    must give the same logits before and after."""
+    """Cut the student's vocabulary to the training text's tokens; training sentences must
+    give the same logits before and after, or the student is left as it was."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from compressor.prune.vocab import prune_vocabulary
+    from compressor.prune.vocab import check_same_logits, prune_vocabulary
 
     model_dir = run.path / "model"
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
@@ -325,6 +325,7 @@ def _prune_vocab(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
     before, size_before = logits(tokenizer), _size_mb(model_dir)
     new_tokenizer, kept = prune_vocabulary(model, tokenizer, data.train.texts, data.train.pairs)
     diff = float((logits(new_tokenizer) - before).abs().max())
+    check_same_logits(diff, len(probe))
     with atomic.atomic_dir(model_dir) as tmp:
         model.save_pretrained(tmp)
         new_tokenizer.save_pretrained(tmp)

@@ -240,8 +240,11 @@ class PruneConfig(Strict):
         None,
         gt=0,
         lt=1,
-        description="Instead of heads / ffn: the fraction of non-embedding parameters to keep; "
-        "heads and FFN neurons are scaled by it alike.",
+        description="Instead of heads / ffn: the fraction of the model's non-embedding "
+        "parameters (all but the embedding tables) the cut model keeps, the hidden cut "
+        "included. With `hidden` the width is fixed first and heads and FFN neurons per layer "
+        "are solved for at that width (the same fraction of each, heads rounded, FFN making "
+        "up the rest), landing within half an FFN neuron per layer of the budget.",
     )
     head_scope: Literal["layer", "global"] = Field(
         "layer",

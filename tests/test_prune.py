@@ -22,11 +22,12 @@ from transformers import (
 from compressor.distill.objective import DistillObjective
 from compressor.distill.trainer import train
 from compressor.errors import UserError
+from compressor.models import count_parameters
 from compressor.prune.importance import IMPORTANCE
 from compressor.prune.pruner import Pruner, targets
 from compressor.prune.schedule import cubic_progress, is_pruning_step, kept_count
 from compressor.prune.shrink import shrink
-from compressor.prune.units import UnitMasks, layout_of, sensitivity
+from compressor.prune.units import UnitMasks, layout_of, non_embedding_parameters, sensitivity
 from compressor.recipe import DistillConfig, PruneConfig, TrainConfig
 from tests.test_trainer import Interrupt, _no_dropout, _splits
 
@@ -89,7 +90,9 @@ def test_cut_model_computes_what_the_masked_model_did(
     with masks.applied(layout):
         masked = model(**inputs).logits
     assert (masked - full).abs().max() > 1e-2  # the masks do change the model
+    counted = non_embedding_parameters(layout, hidden=24, heads=2 + 1 + 3, ffn=3 * 40)
     shrink(model, layout, masks)
+    assert count_parameters(model, embeddings=False) == counted
     cut = model(**inputs).logits
     torch.testing.assert_close(cut, masked, rtol=0, atol=1e-5)
     config = model.config
@@ -150,7 +153,9 @@ def test_importance_criteria_on_known_sequences() -> None:
 
 def test_targets_from_the_recipe_and_their_errors() -> None:
     layout = layout_of(_model())
-    assert targets(PruneConfig(budget=0.5), layout) == {"heads": 2, "ffn": 32}
+    # half of 26,787 non-embedding weights: 2 heads (3,144 a head in every layer) and 28
+    # FFN neurons (195 a neuron in every layer) over the 1,731 of biases, norms and pooler
+    assert targets(PruneConfig(budget=0.5), layout) == {"heads": 2, "ffn": 28}
     # hidden 16 holds 2 heads of 8: the head target follows it
     assert targets(PruneConfig(hidden=16), layout) == {"heads": 2, "hidden": 16}
     with pytest.raises(UserError, match="not a multiple of the head size 8"):
@@ -159,6 +164,47 @@ def test_targets_from_the_recipe_and_their_errors() -> None:
         targets(PruneConfig(hidden=16, heads=3), layout)
     with pytest.raises(UserError, match="exceeds the model's 64"):
         targets(PruneConfig(ffn=100), layout)
+
+
+@pytest.mark.parametrize(
+    ("budget", "hidden", "scope"),
+    [
+        (0.5, None, "layer"),
+        (0.3, None, "layer"),
+        (0.8, None, "global"),
+        (0.6, 24, "layer"),
+        (0.3, 16, "layer"),
+        (0.2, 16, "global"),
+    ],
+)
+def test_budget_is_the_cut_models_share_of_non_embedding_parameters(
+    budget: float, hidden: int | None, scope: str
+) -> None:
+    model = _model()
+    original = count_parameters(model, embeddings=False)
+    layout = layout_of(model)
+    pruner = Pruner(layout, PruneConfig(budget=budget, hidden=hidden, head_scope=scope), 10)
+    with pruner.masks.applied(layout):
+        model(**_inputs(), labels=torch.tensor([0, 1, 2, 1])).loss.backward()
+    pruner.after_backward()
+    pruner.prune_to(1.0)
+    remaining = pruner.remaining_fraction()
+    shrink(model, layout, pruner.masks)
+    cut = count_parameters(model, embeddings=False)
+    width = hidden or 32
+    neuron_in_every_layer = 3 * (2 * width + 1)  # the finest unit the solve can move by
+    assert abs(cut - budget * original) <= neuron_in_every_layer / 2
+    assert remaining == pytest.approx(cut / original)
+    assert model.config.hidden_size == width
+
+
+def test_budget_out_of_reach_at_the_hidden_width_is_refused() -> None:
+    layout = layout_of(_model())
+    # at width 16 (2 heads of 8) the most that fits is 2 heads and all 64 FFN neurons: 38 %
+    with pytest.raises(UserError, match=r"out of reach at hidden width 16: .* and 37.9%"):
+        targets(PruneConfig(budget=0.5, hidden=16), layout)
+    with pytest.raises(UserError, match="out of reach at hidden width 16"):
+        targets(PruneConfig(budget=0.01, hidden=16), layout)
 
 
 def _run_pruner(model, cfg: PruneConfig, total: int) -> tuple[Pruner, list[dict]]:
@@ -192,8 +238,10 @@ def test_pruner_follows_the_cubic_schedule_and_never_revives_a_unit(scope: str) 
     final = pruner.masks.kept()
     assert final["ffn"] == [16, 16, 16] and final["hidden"] == 16
     assert sum(final["heads"]) == 3 and min(final["heads"]) >= 1
+    layout = pruner.layout
     assert pruner.trace[-1]["remaining"] == pytest.approx(
-        16 * (4 * 3 * 8 + 2 * 48) / (3 * 32 * (4 * 32 + 2 * 64))
+        non_embedding_parameters(layout, 16, 3, 48) / non_embedding_parameters(layout, 32, 12, 192),
+        abs=1e-5,
     )
 
 

@@ -17,7 +17,7 @@ import torch
 from compressor.errors import UserError
 from compressor.prune.importance import IMPORTANCE
 from compressor.prune.schedule import cubic_progress, is_pruning_step, kept_count
-from compressor.prune.units import Layout, UnitMasks, sensitivity
+from compressor.prune.units import Layout, UnitMasks, non_embedding_parameters, sensitivity
 from compressor.recipe import PruneConfig
 
 
@@ -29,13 +29,6 @@ def targets(cfg: PruneConfig, layout: Layout) -> dict[str, int]:
     """
     sizes = layout.sizes()
     wanted: dict[str, int] = {}
-    if cfg.budget is not None:
-        wanted["heads"] = max(1, round(cfg.budget * layout.num_heads))
-        wanted["ffn"] = max(1, round(cfg.budget * layout.ffn))
-    if cfg.heads is not None:
-        wanted["heads"] = cfg.heads
-    if cfg.ffn is not None:
-        wanted["ffn"] = cfg.ffn
     if cfg.hidden is not None:
         if cfg.hidden % layout.head_dim:
             nearest = max(layout.head_dim, cfg.hidden // layout.head_dim * layout.head_dim)
@@ -43,21 +36,63 @@ def targets(cfg: PruneConfig, layout: Layout) -> dict[str, int]:
                 f"prune.hidden {cfg.hidden} is not a multiple of the head size "
                 f"{layout.head_dim} — pick e.g. {nearest}"
             )
-        cap = cfg.hidden // layout.head_dim
-        if wanted.get("heads", layout.num_heads) > cap:
-            if cfg.heads is not None:
-                raise UserError(
-                    f"prune.heads {cfg.heads} does not fit hidden width {cfg.hidden}: at head "
-                    f"size {layout.head_dim} a layer holds at most {cap} heads — lower heads"
-                )
-            wanted["heads"] = cap
+        if cfg.hidden > layout.hidden:
+            raise UserError(
+                f"prune target hidden={cfg.hidden} exceeds the model's {layout.hidden} — lower it"
+            )
         wanted["hidden"] = cfg.hidden
+    width = wanted.get("hidden", layout.hidden)
+    cap = width // layout.head_dim
+    if cfg.budget is not None:
+        wanted["heads"], wanted["ffn"] = budget_sizes(cfg.budget, layout, width)
+    if cfg.heads is not None:
+        wanted["heads"] = cfg.heads
+    if cfg.ffn is not None:
+        wanted["ffn"] = cfg.ffn
+    if wanted.get("heads", layout.num_heads) > cap:
+        if cfg.heads is not None:
+            raise UserError(
+                f"prune.heads {cfg.heads} does not fit hidden width {width}: at head "
+                f"size {layout.head_dim} a layer holds at most {cap} heads — lower heads"
+            )
+        wanted["heads"] = cap
     for kind, size in wanted.items():
         if size > sizes[kind]:
             raise UserError(
                 f"prune target {kind}={size} exceeds the model's {sizes[kind]} — lower it"
             )
     return {kind: size for kind, size in wanted.items() if size < sizes[kind]}
+
+
+def budget_sizes(budget: float, layout: Layout, hidden: int) -> tuple[int, int]:
+    """Heads and FFN neurons per layer that keep `budget` of the model's non-embedding
+    parameters once it is also cut to width `hidden`.
+
+    The width cut is given, so only heads and FFN are solved for: both at the fraction
+    that lands on the budget, then the heads rounded (at most the width's cap) and the FFN
+    count solved again for what the rounded heads left, so the result misses the budget by
+    at most half an FFN neuron in every layer. Head counts nearest that fraction are tried
+    first; if none leaves 1..ffn neurons, the budget is out of reach at this width.
+    """
+    n = len(layout.layers)
+    full = non_embedding_parameters(layout, layout.hidden, n * layout.num_heads, n * layout.ffn)
+    fixed = non_embedding_parameters(layout, hidden, 0, 0)
+    per_head = non_embedding_parameters(layout, hidden, n, 0) - fixed  # one in every layer
+    per_neuron = non_embedding_parameters(layout, hidden, 0, n) - fixed
+    goal = budget * full - fixed
+    cap = min(layout.num_heads, hidden // layout.head_dim)
+    fraction = goal / (layout.num_heads * per_head + layout.ffn * per_neuron)
+    for heads in sorted(range(1, cap + 1), key=lambda h: abs(h - fraction * layout.num_heads)):
+        ffn = round((goal - heads * per_head) / per_neuron)
+        if 1 <= ffn <= layout.ffn:
+            return heads, ffn
+    least = (fixed + per_head + per_neuron) / full
+    most = (fixed + cap * per_head + layout.ffn * per_neuron) / full
+    raise UserError(
+        f"prune.budget {budget:g} is out of reach at hidden width {hidden}: cut to that width "
+        f"the model keeps between {least:.1%} and {most:.1%} of its non-embedding parameters "
+        "— pick a budget in that range, or change prune.hidden"
+    )
 
 
 class Pruner:
@@ -125,16 +160,16 @@ class Pruner:
             mask.mul_(new)
 
     def remaining_fraction(self) -> float:
-        """Non-embedding parameters of the masked model over the unmasked one's (weights of
-        attention and FFN matrices, which dominate)."""
+        """Non-embedding parameters of the masked model over the unmasked one's: the cut
+        model's share, the measure `prune.budget` is given in."""
         layout = self.layout
         n = len(layout.layers)
         kept = self.masks.masks
-        hidden = kept["hidden"].sum().item() if "hidden" in kept else layout.hidden
-        heads = kept["heads"].sum().item() if "heads" in kept else n * layout.num_heads
-        ffn = kept["ffn"].sum().item() if "ffn" in kept else n * layout.ffn
-        full = n * layout.hidden * (4 * layout.num_heads * layout.head_dim + 2 * layout.ffn)
-        return hidden * (4 * heads * layout.head_dim + 2 * ffn) / full
+        hidden = int(kept["hidden"].sum()) if "hidden" in kept else layout.hidden
+        heads = int(kept["heads"].sum()) if "heads" in kept else n * layout.num_heads
+        ffn = int(kept["ffn"].sum()) if "ffn" in kept else n * layout.ffn
+        full = non_embedding_parameters(layout, layout.hidden, n * layout.num_heads, n * layout.ffn)
+        return non_embedding_parameters(layout, hidden, heads, ffn) / full
 
     def state_dict(self) -> dict:
         return {

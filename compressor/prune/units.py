@@ -94,6 +94,40 @@ def layout_of(model: PreTrainedModel) -> Layout:
     )
 
 
+def _has_bias(linear: nn.Linear) -> int:
+    return int(linear.bias is not None)
+
+
+def _norm_vectors(norm: nn.LayerNorm) -> int:
+    """How many width-long vectors a LayerNorm holds (weight and bias, when present)."""
+    return int(norm.weight is not None) + int(norm.bias is not None)
+
+
+def non_embedding_parameters(layout: Layout, hidden: int, heads: int, ffn: int) -> int:
+    """What `count_parameters(model, embeddings=False)` will report once the model is cut
+    to width `hidden` with `heads` attention heads and `ffn` FFN neurons in all (summed over
+    layers, so per-layer counts may differ). Read off the layout, not off a cut copy, so a
+    budget can be solved for before anything is removed; at a fixed width it is linear in
+    `heads` and `ffn`, which is what the solve relies on."""
+    first = layout.layers[0]
+    attn = first.attention
+    qkv_bias = sum(_has_bias(m) for m in (attn.self.query, attn.self.key, attn.self.value))
+    per_head = layout.head_dim * (4 * hidden + qkv_bias)
+    per_neuron = 2 * hidden + _has_bias(first.intermediate.dense)
+    per_layer = hidden * (
+        _has_bias(attn.output.dense)
+        + _has_bias(first.output.dense)
+        + _norm_vectors(attn.output.LayerNorm)
+        + _norm_vectors(first.output.LayerNorm)
+    )
+    head = sum(hidden * (hidden + _has_bias(dense)) for dense in layout.square)
+    head += sum(hidden * _norm_vectors(norm) for norm in layout.head_norms)
+    out = layout.out
+    # a decoder tied to the word embeddings is counted there: only its bias is left here
+    head += out.out_features * (_has_bias(out) + (0 if layout.out_tied else hidden))
+    return heads * per_head + ffn * per_neuron + len(layout.layers) * per_layer + head
+
+
 def _saliency(param: torch.Tensor) -> torch.Tensor:
     """|theta * grad| elementwise (zeros before the first backward)."""
     if param.grad is None:

@@ -19,6 +19,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from compressor.errors import UserError
 
+# The kept rows are copied, not recomputed: the same tokens give bit-identical logits, so
+# anything above float noise means some sentence now encodes to other tokens.
+SAME_LOGITS_TOLERANCE = 1e-4
+
 
 def used_token_ids(
     tokenizer: PreTrainedTokenizerBase, texts: list[str], pairs: list[str] | None
@@ -77,3 +81,16 @@ def prune_vocabulary(
     model.config.vocab_size = len(keep)
     model.config.pad_token_id = pad
     return new_tokenizer, {"vocab_before": old.num_embeddings, "vocab_after": len(keep)}
+
+
+def check_same_logits(max_abs_diff: float, sentences: int) -> None:
+    """Refuse a cut vocabulary under which the training text no longer gives the model's
+    logits: the rebuilt tokenizer split some sentence differently, and shipping it would
+    change predictions silently."""
+    if max_abs_diff > SAME_LOGITS_TOLERANCE:
+        raise UserError(
+            f"vocabulary pruning changed the logits of {sentences} training sentences by up to "
+            f"{max_abs_diff:.2e} (tolerance {SAME_LOGITS_TOLERANCE:g}): the rebuilt tokenizer "
+            "does not encode them as before, so the student was left uncut — set vocab.prune: "
+            "false (drop --prune-vocab)"
+        )
