@@ -1,26 +1,34 @@
 """HomoDistil against same-size baselines on one teacher, data and step budget.
 
 `make bench-prune` runs this on the demo teacher (all-MiniLM-L6-v2 fine-tuned on SST-2) at
-three sizes, about 1/2, 1/3 and 1/4 of the teacher's non-embedding weights:
+the issue's sizes, about 1/2 and 1/4 of the teacher's non-embedding weights (`--sizes`
+adds 'third', about 1/3):
 
 - HomoDistil: `recipes/homodistil.yaml`'s method (prune while distilling, cubic schedule);
-- one-shot: the same loss and steps, but every unit is cut at once after a short scoring
-  phase (importance accumulated over the first 5 % of the steps), then distilled;
+- one-shot + fine-tuning: the classic baseline, every unit cut at once after a short
+  scoring phase (importance accumulated over the first 5 % of the steps), then trained on
+  the hard labels alone (alpha 0, no intermediate terms): no teacher in the loss;
+- one-shot + distillation: the same cut, then HomoDistil's loss, so that the iterative
+  schedule is the only difference from HomoDistil;
 - layer dropping + KD: a shallower student cut from teacher layers, KD + hidden MSE (the
-  distillation library's default), 3 layers for 1/2, 2 layers for 1/3 and (the nearest
-  larger) for 1/4.
+  distillation library's default): 3 layers for 1/2, 2 for 1/3, and both 1 and 2 layers
+  for 1/4, which lies between them (MiniLM-L6: 1 layer keeps 18 %, 2 layers 34 %, the
+  1/4 cut 26 %), so neither row alone flatters or handicaps the comparison.
 
-All three train 400 steps of 32 on the same 12,800 sentences with the same loss (KD at T 2,
-alpha 0.5, plus hidden-state MSE) and learning rate (2e-4), so the method is what differs.
-Every run is a run folder under OUT (resumable); the students and the teacher are then
-exported to ONNX and timed in one interleaved run, so the latency ratios share a machine
-state. Writes `table.md`, `table.json` and `gap.png` (the prediction gap while pruning).
+All train 400 steps of 32 on the same 12,800 sentences at the same learning rate (2e-4);
+the distilled ones share one loss (KD at T 2, alpha 0.5, plus hidden-state MSE), so the
+method is what differs. Every run is a run folder under OUT (resumable); the students whose
+ONNX export passed parity and the teacher, exported and parity-checked the same way, are
+timed in one interleaved run, so the latency ratios share a machine state. A student whose
+export failed parity is listed as failed and not timed. Writes `table.md`, `table.json`
+and `gap.png` (the prediction gap while pruning).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -28,8 +36,9 @@ from matplotlib.figure import Figure
 
 from benchmarks.report import EN_DASH, TIMES
 from compressor import atomic
+from compressor.errors import UserError
 from compressor.pipeline import compress
-from compressor.recipe import load_recipe
+from compressor.recipe import Recipe, load_recipe
 from compressor.runfolder import RunFolder
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -49,89 +58,162 @@ SIZES = {
     "third": {"prune.hidden": 256, "prune.heads": 6, "prune.ffn": 768},
     "quarter": {"prune.hidden": 256, "prune.heads": 6, "prune.ffn": 512},
 }
-# the layer-dropping student of the same (or nearest larger) size
-LAYERS = {"half": 3, "third": 2, "quarter": 2}
+DEFAULT_SIZES = ("half", "quarter")
+# layer-dropping students of the same size, or the nearest on each side of it
+LAYERS = {"half": (3,), "third": (2,), "quarter": (1, 2)}
 ONE_SHOT = {"prune.begin": 0.05, "prune.end": 0.0525}
+HARD_LABELS_ONLY = {"prune.distill.alpha": 0.0, "prune.distill.intermediate": []}
+TEACHER_OPSET = 18
 
 
-def recipes(size: str, seed: int) -> dict[str, tuple[str, object]]:
-    """method -> (label, recipe) at one size."""
+@dataclass
+class Contender:
+    """One method at one size: its table label, recipe and run folder (relative to OUT)."""
+
+    label: str
+    recipe: Recipe
+    folder: str
+
+
+def recipes(size: str, seed: int) -> dict[str, Contender]:
+    """method -> contender at one size. A layer-dropping run serves every size it is
+    compared at, so it is filed by depth."""
     homodistil = {**SHARED, **SIZES[size], "prune.train.max_steps": STEPS,
                   "prune.train.seed": seed}  # fmt: skip
-    layers = {**SHARED, "student.layers": LAYERS[size], "train.lr": 2e-4, "train.seed": seed}
+    one_shot = {**homodistil, **ONE_SHOT}
     recipe = RECIPES / "homodistil.yaml"
-    return {
-        "homodistil": ("HomoDistil (iterative, cubic)", load_recipe(recipe, homodistil)),
-        "one_shot": ("one-shot pruning + distillation",
-                     load_recipe(recipe, {**homodistil, **ONE_SHOT})),
-        "layer_drop": (f"layer dropping ({LAYERS[size]} layers) + KD", load_recipe(None, layers)),
+    methods = {
+        "homodistil": Contender("HomoDistil (iterative, cubic)", load_recipe(recipe, homodistil),
+                                f"{size}/homodistil"),
+        "one_shot_ft": Contender("one-shot pruning + fine-tuning (hard labels)",
+                                 load_recipe(recipe, {**one_shot, **HARD_LABELS_ONLY}),
+                                 f"{size}/one_shot_ft"),
+        "one_shot": Contender("one-shot pruning + distillation", load_recipe(recipe, one_shot),
+                              f"{size}/one_shot"),
     }  # fmt: skip
+    for depth in LAYERS[size]:
+        layers = {**SHARED, "student.layers": depth, "train.lr": 2e-4, "train.seed": seed}
+        methods[f"layer_drop_{depth}"] = Contender(
+            f"layer dropping ({depth} layer{'s' * (depth > 1)}) + KD",
+            load_recipe(None, layers),
+            f"layers-{depth}",
+        )
+    return methods
 
 
-def run_dir(out: Path, size: str, method: str) -> Path:
-    """A layer-dropping run serves every size it matches, so it is filed by depth."""
-    return out / f"layers-{LAYERS[size]}" if method == "layer_drop" else out / size / method
+def contenders(sizes: list[str], seed: int) -> list[tuple[str, str, Contender]]:
+    """(size, method, contender) of every row, in table order."""
+    return [(size, method, c) for size in sizes for method, c in recipes(size, seed).items()]
 
 
-def run_all(teacher: str, out: Path, seed: int) -> None:
-    for size in SIZES:
-        for method, (_label, recipe) in recipes(size, seed).items():
-            folder = run_dir(out, size, method)
-            started = (folder / "state.json").is_file()
-            if not started or not RunFolder.open(folder).done("evaluate"):
-                compress(teacher, recipe, folder, overwrite=False, resume=started,
-                         skip_benchmark=True)  # fmt: skip
+def export_failure(folder: Path) -> str | None:
+    """Why a run's student must not be timed (its ONNX file missing or not matching its
+    PyTorch model), or None when its export passed parity."""
+    export = RunFolder.open(folder).result("export")
+    if not export:
+        return "no ONNX file (export failed or did not run)"
+    parity = export["parity"]
+    if not parity["passed"]:
+        return (f"ONNX failed parity (max |logit diff| {parity['max_abs_diff']:.2e}, "
+                f"argmax agreement {parity['argmax_agreement']:.1%})")  # fmt: skip
+    return None
 
 
-def latency(teacher: str, out: Path, threads: int) -> dict:
-    """Teacher and every student as ONNX, timed in one interleaved run."""
-    from benchmarks.latency import Variant, run_latency, speedups
+def run_all(teacher: str, out: Path, seed: int, sizes: list[str]) -> None:
+    """Train, export and evaluate every run not yet evaluated. An export refused for failing
+    parity is left recorded in its folder (the row is marked failed); any other error stops."""
+    runs = {c.folder: c.recipe for _size, _method, c in contenders(sizes, seed)}
+    for name, recipe in runs.items():
+        folder = out / name
+        started = (folder / "state.json").is_file()
+        if started and RunFolder.open(folder).done("evaluate"):
+            continue
+        try:
+            compress(teacher, recipe, folder, overwrite=False, resume=started,
+                     skip_benchmark=True)  # fmt: skip
+        except UserError as error:
+            if not _export_refused(folder):
+                raise
+            print(f"{name}: {error}")
+
+
+def _export_refused(folder: Path) -> bool:
+    """The run trained its student but has no export: the export stage is what refused."""
+    if not (folder / "state.json").is_file():
+        return False
+    run = RunFolder.open(folder)
+    return (run.done("prune") or run.done("distill")) and not run.done("export")
+
+
+def teacher_onnx(teacher: str, out: Path, recipe: Recipe) -> Path:
+    """The teacher as ONNX, held to the students' parity gate (same dev sentences and
+    tolerance) on every call: a speed-up measured against a teacher file that computes
+    something else would mean nothing."""
+    from compressor.data import load_task_data
     from compressor.models import resolve_model_dir
     from exporters.onnx import export_onnx
+    from exporters.parity import check_parity
 
-    teacher_onnx = out / "teacher_onnx" / "model.onnx"
-    if not teacher_onnx.is_file():
-        export_onnx(Path(resolve_model_dir(teacher)), teacher_onnx.parent, opset=18)
-    variants = [Variant("teacher", teacher_onnx, "onnxruntime")]
-    folders = dict.fromkeys(run_dir(out, size, m) for size in SIZES for m in recipes(size, 0))
-    for folder in folders:
-        label = str(folder.relative_to(out))
-        variants.append(Variant(label, folder / "onnx" / "model.onnx", "onnxruntime"))
+    model_dir = Path(resolve_model_dir(teacher))
+    path = out / "teacher_onnx" / "model.onnx"
+    if not path.is_file():
+        path = export_onnx(model_dir, path.parent, opset=TEACHER_OPSET)
+    probe = load_task_data(recipe.data).dev.take(recipe.export.parity_samples)
+    parity = check_parity(model_dir, path, probe.texts, probe.pairs,
+                          tolerance=recipe.export.parity_tolerance,
+                          max_length=recipe.data.max_length)  # fmt: skip
+    if not parity.passed:
+        raise UserError(
+            f"the teacher's ONNX file {path} does not match its PyTorch model on {parity.n} "
+            f"dev sentences (max |logit diff| {parity.max_abs_diff:.2e}, tolerance "
+            f"{parity.tolerance:g}, argmax agreement {parity.argmax_agreement:.1%}) — nothing "
+            f"was timed; delete {path.parent} to re-export it"
+        )
+    return path
+
+
+def latency(teacher: str, out: Path, threads: int, sizes: list[str], seed: int) -> dict:
+    """Teacher and every student whose export passed parity, as ONNX, timed in one
+    interleaved run."""
+    from benchmarks.latency import Variant, run_latency, speedups
+
+    rows = contenders(sizes, seed)
+    reference = teacher_onnx(teacher, out, rows[0][2].recipe)
+    variants = [Variant("teacher", reference, "onnxruntime")]
+    for name in dict.fromkeys(c.folder for _size, _method, c in rows):
+        if export_failure(out / name) is None:
+            variants.append(Variant(name, out / name / "onnx" / "model.onnx", "onnxruntime"))
     results = run_latency(variants, batches=(1, 32), seq_lens=(128,), threads=threads,
                           warmup=5, iters=20, rounds=3)  # fmt: skip
     pairs = [("teacher", v.label) for v in variants[1:]]
     return {"results": results, "speedups": speedups(results, pairs), "threads": threads}
 
 
-def rows(out: Path, seed: int, timing: dict) -> list[dict]:
+def rows(out: Path, seed: int, sizes: list[str], timing: dict) -> list[dict]:
     table = []
-    for size in SIZES:
-        for method, (label, _recipe) in recipes(size, seed).items():
-            folder = run_dir(out, size, method)
-            run = RunFolder.open(folder)
-            trained = run.result("prune") or run.result("distill")
-            accs = run.result("evaluate")["dev_accuracy"]
-            ratio = {
-                s["batch"]: s
-                for s in timing["speedups"]
-                if s["candidate"] == str(folder.relative_to(out))
-            }  # fmt: skip
-            table.append({
-                "size": size,
-                "method": method,
-                "label": label,
-                "dev_accuracy": accs["student"],
-                "teacher_dev_accuracy": accs["teacher"],
-                "non_embedding_parameters": trained["student_non_embedding_parameters"],
-                "teacher_non_embedding_parameters": trained["teacher_non_embedding_parameters"],
-                "parameters": trained["student_parameters"],
-                "speedup_batch1": ratio.get(1),
-                "speedup_batch32": ratio.get(32),
-                "architecture": (run.result("prune") or {}).get("architecture"),
-                "gap": [(t["step"], t["probe_kl"])
-                        for t in (run.result("prune") or {}).get("trace", [])
-                        if "probe_kl" in t],
-            })  # fmt: skip
+    for size, method, contender in contenders(sizes, seed):
+        folder = out / contender.folder
+        run = RunFolder.open(folder)
+        trained = run.result("prune") or run.result("distill")
+        accs = run.result("evaluate").get("dev_accuracy", {})
+        ratio = {s["batch"]: s for s in timing["speedups"] if s["candidate"] == contender.folder}
+        table.append({
+            "size": size,
+            "method": method,
+            "label": contender.label,
+            "failed": export_failure(folder),
+            "dev_accuracy": accs.get("student"),
+            "teacher_dev_accuracy": accs.get("teacher"),
+            "non_embedding_parameters": trained["student_non_embedding_parameters"],
+            "teacher_non_embedding_parameters": trained["teacher_non_embedding_parameters"],
+            "parameters": trained["student_parameters"],
+            "speedup_batch1": ratio.get(1),
+            "speedup_batch32": ratio.get(32),
+            "architecture": (run.result("prune") or {}).get("architecture"),
+            "gap": [(t["step"], t["probe_kl"])
+                    for t in (run.result("prune") or {}).get("trace", [])
+                    if "probe_kl" in t],
+        })  # fmt: skip
     return table
 
 
@@ -142,7 +224,7 @@ def gap_plot(table: list[dict]) -> bytes:
     for row in table:
         if row["gap"]:
             steps, kl = zip(*row["gap"], strict=True)
-            style = "-" if row["method"] == "homodistil" else "--"
+            style = {"homodistil": "-", "one_shot": "--"}.get(row["method"], ":")
             ax.plot(steps, kl, style, label=f"{row['size']}: {row['label']}")
     ax.set_yscale("symlog", linthresh=1e-3)
     ax.set_xlabel("step")
@@ -165,11 +247,18 @@ def write_table(out: Path, table: list[dict], timing: dict) -> None:
             return "—"
         return f"{s['ratio']:.2f}{TIMES} ({s['ratio_min']:.2f}{EN_DASH}{s['ratio_max']:.2f})"
 
+    def percent(accuracy: float | None) -> str:
+        return "—" if accuracy is None else f"{accuracy * 100:.2f}"
+
+    teacher_accuracy = next(
+        (r["teacher_dev_accuracy"] for r in table if r["teacher_dev_accuracy"] is not None), None
+    )
     lines = [
-        f"Teacher dev accuracy {table[0]['teacher_dev_accuracy'] * 100:.2f} %, "
+        f"Teacher dev accuracy {percent(teacher_accuracy)} %, "
         f"{table[0]['teacher_non_embedding_parameters'] / 1e6:.2f} M non-embedding parameters. "
         f"ONNX Runtime CPU, {timing['threads']} threads, seq 128; speed-up = teacher p50 / "
-        f"student p50, median of paired rounds (min{EN_DASH}max).",
+        f"student p50, median of paired rounds (min{EN_DASH}max). Teacher and students are "
+        "timed only when their ONNX file passed parity with PyTorch.",
         "",
         "| size | method | dev acc % | non-emb params (M) | of teacher | all params (M) "
         "| architecture | speed-up b1 | speed-up b32 | max gap KL |",
@@ -180,13 +269,17 @@ def write_table(out: Path, table: list[dict], timing: dict) -> None:
         shape = (f"hidden {arch['hidden_size']}, FFN {arch['intermediate_size']}, heads "
                  f"{arch['heads_per_layer'][0]}") if arch else "—"  # fmt: skip
         gap = max((kl for _s, kl in r["gap"]), default=None)
+        speed = ("failed: not timed",) * 2 if r["failed"] else (
+            ratio(r["speedup_batch1"]), ratio(r["speedup_batch32"]))  # fmt: skip
         lines.append(
-            f"| {r['size']} | {r['label']} | {r['dev_accuracy'] * 100:.2f} | "
+            f"| {r['size']} | {r['label']} | {percent(r['dev_accuracy'])} | "
             f"{r['non_embedding_parameters'] / 1e6:.2f} | "
             f"{r['non_embedding_parameters'] / r['teacher_non_embedding_parameters']:.0%} | "
-            f"{r['parameters'] / 1e6:.2f} | {shape} | {ratio(r['speedup_batch1'])} | "
-            f"{ratio(r['speedup_batch32'])} | {'—' if gap is None else f'{gap:.4f}'} |"
+            f"{r['parameters'] / 1e6:.2f} | {shape} | {speed[0]} | {speed[1]} | "
+            f"{'—' if gap is None else f'{gap:.4f}'} |"
         )
+    failed = {(r["label"], r["failed"]) for r in table if r["failed"]}
+    lines += ["", *(f"- {label}: {why}" for label, why in sorted(failed))] if failed else []
     atomic.write_text(out / "table.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -197,10 +290,17 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        choices=list(SIZES),
+        default=list(DEFAULT_SIZES),
+        help="sizes to compare (default: the issue's 1/2 and 1/4; 'third' adds three runs)",
+    )
     args = parser.parse_args()
-    run_all(args.teacher, args.out, args.seed)
-    timing = latency(args.teacher, args.out, args.threads)
-    write_table(args.out, rows(args.out, args.seed, timing), timing)
+    run_all(args.teacher, args.out, args.seed, args.sizes)
+    timing = latency(args.teacher, args.out, args.threads, args.sizes, args.seed)
+    write_table(args.out, rows(args.out, args.seed, args.sizes, timing), timing)
 
 
 if __name__ == "__main__":
