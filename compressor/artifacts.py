@@ -4,6 +4,7 @@ PyTorch, int8 quantization with its agreement measured. `compress` and the singl
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from compressor.data import Split, load_task_data
@@ -22,8 +23,12 @@ def export_checked(
     max_length: int,
     recipe_hash: str,
 ) -> dict:
-    """Export to ONNX, compare logits with PyTorch on `probe`, record both in the manifest."""
-    from exporters.manifest import update_manifest
+    """Export to ONNX, compare logits with PyTorch on `probe`, record both in the manifest.
+
+    An export that fails parity computes something else than the model it came from, so its
+    folder is deleted and a UserError raised: no later stage may quantize, time or ship it.
+    """
+    from exporters.manifest import record_companions, update_manifest
     from exporters.onnx import export_onnx
     from exporters.parity import check_parity
 
@@ -31,14 +36,48 @@ def export_checked(
     parity = check_parity(
         model_dir, onnx_path, probe.texts, probe.pairs, tolerance=tolerance, max_length=max_length
     )
+    if not parity.passed:
+        shutil.rmtree(onnx_path.parent)
+        raise UserError(
+            f"the ONNX export of {model_dir} does not match PyTorch on {parity.n} dev sentences "
+            f"(max |logit difference| {parity.max_abs_diff:.2e}, tolerance {tolerance:g}; "
+            f"argmax agreement {parity.argmax_agreement:.1%}) and was removed — try another "
+            "opset (export.opset / --opset), or raise the tolerance if the gap is rounding noise"
+        )
+    tokenizer_files = record_companions(onnx_path.parent, recipe_hash=recipe_hash)
     update_manifest(
         onnx_path.parent,
         onnx_path.name,
         source_model=str(model_dir),
         recipe_hash=recipe_hash,
         parity=parity.to_dict(),
+        tokenizer_files=tokenizer_files,
     )
-    return {"path": str(onnx_path), "parity": parity.to_dict()}
+    return {"path": str(onnx_path), "parity": parity.to_dict(), "tokenizer_files": tokenizer_files}
+
+
+def export_teacher_checked(
+    teacher_dir: Path,
+    out_dir: Path,
+    probe_split: Split,
+    *,
+    opset: int,
+    max_length: int,
+    recipe_hash: str,
+    tolerance: float = 1e-3,
+) -> Path:
+    """The teacher's ONNX file for the latency comparison, held to the student's parity gate:
+    a speed-up measured against a wrong teacher file would mean nothing."""
+    result = export_checked(
+        teacher_dir,
+        out_dir,
+        probe_split,
+        opset=opset,
+        tolerance=tolerance,
+        max_length=max_length,
+        recipe_hash=recipe_hash,
+    )
+    return Path(result["path"])
 
 
 def optimize_checked(
@@ -63,21 +102,32 @@ def optimize_checked(
     return {"path": str(target), "fused": fused, "parity": parity.to_dict()}
 
 
-def ort_format_checked(files: list[Path], probe: Split, *, max_length: int) -> list:
+def ort_format_checked(
+    files: list[Path], probe: Split, *, max_length: int, recipe_hash: str
+) -> list[dict]:
     """Each ONNX file also as .ort for ONNX Runtime Mobile; the .ort must give the same
-    logits as its source file."""
-    from exporters.manifest import update_manifest
+    logits as its source file, or it is deleted (with its operator config) and reported with
+    path None, like every other file that fails its check."""
+    from exporters.manifest import onnx_signature, update_manifest
     from exporters.mobile import convert_to_ort
     from exporters.parity import check_parity
 
     made = []
     for source in files:
         paths = convert_to_ort(source)
-        parity = check_parity(source, Path(paths["ort"]), probe.texts, probe.pairs,
-                              tolerance=1e-5, max_length=max_length)  # fmt: skip
-        update_manifest(source.parent, Path(paths["ort"]).name, source_model=str(source),
-                        required_operators=Path(paths["required_operators"]).name,
-                        parity_with_source=parity.to_dict())  # fmt: skip
+        ort_file, config = Path(paths["ort"]), Path(paths["required_operators"])
+        parity = check_parity(source, ort_file, probe.texts, probe.pairs, tolerance=1e-5,
+                              max_length=max_length)  # fmt: skip
+        if not parity.passed:
+            ort_file.unlink()
+            config.unlink()
+            made.append({"ort": None, "source": str(source), "parity": parity.to_dict()})
+            continue
+        update_manifest(source.parent, ort_file.name, source_model=str(source),
+                        recipe_hash=recipe_hash, required_operators=config.name,
+                        parity_with_source=parity.to_dict(), **onnx_signature(source))  # fmt: skip
+        update_manifest(source.parent, config.name, role="operators a reduced ORT build needs",
+                        source_model=ort_file.name, recipe_hash=recipe_hash)  # fmt: skip
         made.append({**paths, "source": str(source), "parity": parity.to_dict()})
     return made
 
@@ -102,6 +152,14 @@ def calibration_feeds(
     ]
 
 
+QUANTIZED_NAMES = {
+    "dynamic-int8": "int8",
+    "static-int8": "static_int8",
+    "int4": "int4",
+    "fp16": "fp16",
+}
+
+
 def quantize_checked(
     fp32: Path,
     reference: Path,
@@ -111,6 +169,7 @@ def quantize_checked(
     calibration: Split | None,
     max_length: int,
     recipe_hash: str,
+    out_path: Path | None = None,
     **manifest_fields: object,
 ) -> dict:
     """int8 next to `fp32` (dynamic, or static calibrated on `calibration`); its argmax
@@ -118,35 +177,35 @@ def quantize_checked(
 
     int8 logits differ from fp32 by design, so the gate is prediction agreement
     (`cfg.min_agreement`) and the max |difference| is only reported. A file under the gate
-    is deleted and its result has path None.
+    is deleted and its result has path None. `out_path` (default `<stem>_<mode>.onnx`) lets
+    several settings of one mode live side by side, each under its own manifest entry.
     """
     from exporters.manifest import update_manifest
     from exporters.parity import check_parity
     from exporters.quantize import (
         FP32_OPS,
         convert_fp16,
+        excluded_nodes,
         quantize_dynamic_int8,
         quantize_int4_weights,
         quantize_static_int8,
     )
 
+    target = out_path or fp32.with_name(f"{fp32.stem}_{QUANTIZED_NAMES[cfg.mode]}.onnx")
     settings: dict = {"mode": cfg.mode, "per_channel": cfg.per_channel}
     if cfg.mode == "fp16":
-        int8 = convert_fp16(fp32, fp32.with_name(f"{fp32.stem}_fp16.onnx"))
+        convert_fp16(fp32, target)
         settings = {"mode": cfg.mode, "kept_fp32": FP32_OPS}
     elif cfg.mode == "int4":
-        int8 = quantize_int4_weights(
-            fp32, fp32.with_name(f"{fp32.stem}_int4.onnx"), block_size=cfg.int4_block_size
-        )
+        quantize_int4_weights(fp32, target, block_size=cfg.int4_block_size)
         settings = {"mode": cfg.mode, "block_size": cfg.int4_block_size}
     elif cfg.mode == "static-int8":
         if calibration is None:
             raise ValueError("static int8 needs calibration sentences")
-        int8 = fp32.with_name(f"{fp32.stem}_static_int8.onnx")
         sample = calibration.take(cfg.calibration_samples)
         settings["excluded_nodes"] = quantize_static_int8(
             fp32,
-            int8,
+            target,
             calibration_feeds(fp32, sample, max_length=max_length),
             method=cfg.calibration,
             per_channel=cfg.per_channel,
@@ -154,12 +213,11 @@ def quantize_checked(
         )
         settings |= {"calibration": cfg.calibration, "calibration_samples": len(sample)}
     else:
-        int8 = quantize_dynamic_int8(
-            fp32, fp32.with_name(f"{fp32.stem}_int8.onnx"), per_channel=cfg.per_channel
-        )
+        quantize_dynamic_int8(fp32, target, per_channel=cfg.per_channel, exclude=cfg.exclude)
+        settings["excluded_nodes"] = excluded_nodes(fp32, cfg.exclude) if cfg.exclude else []
     parity = check_parity(
         reference,
-        int8,
+        target,
         probe.texts,
         probe.pairs,
         tolerance=float("inf"),
@@ -167,41 +225,55 @@ def quantize_checked(
         max_length=max_length,
     )
     if not parity.passed:
-        int8.unlink()
+        target.unlink()
         return {"path": None, "parity": parity.to_dict(), "quantization": settings}
     update_manifest(
-        int8.parent,
-        int8.name,
+        target.parent,
+        target.name,
         source_model=str(fp32),
         recipe_hash=recipe_hash,
         quantization=settings,
         parity=parity.to_dict(),
         **manifest_fields,
     )
-    return {"path": str(int8), "parity": parity.to_dict(), "quantization": settings}
+    return {"path": str(target), "parity": parity.to_dict(), "quantization": settings}
+
+
+def record_dev_accuracy(path: Path, dev: Split, *, max_length: int) -> float:
+    """Score one ONNX or ORT file on the whole dev set and write the figure into its manifest
+    entry, so a deployed copy carries the accuracy it was shipped with."""
+    from benchmarks.evaluate import accuracy
+    from exporters.manifest import update_manifest
+
+    score = accuracy(path, dev.texts, dev.pairs, dev.labels, max_length=max_length)
+    update_manifest(path.parent, path.name, dev_accuracy=score, dev_examples=len(dev))
+    return score
 
 
 def export_model(
     model: Path, out: Path, recipe: Recipe, *, opset: int, samples: int, tolerance: float
 ) -> dict:
-    """`compressor export`: any model folder, parity on the recipe's dev sentences."""
+    """`compressor export`: any model folder, parity on the recipe's dev sentences, the file
+    scored on the whole dev set."""
     model_dir = Path(resolve_model_dir(model))
-    probe = load_task_data(recipe.data).dev.take(samples)
-    return export_checked(
+    dev = load_task_data(recipe.data).dev
+    max_length = recipe.data.max_length
+    result = export_checked(
         model_dir,
         out,
-        probe,
+        dev.take(samples),
         opset=opset,
         tolerance=tolerance,
-        max_length=recipe.data.max_length,
+        max_length=max_length,
         recipe_hash=recipe.hash(),
     )
+    result["dev_accuracy"] = record_dev_accuracy(Path(result["path"]), dev, max_length=max_length)
+    return result
 
 
 def quantize_model(onnx_dir: Path, recipe: Recipe) -> dict:
-    """`compressor quantize`: int8 beside model.onnx, both files scored on the dev set."""
-    from benchmarks.evaluate import accuracy
-
+    """`compressor quantize`: int8 beside model.onnx, both files scored on the dev set and
+    their scores written into the manifest."""
     fp32 = Path(onnx_dir)
     if fp32.is_dir():
         fp32 = fp32 / "model.onnx"
@@ -212,7 +284,7 @@ def quantize_model(onnx_dir: Path, recipe: Recipe) -> dict:
     data = load_task_data(recipe.data)
     dev = data.dev
     max_length = recipe.data.max_length
-    acc_fp32 = accuracy(fp32, dev.texts, dev.pairs, dev.labels, max_length=max_length)
+    acc_fp32 = record_dev_accuracy(fp32, dev, max_length=max_length)
     result = quantize_checked(
         fp32,
         fp32,
@@ -229,11 +301,7 @@ def quantize_model(onnx_dir: Path, recipe: Recipe) -> dict:
             f"{recipe.quantize.min_agreement:.0%}) and was removed — try static-int8 with more "
             "calibration samples, per-channel weights, or excluding sensitive nodes"
         )
-    int8 = Path(result["path"])
-    acc_int8 = accuracy(int8, dev.texts, dev.pairs, dev.labels, max_length=max_length)
-    from exporters.manifest import update_manifest
-
-    update_manifest(int8.parent, int8.name, dev_accuracy=acc_int8)
+    acc_int8 = record_dev_accuracy(Path(result["path"]), dev, max_length=max_length)
     return {
         "path": result["path"],
         "dev_accuracy_fp32": acc_fp32,

@@ -340,26 +340,25 @@ def _prune_vocab(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
 
 
 def _export(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
-    from compressor.artifacts import export_checked
+    """fp32 ONNX (a parity failure raises, so `compress` stops with nothing shipped), then the
+    optimized file, which is only dropped when it fails: fp32 still serves."""
+    from compressor.artifacts import export_checked, optimize_checked
 
+    probe = data.dev.take(recipe.export.parity_samples)
     result = export_checked(
         run.path / "model",
         run.path / "onnx",
-        data.dev.take(recipe.export.parity_samples),
+        probe,
         opset=recipe.export.opset,
         tolerance=recipe.export.parity_tolerance,
         max_length=recipe.data.max_length,
         recipe_hash=recipe.hash(),
     )
-    if not result["parity"]["passed"]:
-        console.print(f"[red]ONNX parity FAILED: {result['parity']}")
-    elif recipe.export.optimize:
-        from compressor.artifacts import optimize_checked
-
+    if recipe.export.optimize:
         result["optimized"] = optimize_checked(
             Path(result["path"]),
             run.path / "model",
-            data.dev.take(recipe.export.parity_samples),
+            probe,
             tolerance=recipe.export.parity_tolerance,
             max_length=recipe.data.max_length,
             recipe_hash=recipe.hash(),
@@ -372,13 +371,27 @@ def _export(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
 
 
 def _ort_format(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
+    """Every shipped ONNX file (fp32, optimized, quantized) also as .ort; one that does not
+    match its source is removed by `ort_format_checked` and reported here."""
     from compressor.artifacts import ort_format_checked
 
-    files = [Path(run.result("export")["path"])]
-    if run.result("quantize").get("path"):
-        files.append(Path(run.result("quantize")["path"]))
+    export = run.result("export")
+    candidates = [
+        export["path"],
+        (export.get("optimized") or {}).get("path"),
+        run.result("quantize").get("path"),
+    ]
+    files = [Path(path) for path in candidates if path]
     probe = data.dev.take(recipe.export.parity_samples)
-    made = ort_format_checked(files, probe, max_length=recipe.data.max_length)
+    made = ort_format_checked(
+        files, probe, max_length=recipe.data.max_length, recipe_hash=recipe.hash()
+    )
+    for item in made:
+        if item["ort"] is None:
+            console.print(
+                f"[red]{Path(item['source']).name} as .ort does not match it, not shipped: "
+                f"{item['parity']}"
+            )
     run.complete("ort_format", files=made)
 
 
@@ -437,24 +450,25 @@ def _size_mb(path: Path) -> float:
 
 
 def _evaluate(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData) -> None:
-    """Dev accuracy of every artifact, also written into the manifest of each ONNX file."""
+    """Dev accuracy of every artifact; each shipped ONNX and .ort file also carries its own
+    score in the manifest, so a deployed copy states what it was measured at."""
     from benchmarks.evaluate import accuracy
-    from exporters.manifest import update_manifest
+    from compressor.artifacts import record_dev_accuracy
 
+    dev, max_length = data.dev, recipe.data.max_length
     scores = {}
     for key, (_label, _fmt, path) in _artifacts(run, teacher_path).items():
         with console.status(f"dev accuracy of {key}"):
-            scores[key] = accuracy(
-                path,
-                data.dev.texts,
-                data.dev.pairs,
-                data.dev.labels,
-                max_length=recipe.data.max_length,
-            )
-        if path.suffix == ".onnx":
-            update_manifest(path.parent, path.name, dev_accuracy=scores[key],
-                            dev_examples=len(data.dev))  # fmt: skip
-    run.complete("evaluate", dev_accuracy=scores, dev_examples=len(data.dev))
+            if path.suffix == ".onnx":
+                scores[key] = record_dev_accuracy(path, dev, max_length=max_length)
+            else:
+                scores[key] = accuracy(path, dev.texts, dev.pairs, dev.labels,
+                                       max_length=max_length)  # fmt: skip
+    for item in run.result("ort_format").get("files", []):
+        if item["ort"]:
+            with console.status(f"dev accuracy of {Path(item['ort']).name}"):
+                record_dev_accuracy(Path(item["ort"]), dev, max_length=max_length)
+    run.complete("evaluate", dev_accuracy=scores, dev_examples=len(dev))
 
 
 def benchmark(run: RunFolder, teacher_path: str, recipe: Recipe) -> None:
@@ -532,6 +546,7 @@ def build_report(run: RunFolder) -> dict:
     accs = run.result("evaluate").get("dev_accuracy", {})
     parities = {
         "student_onnx": run.result("export").get("parity"),
+        "student_optimized": (run.result("export").get("optimized") or {}).get("parity"),
         "student_int8": run.result("quantize").get("parity"),
     }
 

@@ -346,8 +346,8 @@ class QuantizeConfig(Strict):
     )
     exclude: list[str] = Field(
         default_factory=list,
-        description="Static int8: regular expressions on ONNX node names kept in fp32, e.g. "
-        "'classifier' or 'layer\\.0\\.'.",
+        description="int8 (dynamic and static): regular expressions on ONNX node names kept "
+        "in fp32, e.g. 'classifier' or 'layer\\.0\\.'.",
     )
 
 

@@ -1,7 +1,8 @@
 """`manifest.json` next to exported models: what each file is, so a deployed copy can be checked.
 
 One entry per file name, merged on every update, so export and quantize stages (or reruns)
-each add their facts without erasing the other's.
+each add their facts without erasing the other's. The config and tokenizer files copied beside
+the model get entries too: a deployed model read with a different tokenizer is silently wrong.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from compressor.atomic import read_json, write_json
 from compressor.errors import UserError
 
 MANIFEST = "manifest.json"
+MODEL_SUFFIXES = (".onnx", ".ort", ".onnx_data", ".data")
 
 
 def _sha256(path: Path) -> str:
@@ -27,8 +29,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _onnx_facts(path: Path) -> dict[str, Any]:
-    """Opset and input signature; external weights are not loaded, only the graph is needed."""
+def onnx_signature(path: Path) -> dict[str, Any]:
+    """Opset and input signature; external weights are not loaded, only the graph is needed.
+
+    Public for `.ort` files, which the onnx package cannot read: their converter keeps the
+    source's opset and inputs, so those are recorded from the source file.
+    """
     model = onnx.load(path, load_external_data=False)
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     inputs = [
@@ -62,8 +68,23 @@ def update_manifest(folder: Path, file_name: str, **fields: Any) -> dict[str, An
         raise UserError(f"{target} does not exist — write the file before recording it")
     facts: dict[str, Any] = {"size_bytes": target.stat().st_size, "sha256": _sha256(target)}
     if target.suffix == ".onnx":
-        facts.update(_onnx_facts(target))
+        facts.update(onnx_signature(target))
     manifest = _read_manifest(folder / MANIFEST)
     manifest[file_name] = {**manifest.get(file_name, {}), **fields, **facts}
     write_json(folder / MANIFEST, manifest)
     return manifest
+
+
+def record_companions(folder: Path, **fields: Any) -> list[str]:
+    """Give every non-model file of a fresh export (config, tokenizer) its own entry; return
+    the tokenizer files' names, which every model file of the folder is read with."""
+    folder = Path(folder)
+    tokenizer_files = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.suffix in MODEL_SUFFIXES or path.name == MANIFEST:
+            continue
+        role = "model config" if path.name == "config.json" else "tokenizer"
+        if role == "tokenizer":
+            tokenizer_files.append(path.name)
+        update_manifest(folder, path.name, role=role, **fields)
+    return tokenizer_files

@@ -2,7 +2,8 @@
 
 Dynamic: weights int8, activations quantized at run time. Settings are the ones our
 measurements chose: signed int8 weights (unsigned ones ran slower), per-channel scales
-(needed to keep predictions faithful) and full range (reduce_range=True lost fidelity).
+(needed to keep predictions faithful) and full range (reduce_range=True lost fidelity). The
+recipe's excluded nodes stay fp32, as in static int8.
 
 Static: QDQ format with activation ranges calibrated on task sentences (MinMax, Entropy or
 Percentile; calibrated here, then handed to quantize_static as its range cache). Only
@@ -69,19 +70,26 @@ def _written_atomically(onnx_path: Path, out_path: Path) -> Iterator[str]:
         logging.getLogger().removeFilter(hint_filter)
 
 
-def quantize_dynamic_int8(onnx_path: Path, out_path: Path, *, per_channel: bool = True) -> Path:
-    """Write an int8 copy of `onnx_path` to `out_path` and return `out_path`.
+def quantize_dynamic_int8(
+    onnx_path: Path, out_path: Path, *, per_channel: bool = True, exclude: list[str] | None = None
+) -> Path:
+    """Write an int8 copy of `onnx_path` to `out_path` and return `out_path`; nodes whose
+    names match a pattern of `exclude` stay fp32, as in static int8.
 
     Only the .onnx file is written: keeping it in the fp32 model's folder lets it share that
     folder's tokenizer and config.
     """
     with _written_atomically(onnx_path, out_path) as tmp:
+        skipped = excluded_nodes(onnx_path, exclude) if exclude else []
         quantize_dynamic(
             onnx_path,
             tmp,
             per_channel=per_channel,
             reduce_range=False,
             weight_type=QuantType.QInt8,
+            # dynamic mode first rewrites each Gemm as a MatMul named `<name>_MatMul` and
+            # matches the exclusions against the rewritten graph: the classifier head is a Gemm
+            nodes_to_exclude=skipped + [f"{name}_MatMul" for name in skipped],
         )
     return Path(out_path)
 

@@ -55,6 +55,7 @@ def test_chain_writes_every_artifact(compressed: Path) -> None:
         "onnx/model_int8.onnx",
         "onnx/model_optimized.onnx",
         "onnx/model.ort",
+        "onnx/model_optimized.ort",
         "onnx/model_int8.ort",
         "onnx/model_int8.required_operators.config",
         "onnx/manifest.json",
@@ -79,10 +80,23 @@ def test_report_holds_every_figure(compressed: Path) -> None:
     state = RunFolder.open(compressed)
     assert state.result("export")["optimized"]["parity"]["passed"]
     manifest = json.loads((compressed / "onnx" / "manifest.json").read_text())
-    for name, key in (("model.onnx", "student_onnx"), ("model_int8.onnx", "student_int8")):
+    for name, key in (
+        ("model.onnx", "student_onnx"),
+        ("model_optimized.onnx", "student_optimized"),
+        ("model_int8.onnx", "student_int8"),
+    ):
         assert manifest[name]["dev_accuracy"] == models[key]["dev_accuracy"], name
         assert manifest[name]["recipe_hash"] and manifest[name]["inputs"], name
-    assert [f["parity"]["passed"] for f in state.result("ort_format")["files"]] == [True, True]
+        ort = manifest[name.replace(".onnx", ".ort")]
+        for fact in ("recipe_hash", "opset", "inputs"):
+            assert ort[fact] == manifest[name][fact], (name, fact)
+        # the .ort gives its source's logits, so the same dev score
+        assert ort["dev_accuracy"] == pytest.approx(manifest[name]["dev_accuracy"], abs=1 / 128)
+    assert manifest["tokenizer.json"]["role"] == "tokenizer"
+    assert "vocab.txt" in manifest["model.onnx"]["tokenizer_files"]
+    files = state.result("ort_format")["files"]
+    assert [f["parity"]["passed"] for f in files] == [True, True, True]
+    assert models["student_optimized"]["parity"]["passed"]
     for key, entry in models.items():
         assert 0.0 <= entry["dev_accuracy"] <= 1.0, key
         assert entry["size_mb"] > 0, key
@@ -118,6 +132,22 @@ def test_report_holds_every_figure(compressed: Path) -> None:
     assert any(n.startswith("teacher: fine-tuned from") for n in report["run"]["notes"])
     md = (compressed / "report.md").read_text()
     assert f"{models['teacher']['dev_accuracy'] * 100:.2f}" in md
+
+
+def test_an_export_failing_parity_stops_compress_and_ships_nothing(
+    compressed: Path, recipe_file: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from compressor import pipeline
+    from compressor.data import load_task_data
+    from compressor.errors import UserError
+
+    run = RunFolder.open(shutil.copytree(compressed, tmp_path / "run"))
+    strict = load_recipe(recipe_file, {"export.parity_tolerance": 1e-12})
+    with pytest.raises(UserError, match="does not match PyTorch on 48 dev sentences"):
+        pipeline._export(run, strict, load_task_data(strict.data))
+    assert not (run.path / "onnx").exists()
 
 
 def test_resume_skips_finished_stages(
@@ -161,12 +191,21 @@ def test_single_stage_commands_on_the_run(
     manifest = json.loads((tmp_path / "onnx" / "manifest.json").read_text())
     assert manifest["model.onnx"]["parity"]["passed"] is True
     assert manifest["model.onnx"]["opset"] == 18
+    assert 0.0 <= manifest["model.onnx"]["dev_accuracy"] <= 1.0
+    assert manifest["model.onnx"]["dev_examples"] == 128
+    assert manifest["tokenizer_config.json"]["role"] == "tokenizer"
+
+    strict = cli("export", str(compressed), "--out", str(tmp_path / "strict"), *data,
+                 "--tolerance", "1e-12")  # fmt: skip
+    assert strict.returncode == 2 and "does not match PyTorch" in strict.stderr
+    assert not (tmp_path / "strict").exists()
 
     quantized = cli("quantize", str(tmp_path / "onnx"), *data)
     assert quantized.returncode == 0, quantized.stderr
     manifest = json.loads((tmp_path / "onnx" / "manifest.json").read_text())
     assert 0.0 <= manifest["model_int8.onnx"]["dev_accuracy"] <= 1.0
     assert manifest["model_int8.onnx"]["quantization"]["per_channel"] is True
+    assert manifest["model.onnx"]["dev_examples"] == 128  # fp32 scored by quantize too
 
     static = cli("quantize", str(tmp_path / "onnx"), *data, "--mode", "static-int8",
                  "--calibration", "percentile", "--calibration-samples", "24",

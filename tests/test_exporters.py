@@ -279,3 +279,112 @@ def test_export_needs_weights(tiny_teacher_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="does not exist"):
         export_onnx(tmp_path / "missing", tmp_path / "onnx")
     assert not (tmp_path / "onnx").exists()
+
+
+def test_dynamic_int8_keeps_excluded_nodes_fp32(
+    spread_dir: Path, spread_onnx: Path, tmp_path: Path
+) -> None:
+    from compressor.artifacts import quantize_checked
+    from compressor.data import Split
+    from compressor.recipe import QuantizeConfig
+
+    folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
+    made = quantize_checked(folder / "model.onnx", spread_dir, Split(TEXTS, [0] * len(TEXTS)),
+                            cfg=QuantizeConfig(exclude=["classifier"]), calibration=None,
+                            max_length=64, recipe_hash="h")  # fmt: skip
+    assert made["quantization"]["excluded_nodes"] == ["/classifier/Gemm"]
+    nodes = onnx.load(made["path"]).graph.node
+    head = {n.op_type for n in nodes if n.name.startswith("/classifier/")}
+    assert "MatMul" in head and "MatMulInteger" not in head  # the head Gemm stays float
+    assert any(n.op_type == "MatMulInteger" and "pooler" in n.name for n in nodes)
+    entry = json.loads((folder / "manifest.json").read_text())["model_int8.onnx"]
+    assert entry["quantization"]["excluded_nodes"] == ["/classifier/Gemm"]
+
+
+def test_checked_export_lists_tokenizer_files_in_the_manifest(
+    spread_dir: Path, tmp_path: Path
+) -> None:
+    from compressor.artifacts import export_teacher_checked
+    from compressor.data import Split
+
+    probe = Split(TEXTS, [0] * len(TEXTS))
+    path = export_teacher_checked(spread_dir, tmp_path / "teacher_onnx", probe, opset=18,
+                                  max_length=64, recipe_hash="h")  # fmt: skip
+    assert path == tmp_path / "teacher_onnx" / "model.onnx"
+    manifest = json.loads((path.parent / "manifest.json").read_text())
+    entry = manifest["model.onnx"]
+    assert entry["parity"]["passed"] and entry["recipe_hash"] == "h"
+    assert entry["source_model"] == str(spread_dir)
+    assert {"tokenizer.json", "vocab.txt", "tokenizer_config.json"} <= set(entry["tokenizer_files"])
+    for name in entry["tokenizer_files"]:
+        assert manifest[name]["role"] == "tokenizer", name
+        digest = hashlib.sha256((path.parent / name).read_bytes()).hexdigest()
+        assert manifest[name]["sha256"] == digest, name
+    assert manifest["config.json"]["role"] == "model config"
+    assert "config.json" not in entry["tokenizer_files"]
+
+
+def test_an_fp32_export_that_fails_parity_is_removed_and_raises(
+    tiny_teacher_dir: Path, spread_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import exporters.onnx
+    from compressor.artifacts import export_checked, export_teacher_checked
+    from compressor.data import Split
+
+    other = save_variant(tiny_teacher_dir, tmp_path / "other", seed=1, initializer_range=0.2)
+    real_export = exporters.onnx.export_onnx
+
+    def export_another(model_dir: Path, out_dir: Path, *, opset: int) -> Path:
+        return real_export(other, out_dir, opset=opset)
+
+    # an exporter that silently traced another model: exactly what the gate is for
+    monkeypatch.setattr(exporters.onnx, "export_onnx", export_another)
+    probe = Split(TEXTS, [0] * len(TEXTS))
+    with pytest.raises(UserError, match="does not match PyTorch on 64 dev sentences"):
+        export_checked(spread_dir, tmp_path / "onnx", probe, opset=18, tolerance=1e-3,
+                       max_length=64, recipe_hash="h")  # fmt: skip
+    assert not (tmp_path / "onnx").exists()
+    with pytest.raises(UserError, match="removed"):
+        export_teacher_checked(spread_dir, tmp_path / "teacher_onnx", probe, opset=18,
+                               max_length=64, recipe_hash="h")  # fmt: skip
+    assert not (tmp_path / "teacher_onnx").exists()
+
+
+def test_ort_files_carry_the_onnx_facts_and_a_mismatch_is_removed(
+    spread_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import exporters.mobile
+    from compressor.artifacts import ort_format_checked
+    from compressor.data import Split
+    from exporters.quantize import quantize_int4_weights
+
+    folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
+    update_manifest(folder, "model.onnx", recipe_hash="h")
+    probe = Split(TEXTS, [0] * len(TEXTS))
+    [made] = ort_format_checked([folder / "model.onnx"], probe, max_length=64, recipe_hash="h")
+    assert made["ort"] == str(folder / "model.ort") and made["parity"]["passed"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    ort_entry, onnx_entry = manifest["model.ort"], manifest["model.onnx"]
+    for key in ("recipe_hash", "opset", "inputs"):
+        assert ort_entry[key] == onnx_entry[key], key
+    assert manifest[ort_entry["required_operators"]]["source_model"] == "model.ort"
+
+    # a converter that wrote another model's graph (int4 weights: other logits) as model.ort
+    elsewhere = shutil.copytree(spread_onnx.parent, tmp_path / "elsewhere")
+    wrong = exporters.mobile.convert_to_ort(
+        quantize_int4_weights(elsewhere / "model.onnx", elsewhere / "int4.onnx", block_size=16)
+    )
+    real_convert = exporters.mobile.convert_to_ort
+
+    def convert_wrongly(source: Path) -> dict[str, str]:
+        paths = real_convert(source)
+        shutil.copy(wrong["ort"], paths["ort"])
+        return paths
+
+    monkeypatch.setattr(exporters.mobile, "convert_to_ort", convert_wrongly)
+    int8 = quantize_dynamic_int8(folder / "model.onnx", folder / "model_int8.onnx")
+    [failed] = ort_format_checked([int8], probe, max_length=64, recipe_hash="h")
+    assert failed["ort"] is None and not failed["parity"]["passed"]
+    assert not (folder / "model_int8.ort").exists()
+    assert not (folder / "model_int8.required_operators.config").exists()
+    assert "model_int8.ort" not in json.loads((folder / "manifest.json").read_text())
