@@ -1,19 +1,25 @@
-"""Every deployable file of one student, scored and timed side by side, and the same
-quantization done with optimum's `ORTQuantizer` as the peer baseline.
+"""Every deployable file of the fine-tuned teacher and of its distilled student, scored and
+timed side by side, and the same quantization done with optimum's `ORTQuantizer` as the peer
+baseline.
 
-`make bench-quant` runs this on the demo's 3-layer student (run `make demo` first). Files:
-fp32 ONNX (optimum export), ORT-optimized ONNX, our dynamic int8, our static int8 QDQ
-(MinMax and Entropy calibration on 128 training sentences), int4 weight-only, and optimum's
-ORTQuantizer dynamic (avx2, per-channel) and static (avx2, MinMax on the same 128
-sentences). Each file gets its SST-2 dev accuracy with ONNX Runtime, its size, and its CPU
-latency at batch 1 and 32 in one interleaved run (each file in its own process), with the
-speed-up over the fp32 file as a median of paired rounds. Writes `table.md` / `table.json`.
+`make bench-quant` runs this on the demo's MiniLM-L6 teacher and 3-layer student (run
+`make demo` first). Files per model: fp32 ONNX (optimum export, parity-checked against
+PyTorch), ORT-optimized ONNX, our dynamic int8, our static int8 QDQ (MinMax and Entropy
+calibration on 128 training sentences), int4 weight-only, and optimum's ORTQuantizer dynamic
+(avx2, per-channel) and static (avx2, MinMax on the same 128 sentences). Every file's argmax
+agreement with PyTorch is checked; ours are removed when under the agreement gate (the row
+says so), optimum's are kept and flagged. Each file gets its SST-2 dev accuracy with ONNX
+Runtime (also written into its manifest entry), its size, and its CPU latency at batch 1 and
+32 in one interleaved run over both models (each file in its own process), with the speed-up
+over the same model's fp32 file as a median of paired rounds. Our static int8 must stay
+within 1 point of dev accuracy of fp32; the table says per model whether it does. Writes
+`table.md` / `table.json`.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import math
 from pathlib import Path
 
 from benchmarks.report import EN_DASH, TIMES
@@ -23,12 +29,29 @@ from compressor.artifacts import (
     export_checked,
     optimize_checked,
     quantize_checked,
+    record_dev_accuracy,
 )
-from compressor.data import load_task_data
+from compressor.data import Split, load_task_data
+from compressor.errors import UserError
 from compressor.recipe import QuantizeConfig, load_recipe
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml"
 CALIBRATION = 128
+PROBE = 128
+FP32 = "fp32"
+BATCHES = (1, 32)
+SEQ_LEN = 128
+# The issue's promise: our static int8 loses at most this much dev accuracy against fp32.
+MAX_STATIC_DROP_POINTS = 1.0
+OURS = {
+    "dynamic int8": ("dynamic_int8", QuantizeConfig(mode="dynamic-int8")),
+    "static int8 (MinMax)": ("static_minmax", QuantizeConfig(mode="static-int8")),
+    "static int8 (Entropy)": (
+        "static_entropy",
+        QuantizeConfig(mode="static-int8", calibration="entropy"),
+    ),
+    "int4 weight-only": ("int4", QuantizeConfig(mode="int4")),
+}
 
 
 def optimum_files(fp32: Path, feeds: list[dict], out: Path) -> dict[str, Path]:
@@ -58,103 +81,217 @@ def optimum_files(fp32: Path, feeds: list[dict], out: Path) -> dict[str, Path]:
     }
 
 
-def build(student: Path, out: Path) -> dict[str, Path]:
-    """Every file of the comparison under `out/onnx`, ours and optimum's."""
-    recipe = load_recipe(RECIPE)
-    data = load_task_data(recipe.data)
-    max_length, probe = recipe.data.max_length, data.dev.take(128)
-    export = export_checked(student, out / "onnx", probe, opset=18, tolerance=1e-3,
-                            max_length=max_length, recipe_hash=recipe.hash())  # fmt: skip
-    fp32 = Path(export["path"])
-    files = {"fp32": fp32}
-    optimized = optimize_checked(fp32, student, probe, tolerance=1e-3, max_length=max_length,
-                                 recipe_hash=recipe.hash())  # fmt: skip
-    if optimized["path"]:
-        files["ORT-optimized fp32"] = Path(optimized["path"])
-    calibration = data.train.take(CALIBRATION)
-    ours = {
-        "dynamic int8": ("dynamic_int8", QuantizeConfig(mode="dynamic-int8")),
-        "static int8 (MinMax)": ("static_minmax", QuantizeConfig(mode="static-int8")),
-        "static int8 (Entropy)": (
-            "static_entropy",
-            QuantizeConfig(mode="static-int8", calibration="entropy"),
-        ),
-        "int4 weight-only": ("int4", QuantizeConfig(mode="int4")),
+def _row(model: str, label: str, result: dict, failure: str) -> dict:
+    """One file of the table; `path` None means the file failed its check and was removed."""
+    parity = result["parity"]
+    if not result["path"]:
+        failure += (
+            f" (max logit difference {parity['max_abs_diff']:.1e}, "
+            f"argmax agreement {parity['argmax_agreement']:.1%})"
+        )
+    return {
+        "model": model,
+        "file": label,
+        "path": result["path"],
+        "parity": parity,
+        "failed": None if result["path"] else failure,
     }
-    for label, (slug, cfg) in ours.items():
-        made = quantize_checked(fp32, student, probe, cfg=cfg, calibration=calibration,
-                                max_length=max_length, recipe_hash=recipe.hash())  # fmt: skip
-        files[label] = fp32.with_name(f"model_{slug}.onnx")
-        shutil.move(made["path"], files[label])
+
+
+def _check_optimum(
+    fp32: Path, model_dir: Path, label: str, path: Path, probe: Split, max_length: int
+) -> dict:
+    """optimum's file under the gate ours pass, recorded in the manifest like ours; kept even
+    when under it, since the peer's failure is itself a result."""
+    from exporters.manifest import update_manifest
+    from exporters.parity import check_parity
+
+    gate = QuantizeConfig().min_agreement
+    parity = check_parity(model_dir, path, probe.texts, probe.pairs, tolerance=math.inf,
+                          min_agreement=gate, max_length=max_length).to_dict()  # fmt: skip
+    update_manifest(path.parent, path.name, source_model=str(fp32),
+                    quantization={"tool": "optimum ORTQuantizer", "config": label},
+                    parity=parity)  # fmt: skip
+    return {"path": str(path), "parity": parity}
+
+
+def build_model(
+    model: str,
+    model_dir: Path,
+    out: Path,
+    *,
+    probe: Split,
+    calibration: Split,
+    max_length: int,
+    recipe_hash: str,
+) -> list[dict]:
+    """Every file of one model under `out/onnx`, ours and optimum's, one row each.
+
+    Each of our settings is written under its final name, so every file has its own
+    manifest entry (Entropy's never overwrites MinMax's). A fp32 export that fails parity
+    ends the model's list: nothing quantized from it would mean anything.
+    """
+    try:
+        export = export_checked(model_dir, out / "onnx", probe, opset=18, tolerance=1e-3,
+                                max_length=max_length, recipe_hash=recipe_hash)  # fmt: skip
+    except UserError as exc:
+        return [{"model": model, "file": FP32, "path": None, "parity": None, "failed": str(exc)}]
+    fp32 = Path(export["path"])
+    rows = [_row(model, FP32, export, "")]
+    optimized = optimize_checked(fp32, model_dir, probe, tolerance=1e-3, max_length=max_length,
+                                 recipe_hash=recipe_hash)  # fmt: skip
+    rows.append(_row(model, "ORT-optimized fp32", optimized, "parity with PyTorch failed"))
+    for label, (slug, cfg) in OURS.items():
+        made = quantize_checked(fp32, model_dir, probe, cfg=cfg, calibration=calibration,
+                                max_length=max_length, recipe_hash=recipe_hash,
+                                out_path=fp32.with_name(f"model_{slug}.onnx"))  # fmt: skip
+        gate = f"agreement with PyTorch under {cfg.min_agreement:.0%}, removed"
+        rows.append(_row(model, label, made, gate))
     feeds = calibration_feeds(fp32, calibration, max_length=max_length)
-    files.update(optimum_files(fp32, feeds, fp32.parent))
-    return files
-
-
-def measure(files: dict[str, Path], threads: int) -> list[dict]:
-    from benchmarks.evaluate import accuracy
-    from benchmarks.latency import Variant, run_latency, speedups
-
-    recipe = load_recipe(RECIPE)
-    dev = load_task_data(recipe.data).dev
-    results = run_latency([Variant(label, path, "onnxruntime") for label, path in files.items()],
-                          batches=(1, 32), seq_lens=(128,), threads=threads, warmup=5,
-                          iters=20, rounds=3)  # fmt: skip
-    ratios = speedups(results, [("fp32", label) for label in files if label != "fp32"])
-    rows = []
-    for label, path in files.items():
-        row = {
-            "file": label,
-            "path": str(path),
-            "size_mb": round(path.stat().st_size / 2**20, 2),
-            "dev_accuracy": accuracy(
-                path, dev.texts, dev.pairs, dev.labels, max_length=recipe.data.max_length
-            ),
-        }
-        for r in ratios:
-            if r["candidate"] == label:
-                row[f"speedup_b{r['batch']}"] = (r["ratio"], r["ratio_min"], r["ratio_max"])
-        for r in results:
-            if r["label"] == label:
-                row[f"p50_ms_b{r['batch']}"] = r["p50_ms"]
-        rows.append(row)
+    for label, path in optimum_files(fp32, feeds, fp32.parent).items():
+        checked = _check_optimum(fp32, model_dir, label, path, probe, max_length)
+        rows.append(_row(model, label, checked, ""))
     return rows
 
 
-def write_table(out: Path, rows: list[dict], threads: int) -> None:
-    atomic.write_json(out / "table.json", rows)
-    base = rows[0]["dev_accuracy"]
+def _label(row: dict) -> str:
+    return f"{row['model']} {row['file']}"
 
-    def ratio(value: tuple | None) -> str:
-        if value is None:
-            return f"1.00{TIMES}"
-        return f"{value[0]:.2f}{TIMES} ({value[1]:.2f}{EN_DASH}{value[2]:.2f})"
 
-    lines = [
-        f"ONNX Runtime CPU, {threads} threads, seq 128; speed-up = fp32 p50 / file p50, median "
-        f"of paired rounds (min{EN_DASH}max); dev = SST-2 dev (872).",
-        "",
-        "| file | dev acc % | vs fp32 (pts) | size MB | speed-up b1 | speed-up b32 |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['file']} | {r['dev_accuracy'] * 100:.2f} | "
-            f"{(r['dev_accuracy'] - base) * 100:+.2f} | {r['size_mb']} | "
-            f"{ratio(r.get('speedup_b1'))} | {ratio(r.get('speedup_b32'))} |"
+def measure(
+    rows: list[dict],
+    dev: Split,
+    *,
+    max_length: int,
+    threads: int,
+    warmup: int = 5,
+    iters: int = 20,
+    rounds: int = 3,
+) -> list[dict]:
+    """Dev accuracy, size and latency of every file still on disk; all models' files are
+    timed in one interleaved run, so their ratios share the machine's state."""
+    from benchmarks import latency
+
+    live = [r for r in rows if r["path"]]
+    variants = [latency.Variant(_label(r), Path(r["path"]), "onnxruntime") for r in live]
+    results = latency.run_latency(variants, batches=BATCHES, seq_lens=(SEQ_LEN,),
+                                  threads=threads, warmup=warmup, iters=iters,
+                                  rounds=rounds)  # fmt: skip
+    pairs = [(f"{r['model']} {FP32}", _label(r)) for r in live if r["file"] != FP32]
+    ratios = latency.speedups(results, pairs)
+    for row in live:
+        path = Path(row["path"])
+        row["size_mb"] = round(path.stat().st_size / 2**20, 2)
+        row["dev_accuracy"] = record_dev_accuracy(path, dev, max_length=max_length)
+        for r in ratios:
+            if r["candidate"] == _label(row):
+                row[f"speedup_b{r['batch']}"] = (r["ratio"], r["ratio_min"], r["ratio_max"])
+        for r in results:
+            if r["label"] == _label(row):
+                row[f"p50_ms_b{r['batch']}"] = r["p50_ms"]
+    _judge_static(rows)
+    return rows
+
+
+def _judge_static(rows: list[dict]) -> None:
+    """Mark each of our static int8 rows with whether it kept the 1-point promise; a removed
+    file has not kept it. Rounded: 0.89 - 0.90 must count as exactly one point."""
+    baseline = {r["model"]: r.get("dev_accuracy") for r in rows if r["file"] == FP32}
+    for row in rows:
+        if not row["file"].startswith("static int8"):
+            continue
+        base, acc = baseline.get(row["model"]), row.get("dev_accuracy")
+        row["vs_fp32_points"] = (
+            None if base is None or acc is None else round((acc - base) * 100, 6)
         )
+        row["within_1_point"] = (
+            row["vs_fp32_points"] is not None and row["vs_fp32_points"] >= -MAX_STATIC_DROP_POINTS
+        )
+
+
+def _ratio(value: tuple | None) -> str:
+    if value is None:
+        return f"1.00{TIMES}"
+    return f"{value[0]:.2f}{TIMES} ({value[1]:.2f}{EN_DASH}{value[2]:.2f})"
+
+
+def _verdict(row: dict) -> str:
+    if row["failed"]:
+        return f"- {row['file']}: **FAILED** — {row['failed']}; the promise is not met"
+    delta = row["vs_fp32_points"]
+    if row["within_1_point"]:
+        return f"- {row['file']}: {delta:+.2f} pts vs fp32 — within 1 point"
+    return f"- {row['file']}: **{delta:+.2f} pts vs fp32 — NOT within 1 point**"
+
+
+def table_lines(rows: list[dict], threads: int, dev_examples: int) -> list[str]:
+    """The Markdown table, one section per model, each with its static int8 verdicts."""
+    probe = next((r["parity"]["n"] for r in rows if r["parity"]), 0)
+    lines = [
+        f"ONNX Runtime CPU, {threads} threads, seq {SEQ_LEN}; speed-up = the same model's fp32 "
+        f"p50 / file p50, median of paired rounds (min{EN_DASH}max); all files timed in one "
+        "interleaved run; agreement = argmax agreement with PyTorch on "
+        f"{probe} dev sentences; dev = {dev_examples} dev sentences.",
+    ]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        own = [r for r in rows if r["model"] == model]
+        base = own[0].get("dev_accuracy")
+        lines += [
+            "",
+            f"## {model}",
+            "",
+            "| file | dev acc % | vs fp32 (pts) | agreement | size MB | p50 b1 ms | p50 b32 ms "
+            "| speed-up b1 | speed-up b32 |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in own:
+            if r["failed"]:
+                reason = r["failed"].replace("|", "\\|")  # a bare | would split the cell
+                lines.append(f"| {r['file']} | **failed**: {reason} |" + " — |" * 7)
+                continue
+            parity = r["parity"]
+            agreement = f"{parity['argmax_agreement'] * 100:.1f}%" + (
+                "" if parity["passed"] else " **(under gate)**"
+            )
+            delta = "" if base is None else f"{(r['dev_accuracy'] - base) * 100:+.2f}"
+            lines.append(
+                f"| {r['file']} | {r['dev_accuracy'] * 100:.2f} | {delta} | {agreement} | "
+                f"{r['size_mb']} | {r.get('p50_ms_b1', float('nan')):.2f} | "
+                f"{r.get('p50_ms_b32', float('nan')):.2f} | "
+                f"{_ratio(r.get('speedup_b1'))} | {_ratio(r.get('speedup_b32'))} |"
+            )
+        statics = [r for r in own if r["file"].startswith("static int8")]
+        if statics:
+            lines += ["", f"Our static int8 within {MAX_STATIC_DROP_POINTS:g} point of fp32:"]
+            lines += [_verdict(r) for r in statics]
+    return lines
+
+
+def write_table(out: Path, rows: list[dict], threads: int, dev_examples: int) -> None:
+    atomic.write_json(out / "table.json", rows)
+    lines = table_lines(rows, threads, dev_examples)
     atomic.write_text(out / "table.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("student", type=Path, help="student model folder (HF)")
+    parser.add_argument("teacher", type=Path, help="fine-tuned teacher model folder (HF)")
+    parser.add_argument("student", type=Path, help="distilled student model folder (HF)")
     parser.add_argument("out", type=Path)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    files = build(args.student, args.out)
-    write_table(args.out, measure(files, args.threads), args.threads)
+    recipe = load_recipe(RECIPE)
+    data = load_task_data(recipe.data)
+    max_length = recipe.data.max_length
+    probe, calibration = data.dev.take(PROBE), data.train.take(CALIBRATION)
+    rows = []
+    for model, model_dir in (("teacher", args.teacher), ("student", args.student)):
+        rows += build_model(model, model_dir, args.out / model, probe=probe,
+                            calibration=calibration, max_length=max_length,
+                            recipe_hash=recipe.hash())  # fmt: skip
+    measured = measure(rows, data.dev, max_length=max_length, threads=args.threads)
+    write_table(args.out, measured, args.threads, len(data.dev))
 
 
 if __name__ == "__main__":
