@@ -294,3 +294,25 @@ def test_resumed_pruning_run_prunes_exactly_like_an_uninterrupted_one(
         assert a["prediction_kl"] == pytest.approx(b["prediction_kl"], rel=1e-4, abs=1e-7)
     assert straight.best_step >= p_straight.end and resumed.best_step >= p_resumed.end
     assert math.isclose(straight.best_dev_accuracy, resumed.best_dev_accuracy)
+
+
+def test_importance_undoes_gradient_clipping() -> None:
+    """The trainer clips gradients before the pruner reads them; the pruner divides the clip
+    factor out, so its scores are the paper's |theta * grad| whatever the clipping did."""
+    from compressor.distill.trainer import clip_factor
+
+    scores = []
+    for factor in (1.0, 0.25):
+        model = _model()
+        layout = layout_of(model)
+        pruner = Pruner(layout, PruneConfig(heads=2, ffn=32), 10)
+        with pruner.masks.applied(layout):
+            model(**_inputs(), labels=torch.tensor([0, 1, 2, 1])).loss.backward()
+        for p in model.parameters():
+            if p.grad is not None:
+                p.grad.mul_(factor)  # what clip_grad_norm_ would have done
+        pruner.after_backward(factor)
+        scores.append(pruner.criterion.score("ffn"))
+    torch.testing.assert_close(scores[1], scores[0])
+    assert clip_factor(4.0) == pytest.approx(0.25, rel=1e-5)
+    assert clip_factor(0.5) == 1.0 and clip_factor(float("inf")) == 0.0

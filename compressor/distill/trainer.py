@@ -42,12 +42,24 @@ LossFn = Callable[
 STATE_FILE = "trainer_state.json"
 
 
+MAX_GRAD_NORM = 1.0
+
+
+def clip_factor(norm: float) -> float:
+    """What `clip_grad_norm_` scaled the gradients by (torch's own formula); 0 when the norm
+    is not finite (an fp16 overflow step, which the optimizer skips too)."""
+    if not math.isfinite(norm):
+        return 0.0
+    return min(1.0, MAX_GRAD_NORM / (norm + 1e-6))
+
+
 class TrainingHooks(Protocol):
     """What a method that acts on the model during training (the pruner) plugs in: it sees
     the gradients before each optimizer step and the step's loss parts after it, and is
     checkpointed with the run."""
 
-    def after_backward(self) -> None: ...
+    def after_backward(self, clip_factor: float) -> None:
+        """`clip_factor` is what gradient clipping multiplied this step's gradients by."""
 
     def after_step(self, step: int, parts: dict[str, float]) -> None: ...
 
@@ -288,9 +300,9 @@ def train(
                         )
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(params, 1.0)
+                        norm = float(accelerator.clip_grad_norm_(params, MAX_GRAD_NORM))
                         if hooks is not None:
-                            hooks.after_backward()
+                            hooks.after_backward(clip_factor(norm))
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad()

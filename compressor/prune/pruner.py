@@ -120,13 +120,17 @@ class Pruner:
         self.end = max(self.begin + 1, math.ceil(cfg.end * total_steps))
         self.trace: list[dict] = []
 
-    def after_backward(self) -> None:
+    def after_backward(self, clip_factor: float = 1.0) -> None:
         """Fold this step's sensitivities into the smoothed scores (before the optimizer
-        step, while the gradients are there)."""
+        step, while the gradients are there). The gradients were clipped by `clip_factor`;
+        dividing it out gives the paper's |theta * dL/dtheta|, so a step with a large gradient
+        norm weighs in the moving average as much as it really matters."""
         if self.trace and self.trace[-1]["step"] >= self.end:
             return
+        if clip_factor <= 0:  # a skipped (overflowed) step carries no sensitivity
+            return
         for kind in self.targets:
-            self.criterion.update(kind, sensitivity(self.layout, kind))
+            self.criterion.update(kind, sensitivity(self.layout, kind) / clip_factor)
 
     def after_step(self, step: int, parts: dict[str, float]) -> None:
         """Prune when the schedule says so, and trace the prediction gap and sizes."""
