@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 DEMO_OUT ?= runs/demo
 
-.PHONY: install test demo bench bench-distill bench-textbrewer bench-prune bench-quant lint clean
+.PHONY: install test demo bench bench-distill bench-textbrewer bench-prune bench-quant arm-root lint clean
 
 install: $(STAMP)
 
@@ -58,3 +58,9 @@ bench-prune: $(STAMP)
 # static int8 stays within 1 point of fp32 (run `make demo` first).
 bench-quant: $(STAMP)
 	$(PY) -m benchmarks.quant_compare $(DEMO_OUT)/teacher/model $(DEMO_OUT)/student/model runs/bench-quant
+
+# The arm64 emulation root that `benchmark --target arm --arm-mode emulated` runs in (needs
+# root, debootstrap and the network): Debian 13's static qemu-aarch64, a Debian 12 arm64
+# minbase with python3 and the aarch64 onnxruntime wheel of the version installed here.
+arm-root: $(STAMP)
+	$(PY) -m benchmarks.targets.emulated build "$${COMPRESSOR_CACHE_DIR:-$$HOME/.cache/compressor}/arm64-root"

@@ -360,6 +360,12 @@ class BenchmarkConfig(Strict):
     warmup: int = Field(10, ge=0)
     iters: int = Field(50, ge=1)
     rounds: int = Field(3, ge=1)
+    arm_root: str | None = Field(
+        None,
+        description="arm64 emulation root (qemu, Debian arm64, aarch64 onnxruntime) for arm, "
+        "emulated. Default: arm64-root in COMPRESSOR_CACHE_DIR or ~/.cache/compressor; "
+        "`make arm-root` builds it.",
+    )
 
 
 class StageConfig(Strict):

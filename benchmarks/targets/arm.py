@@ -41,10 +41,9 @@ def measure_arm(
             )
         return {**measure_cpu(arts, cfg, cores=cores, lengths=lengths), "target": "arm"}
     if cfg.arm_mode == "emulated":
-        raise UserError(
-            "arm_mode emulated is not implemented yet — use arm_mode estimated for figures, "
-            "or measured on an ARM machine"
-        )
+        from benchmarks.targets.emulated import measure_emulated
+
+        return measure_emulated(arts, cfg)
     return estimate_arm(arts, cfg)
 
 
