@@ -32,8 +32,16 @@ demo: $(STAMP)
 	$(VENV)/bin/compressor finetune --recipe recipes/demo.yaml --out $(DEMO_OUT)/teacher --overwrite
 	$(VENV)/bin/compressor compress --recipe recipes/demo.yaml --teacher $(DEMO_OUT)/teacher --out $(DEMO_OUT)/student --overwrite
 
+# The demo run timed on every target (run `make demo` first): CPU over threads, lengths and
+# the dev set's own lengths; the GPU (skipped with its reason where there is none); ARM
+# estimates against the device profiles; then our CPU figures beside ONNX Runtime's own
+# bert_perf_test on the same files (runs/bench-latency/agreement.md).
 bench: $(STAMP)
-	$(VENV)/bin/compressor benchmark $(DEMO_OUT)/student --against $(DEMO_OUT)/teacher --target cpu
+	$(VENV)/bin/compressor benchmark $(DEMO_OUT)/student --target cpu --threads 1 --threads 2 \
+		--seq-len 32 --seq-len 128 --seq-len dev --iters 30 --rounds 3
+	$(VENV)/bin/compressor benchmark $(DEMO_OUT)/student --target cuda
+	$(VENV)/bin/compressor benchmark $(DEMO_OUT)/student --target arm --batch 1 --batch 32 --seq-len 128
+	$(PY) -m benchmarks.peers.ort_perf $(DEMO_OUT)/student runs/bench-latency
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from compressor.errors import UserError
-from compressor.recipe import Recipe, default_teacher_backbone, load_recipe
+from compressor.recipe import Recipe, benchmark_settings, default_teacher_backbone, load_recipe
 
 app = typer.Typer(
     help="Distil, prune, quantize, export and benchmark transformer classifiers.",
@@ -378,26 +378,101 @@ def benchmark(
     against: Annotated[
         str | None, typer.Option(help="Teacher to compare with. [default: the run's teacher]")
     ] = None,
-    target: Annotated[str, typer.Option(help="Where to measure: cpu.")] = "cpu",
-    threads: Annotated[int | None, typer.Option(help="Intra-op threads. [default: all]")] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="cpu (this machine), cuda (the GPU; skipped with a note when absent) or arm "
+            "(see --arm-mode). [default: the recipe's benchmark.target]"
+        ),
+    ] = None,
+    threads: Annotated[
+        list[int] | None,
+        typer.Option(help="Intra-op thread count; repeat to sweep. [default: 1, 2, all cores]"),
+    ] = None,
+    batch: Annotated[
+        list[int] | None, typer.Option(help="Batch size; repeat for several. [default: 1, 32]")
+    ] = None,
+    seq_len: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Sequence length, or 'dev' for the dev set's own lengths in dynamically padded "
+            "batches; repeat for several. [default: 32, 128, dev]"
+        ),
+    ] = None,
     iters: Annotated[int | None, typer.Option(help="Timed calls per round.")] = None,
+    rounds: Annotated[
+        int | None, typer.Option(help="Interleaved rounds (the ratios' spread).")
+    ] = None,
+    torch_compile: Annotated[
+        bool | None, typer.Option(help="Also time PyTorch under torch.compile.")
+    ] = None,
+    arm_mode: Annotated[
+        str | None,
+        typer.Option(
+            help="arm target: estimated (roofline against device profiles), measured (on an "
+            "aarch64 machine), emulated. [default: estimated]"
+        ),
+    ] = None,
+    profile: Annotated[
+        list[str] | None,
+        typer.Option(help="Device profile for arm estimates (benchmarks/profiles); repeat."),
+    ] = None,
 ) -> None:
-    """Time teacher and student (PyTorch and ONNX) side by side and update the report."""
+    """Time teacher and student side by side (each model in its own process, rounds
+    interleaved) and update the report. Figures are labelled measured / estimated."""
     from compressor import pipeline
     from compressor.runfolder import RunFolder
 
-    if target != "cpu":
-        raise UserError(f"--target {target} is not available yet — use --target cpu")
     run = RunFolder.open(run_dir)
     recipe = run.recipe()
-    bench = recipe.benchmark.model_copy(
-        update={k: v for k, v in {"threads": threads, "iters": iters}.items() if v is not None}
+    lengths = None if seq_len is None else [n if n == "dev" else _int(n) for n in seq_len]
+    overrides = {
+        "target": target,
+        "threads": threads,
+        "batches": batch,
+        "seq_lens": lengths,
+        "iters": iters,
+        "rounds": rounds,
+        "torch_compile": torch_compile,
+        "arm_mode": arm_mode,
+        "arm_profiles": profile,
+    }
+    recipe = recipe.model_copy(
+        update={"benchmark": benchmark_settings(recipe.benchmark, overrides)}
     )
-    recipe = recipe.model_copy(update={"benchmark": bench})
     trained = run.result("prune") or run.result("distill")
     pipeline.benchmark(run, against or trained.get("teacher", ""), recipe)
     paths = pipeline.write_run_report(run)
     console.print(f"[green]report: {paths['md']}")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"--seq-len {text!r} is neither a number nor 'dev'") from None
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Two or more compress run folders.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Also write the table here (.md) and its .json beside.")
+    ] = None,
+) -> None:
+    """Runs side by side: accuracy, its drop from the teacher, size, and each model's speed-up
+    over the teacher timed in the same run (batch 1, first length, most threads)."""
+    from benchmarks.compare import compare as compare_runs
+    from benchmarks.compare import render_markdown
+    from compressor import atomic
+
+    rows = compare_runs(runs)
+    table = render_markdown(rows)
+    typer.echo(table, nl=False)
+    if out is not None:
+        atomic.write_text(out, table)
+        atomic.write_json(out.with_suffix(".json"), rows)
+        console.print(f"[green]table: {out}")
 
 
 @app.command()

@@ -471,57 +471,74 @@ def _evaluate(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData)
     run.complete("evaluate", dev_accuracy=scores, dev_examples=len(dev))
 
 
-def benchmark(run: RunFolder, teacher_path: str, recipe: Recipe) -> None:
-    """Latency of teacher and student, PyTorch and ONNX, each in its own process."""
-    from benchmarks.latency import Variant, run_latency, speedups
-    from exporters.onnx import export_onnx
+BENCHMARK_STAGES = {"cpu": "benchmark", "cuda": "benchmark_cuda", "arm": "benchmark_arm"}
 
+
+def benchmark(
+    run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData | None = None
+) -> dict:
+    """Latency of teacher and students on the recipe's target (benchmark.target), recorded
+    under that target's stage so CPU, GPU and ARM figures sit side by side in one report."""
+    from benchmarks.targets import Artifacts
+    from compressor.artifacts import export_teacher_checked
+
+    cfg = recipe.benchmark
     teacher_dir = Path(resolve_model_dir(teacher_path))
     teacher_onnx = run.path / "teacher_onnx" / "model.onnx"
+    needs_data = not teacher_onnx.is_file() or "dev" in cfg.seq_lens
+    data = data or (load_task_data(recipe.data) if needs_data else None)
     if not teacher_onnx.is_file():
         with console.status("exporting the teacher to ONNX for a like-for-like comparison"):
-            teacher_onnx = export_onnx(teacher_dir, teacher_onnx.parent, opset=recipe.export.opset)
+            teacher_onnx = export_teacher_checked(
+                teacher_dir,
+                teacher_onnx.parent,
+                data.dev.take(recipe.export.parity_samples),
+                opset=recipe.export.opset,
+                max_length=recipe.data.max_length,
+                recipe_hash=recipe.hash(),
+                tolerance=recipe.export.parity_tolerance,
+            )
     arts = _artifacts(run, teacher_path)
-    variants = [
-        Variant("teacher PyTorch", teacher_dir, "pytorch"),
-        Variant("teacher ONNX", teacher_onnx, "onnxruntime"),
-        Variant("student PyTorch", arts["student"][2], "pytorch"),
-    ]
-    if "student_onnx" in arts:
-        variants.append(Variant("student ONNX", arts["student_onnx"][2], "onnxruntime"))
-    quantized = arts["student_int8"][0] if "student_int8" in arts else None
-    if quantized:
-        variants.append(Variant(quantized, arts["student_int8"][2], "onnxruntime"))
-    cfg = recipe.benchmark
-    threads = cfg.threads or os.cpu_count() or 1
-    results = run_latency(
-        variants,
-        batches=tuple(cfg.batches),
-        seq_lens=tuple(cfg.seq_lens),
-        threads=threads,
-        warmup=cfg.warmup,
-        iters=cfg.iters,
-        rounds=cfg.rounds,
+    quantized = arts.get("student_int8")
+    artifacts = Artifacts(
+        teacher_dir=teacher_dir,
+        teacher_onnx=teacher_onnx,
+        student_dir=arts["student"][2],
+        student_onnx=arts["student_onnx"][2] if "student_onnx" in arts else None,
+        quantized_label=quantized[0] if quantized else None,
+        quantized=quantized[2] if quantized else None,
     )
-    labels = {v.label for v in variants}
-    pairs = [
-        (a, b)
-        for a, b in [
-            ("teacher PyTorch", "student PyTorch"),
-            ("teacher PyTorch", "student ONNX"),
-            ("teacher ONNX", "student ONNX"),
-            ("teacher ONNX", quantized),
-            ("teacher PyTorch", quantized),
-        ]
-        if a in labels and b in labels
+    lengths = None
+    if "dev" in cfg.seq_lens:
+        lengths = dev_lengths(artifacts.student_dir, data, recipe.data.max_length)
+    cores = os.cpu_count() or 1
+    if cfg.target == "cuda":
+        from benchmarks.targets.cuda import measure_cuda
+
+        result = measure_cuda(artifacts, cfg, lengths=lengths)
+        if result["mode"] == "skipped":
+            console.print(f"[yellow]CUDA benchmark skipped: {result['reason']}")
+    elif cfg.target == "arm":
+        from benchmarks.targets.arm import measure_arm
+
+        result = measure_arm(artifacts, cfg, cores=cores, lengths=lengths)
+    else:
+        from benchmarks.targets.cpu import measure_cpu
+
+        result = measure_cpu(artifacts, cfg, cores=cores, lengths=lengths)
+    run.complete(BENCHMARK_STAGES[cfg.target], **result)
+    return result
+
+
+def dev_lengths(model_dir: Path, data: TaskData, max_length: int) -> list[int]:
+    """Token count of every dev example as the model would see it (specials included,
+    truncated like the evaluation): the "real traffic" workload."""
+    tokenizer = load_tokenizer(model_dir)
+    pairs = data.dev.pairs or [None] * len(data.dev.texts)
+    return [
+        len(tokenizer(text, pair, truncation=True, max_length=max_length)["input_ids"])
+        for text, pair in zip(data.dev.texts, pairs, strict=True)
     ]
-    run.complete(
-        "benchmark",
-        target="cpu",
-        threads=threads,
-        results=results,
-        speedups=speedups(results, pairs),
-    )
 
 
 def _teacher_notes(teacher_path: str) -> list[str]:
@@ -623,12 +640,16 @@ def build_report(run: RunFolder) -> dict:
         if prune
         else None,
         "latency": {
+            "mode": bench.get("mode", "measured"),
+            "device_name": bench.get("device_name"),
             "threads": bench.get("threads"),
             "results": bench.get("results", []),
             "speedups": bench.get("speedups", []),
         }
         if bench
         else None,
+        "latency_cuda": run.result("benchmark_cuda") or None,
+        "arm": run.result("benchmark_arm") or None,
     }
 
 
@@ -680,8 +701,8 @@ def compress(
             _ort_format(run, recipe, data)
     if not run.done("evaluate"):
         _evaluate(run, teacher, recipe, data)
-    if not skip_benchmark and not run.done("benchmark"):
-        benchmark(run, teacher, recipe)
+    if not skip_benchmark and not run.done(BENCHMARK_STAGES[recipe.benchmark.target]):
+        benchmark(run, teacher, recipe, data)
     return write_run_report(run)
 
 

@@ -354,9 +354,20 @@ class QuantizeConfig(Strict):
 class BenchmarkConfig(Strict):
     """Latency measurement: engines in separate processes, teacher and student interleaved."""
 
+    target: Literal["cpu", "cuda", "arm"] = Field(
+        "cpu",
+        description="cpu: this machine's CPU; cuda: the GPU (skipped with a note when there is "
+        "none); arm: mobile-like ARM targets, measured / emulated / estimated (arm_mode).",
+    )
     batches: list[int] = Field(default_factory=lambda: [1, 32])
-    seq_lens: list[int] = Field(default_factory=lambda: [128])
-    threads: int | None = Field(None, ge=1, description="Default: all cores of this machine.")
+    seq_lens: list[int | Literal["dev"]] = Field(
+        default_factory=lambda: [32, 128, "dev"],
+        description="Fixed sequence lengths, and 'dev': the dev sentences' own lengths "
+        "replayed in dynamically padded batches (real traffic).",
+    )
+    threads: list[int] | None = Field(
+        None, description="Intra-op thread counts to sweep. Default: 1, 2 and all cores."
+    )
     warmup: int = Field(10, ge=0)
     iters: int = Field(50, ge=1)
     rounds: int = Field(3, ge=1)
@@ -366,6 +377,46 @@ class BenchmarkConfig(Strict):
         "emulated. Default: arm64-root in COMPRESSOR_CACHE_DIR or ~/.cache/compressor; "
         "`make arm-root` builds it.",
     )
+    torch_compile: bool = Field(
+        False, description="Also time PyTorch under torch.compile (slow to compile)."
+    )
+    arm_mode: Literal["estimated", "emulated", "measured"] = Field(
+        "estimated",
+        description="arm target: 'estimated' (roofline from the ONNX graph against device "
+        "profiles), 'emulated' (qemu-user functional check; timings labelled emulated), "
+        "'measured' (this machine when it is aarch64, or a device over SSH with `remote`).",
+    )
+    arm_profiles: list[str] = Field(
+        default_factory=lambda: ["cortex-a55", "cortex-a76", "raspberry-pi-4", "raspberry-pi-5"],
+        description="Device profiles (benchmarks/profiles/*.yaml) for arm estimates.",
+    )
+    remote: str | None = Field(
+        None, description="user@host of an ARM device to measure on over SSH (arm, measured)."
+    )
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _one_count_is_a_list(cls, value: Any) -> Any:
+        """`threads: 2` (one count) is a sweep of one."""
+        return [value] if isinstance(value, int) else value
+
+    @field_validator("threads")
+    @classmethod
+    def _positive(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or min(value) < 1):
+            raise ValueError("thread counts must be >= 1")
+        return value
+
+    @field_validator("seq_lens")
+    @classmethod
+    def _positive_lengths(cls, value: list[int | str]) -> list[int | str]:
+        if not value or any(isinstance(n, int) and n < 1 for n in value):
+            raise ValueError("sequence lengths must be >= 1 (or 'dev')")
+        return value
+
+    def thread_counts(self, cores: int) -> list[int]:
+        """The sweep: the recipe's counts, else 1, 2 and all cores (deduplicated)."""
+        return sorted(set(self.threads or [1, min(2, cores), cores]))
 
 
 class StageConfig(Strict):
@@ -499,6 +550,15 @@ def load_recipe(path: Path | None = None, overrides: dict[str, Any] | None = Non
         return Recipe.model_validate(_deep_merge(Recipe().model_dump(), tree))
     except ValidationError as exc:
         raise UserError(_format_validation_error(exc, origin)) from exc
+
+
+def benchmark_settings(base: BenchmarkConfig, flags: dict[str, Any]) -> BenchmarkConfig:
+    """The run's benchmark settings with the flags that were given laid over, validated."""
+    given = {key: value for key, value in flags.items() if value is not None}
+    try:
+        return BenchmarkConfig.model_validate({**base.model_dump(), **given})
+    except ValidationError as exc:
+        raise UserError(_format_validation_error(exc, "benchmark flags")) from exc
 
 
 def default_teacher_backbone() -> str:

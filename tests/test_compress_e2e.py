@@ -75,8 +75,12 @@ def test_report_holds_every_figure(compressed: Path) -> None:
     report = json.loads((compressed / "report.json").read_text())
     models = report["models"]
     assert set(models) == {
-        "teacher", "student", "student_onnx", "student_optimized", "student_int8",
-    }  # fmt: skip
+        "teacher",
+        "student",
+        "student_onnx",
+        "student_optimized",
+        "student_int8",
+    }
     state = RunFolder.open(compressed)
     assert state.result("export")["optimized"]["parity"]["passed"]
     manifest = json.loads((compressed / "onnx" / "manifest.json").read_text())
@@ -207,9 +211,19 @@ def test_single_stage_commands_on_the_run(
     assert manifest["model_int8.onnx"]["quantization"]["per_channel"] is True
     assert manifest["model.onnx"]["dev_examples"] == 128  # fp32 scored by quantize too
 
-    static = cli("quantize", str(tmp_path / "onnx"), *data, "--mode", "static-int8",
-                 "--calibration", "percentile", "--calibration-samples", "24",
-                 "--exclude", "classifier")  # fmt: skip
+    static = cli(
+        "quantize",
+        str(tmp_path / "onnx"),
+        *data,
+        "--mode",
+        "static-int8",
+        "--calibration",
+        "percentile",
+        "--calibration-samples",
+        "24",
+        "--exclude",
+        "classifier",
+    )
     assert static.returncode == 0, static.stderr
     entry = json.loads((tmp_path / "onnx" / "manifest.json").read_text())["model_static_int8.onnx"]
     assert entry["quantization"]["mode"] == "static-int8"
@@ -235,3 +249,79 @@ def test_single_stage_commands_on_the_run(
     reported = cli("report", str(compressed))
     assert reported.returncode == 0, reported.stderr
     assert (compressed / "report.md").is_file() and "Speed-ups" in reported.stdout
+
+
+def test_benchmark_targets_on_the_run(compressed: Path) -> None:
+    """cuda is skipped with its reason here (no GPU), arm is estimated and says so, and the
+    CPU target sweeps threads over the dev set's own lengths."""
+    from tests.test_cli import cli
+
+    cuda = cli("benchmark", str(compressed), "--target", "cuda")
+    assert cuda.returncode == 0, cuda.stderr
+    report = json.loads((compressed / "report.json").read_text())
+    assert report["latency_cuda"]["mode"] == "skipped"
+    assert "no CUDA device" in report["latency_cuda"]["reason"]
+
+    arm = cli(
+        "benchmark",
+        str(compressed),
+        "--target",
+        "arm",
+        "--batch",
+        "1",
+        "--seq-len",
+        "16",
+        "--profile",
+        "raspberry-pi-4",
+        "--profile",
+        "cortex-a76",
+    )
+    assert arm.returncode == 0, arm.stderr
+    estimated = json.loads((compressed / "report.json").read_text())["arm"]
+    assert estimated["mode"] == "estimated" and set(estimated["profiles"]) == {
+        "raspberry-pi-4",
+        "cortex-a76",
+    }
+    by_key = {(e["profile"], e["label"], e["threads"]): e for e in estimated["estimates"]}
+    assert len(by_key) == 2 * 3 * 2  # profiles x (teacher, student, int8) x (1, 4 threads)
+    for profile in ("raspberry-pi-4", "cortex-a76"):
+        for threads in (1, 4):
+            teacher = by_key[profile, "teacher ONNX", threads]
+            student = by_key[profile, "student ONNX", threads]
+            # 2 of 4 layers: half the encoder's multiply-adds, counted not timed
+            assert student["gflop"] == pytest.approx(teacher["gflop"] / 2, rel=0.05)
+            assert student["estimate_ms"] < teacher["estimate_ms"]
+        assert by_key[profile, "student ONNX int8", 1]["int8_gop"] > 0
+    assert {c["label"] for c in estimated["calibration"]} == {
+        "teacher ONNX",
+        "student ONNX",
+        "student ONNX int8",
+    }
+    assert all(c["measured_p50_ms"] > 0 and c["estimate_ms"] > 0 for c in estimated["calibration"])
+    md = (compressed / "report.md").read_text()
+    assert "## ARM (estimated)" in md and "## Latency (CUDA, measured)" in md
+
+    cpu = cli(
+        "benchmark",
+        str(compressed),
+        "--seq-len",
+        "dev",
+        "--batch",
+        "4",
+        "--threads",
+        "1",
+        "--threads",
+        "2",
+        "--iters",
+        "2",
+        "--rounds",
+        "1",
+    )
+    assert cpu.returncode == 0, cpu.stderr
+    latency = json.loads((compressed / "report.json").read_text())["latency"]
+    assert {(r["threads"], r["seq_len"]) for r in latency["results"]} == {(1, "dev"), (2, "dev")}
+    assert {s["threads"] for s in latency["speedups"]} == {1, 2}
+
+    refused = cli("benchmark", str(compressed), "--target", "arm", "--arm-mode", "measured")
+    assert refused.returncode == 2 and "needs an ARM machine" in refused.stderr
+    assert "Traceback" not in refused.stderr
