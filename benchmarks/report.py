@@ -203,8 +203,48 @@ def _speedups_section(latency: Mapping[str, Any], title: str = "Speed-ups") -> S
     return Section(title, lines=lines, headers=headers, rows=rows)
 
 
+def _emulated_section(arm: Mapping[str, Any]) -> Section:
+    """The aarch64 build's answers against x86's: a functional check, so the verdict leads
+    and the emulated times are labelled as such."""
+    root = arm.get("root") or {}
+    lines = [
+        f"Functional check under qemu-user: {'PASSED' if arm.get('passed') else 'FAILED'}. "
+        f"{arm.get('note', '')}",
+        f"qemu {root.get('qemu', DASH)}, onnxruntime {root.get('onnxruntime', DASH)} (aarch64), "
+        f"inputs {arm.get('inputs', {})}",
+    ]
+    rows = [
+        [
+            str(r.get("label", DASH)),
+            str(r.get("format", DASH)),
+            str(r.get("cpu", DASH)),
+            _fmt(r.get("max_abs_diff"), ".1e"),
+            _pct(r.get("argmax_agree")),
+            "✓" if r.get("passed") else f"✗ {r.get('error') or ''}".strip(),
+            _fmt(r.get("p50_ms_emulated"), ".1f"),
+            DASH
+            if r.get("emulation_slowdown") is None
+            else f"{r['emulation_slowdown']:.0f}{TIMES}",
+        ]
+        for r in arm.get("results") or []
+    ]
+    headers = [
+        "Model",
+        "File",
+        "Emulated CPU",
+        "Max |Δ| vs x86",
+        "Argmax agreement",
+        "Passed",
+        "p50 ms (EMULATED)",
+        "Slower than host",
+    ]
+    return Section("ARM (emulated, functional check)", lines=lines, headers=headers, rows=rows)
+
+
 def _arm_sections(arm: Mapping[str, Any]) -> list[Section]:
     """Estimates with their method, sources, assumptions and the error seen on this host."""
+    if arm.get("mode") == "emulated":
+        return [_emulated_section(arm)]
     if arm.get("mode") != "estimated":
         latency = {**arm, "results": arm.get("results") or []}
         return [
@@ -407,8 +447,8 @@ def _sections(report: Mapping[str, Any]) -> list[Section]:
             _latency_section(cuda, CUDA_TITLE),
             _speedups_section(cuda, "CUDA speed-ups (measured)"),
         ]
-    if report.get("arm"):
-        sections += _arm_sections(report["arm"])
+    for arm in report.get("arm") or []:
+        sections += _arm_sections(arm)
     if report.get("pruning"):
         sections.append(_pruning_section(report["pruning"]))
     return [*sections, _training_section(report.get("training") or {})]

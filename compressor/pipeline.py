@@ -25,7 +25,7 @@ from compressor.models import (
     load_tokenizer,
     resolve_model_dir,
 )
-from compressor.recipe import DistillConfig, Recipe
+from compressor.recipe import BenchmarkConfig, DistillConfig, Recipe
 from compressor.runfolder import RunFolder
 
 console = Console(stderr=True)
@@ -471,7 +471,15 @@ def _evaluate(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData)
     run.complete("evaluate", dev_accuracy=scores, dev_examples=len(dev))
 
 
-BENCHMARK_STAGES = {"cpu": "benchmark", "cuda": "benchmark_cuda", "arm": "benchmark_arm"}
+ARM_MODES = ("measured", "emulated", "estimated")
+
+
+def benchmark_stage(cfg: BenchmarkConfig) -> str:
+    """Each target (and each ARM mode) keeps its own record, so a run can carry measured,
+    emulated and estimated figures side by side without one overwriting another."""
+    if cfg.target == "arm":
+        return f"benchmark_arm_{cfg.arm_mode}"
+    return "benchmark" if cfg.target == "cpu" else f"benchmark_{cfg.target}"
 
 
 def benchmark(
@@ -526,7 +534,7 @@ def benchmark(
         from benchmarks.targets.cpu import measure_cpu
 
         result = measure_cpu(artifacts, cfg, cores=cores, lengths=lengths)
-    run.complete(BENCHMARK_STAGES[cfg.target], **result)
+    run.complete(benchmark_stage(cfg), **result)
     return result
 
 
@@ -649,7 +657,9 @@ def build_report(run: RunFolder) -> dict:
         if bench
         else None,
         "latency_cuda": run.result("benchmark_cuda") or None,
-        "arm": run.result("benchmark_arm") or None,
+        "arm": [
+            run.result(f"benchmark_arm_{m}") for m in ARM_MODES if run.done(f"benchmark_arm_{m}")
+        ],
     }
 
 
@@ -701,7 +711,7 @@ def compress(
             _ort_format(run, recipe, data)
     if not run.done("evaluate"):
         _evaluate(run, teacher, recipe, data)
-    if not skip_benchmark and not run.done(BENCHMARK_STAGES[recipe.benchmark.target]):
+    if not skip_benchmark and not run.done(benchmark_stage(recipe.benchmark)):
         benchmark(run, teacher, recipe, data)
     return write_run_report(run)
 

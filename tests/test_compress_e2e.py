@@ -277,7 +277,7 @@ def test_benchmark_targets_on_the_run(compressed: Path) -> None:
         "cortex-a76",
     )
     assert arm.returncode == 0, arm.stderr
-    estimated = json.loads((compressed / "report.json").read_text())["arm"]
+    (estimated,) = json.loads((compressed / "report.json").read_text())["arm"]
     assert estimated["mode"] == "estimated" and set(estimated["profiles"]) == {
         "raspberry-pi-4",
         "cortex-a76",

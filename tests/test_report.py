@@ -209,26 +209,91 @@ def test_cuda_skip_and_arm_estimates_are_labelled() -> None:
     report = full_report()
     report["latency_cuda"] = {"target": "cuda", "mode": "skipped", "reason": "no GPU here"}
     estimate = {"compute_bound_ms": 8.0, "memory_bound_ms": 1.0}
-    report["arm"] = {
-        "target": "arm",
-        "mode": "estimated",
-        "method": "roofline",
-        "profiles": {"raspberry-pi-4": {"name": "Pi 4", "sources": ["brief"], "assumed": ["eff"]}},
-        "estimates": [
-            {"label": "teacher ONNX", "profile": "raspberry-pi-4", "batch": 1, "seq_len": 128,
-             "threads": 4, "estimate_ms": 40.0, **estimate},
-            {"label": "student ONNX", "profile": "raspberry-pi-4", "batch": 1, "seq_len": 128,
-             "threads": 4, "estimate_ms": 16.0, **estimate},
-        ],
-        "calibration": [
-            {"label": "student ONNX", "batch": 1, "seq_len": 128, "estimate_ms": 4.0,
-             "measured_p50_ms": 5.0, "measured_over_estimate": 1.25, "host_sgemm_gflops": 90.0,
-             "host_copy_gbs": 20.0}
-        ],
-    }  # fmt: skip
+    report["arm"] = [
+        {
+            "target": "arm",
+            "mode": "estimated",
+            "method": "roofline",
+            "profiles": {
+                "raspberry-pi-4": {"name": "Pi 4", "sources": ["brief"], "assumed": ["eff"]}
+            },
+            "estimates": [
+                {
+                    "label": "teacher ONNX",
+                    "profile": "raspberry-pi-4",
+                    "batch": 1,
+                    "seq_len": 128,
+                    "threads": 4,
+                    "estimate_ms": 40.0,
+                    **estimate,
+                },
+                {
+                    "label": "student ONNX",
+                    "profile": "raspberry-pi-4",
+                    "batch": 1,
+                    "seq_len": 128,
+                    "threads": 4,
+                    "estimate_ms": 16.0,
+                    **estimate,
+                },
+            ],
+            "calibration": [
+                {
+                    "label": "student ONNX",
+                    "batch": 1,
+                    "seq_len": 128,
+                    "estimate_ms": 4.0,
+                    "measured_p50_ms": 5.0,
+                    "measured_over_estimate": 1.25,
+                    "host_sgemm_gflops": 90.0,
+                    "host_copy_gbs": 20.0,
+                }
+            ],
+        }
+    ]
     md = render_markdown(report)
     assert "## Latency (CUDA, measured)\n\n- Skipped: no GPU here" in md
     assert "## ARM (estimated)" in md and "ESTIMATE, not a measurement" in md
     assert "| raspberry-pi-4 | student ONNX | 4 | 1 | 128 | 16.00 | compute | 2.50\u00d7 |" in md
     assert "estimate 4.00 ms, measured p50 5.00 ms (1.25\u00d7 the estimate)" in md
     assert "raspberry-pi-4: Pi 4; sources: brief; assumed: eff" in md
+
+
+def test_emulated_arm_is_a_functional_check_with_labelled_times() -> None:
+    report = full_report()
+    row = {
+        "label": "student ONNX int8",
+        "format": "onnx",
+        "cpu": "cortex-a76",
+        "max_abs_diff": 5.6e-3,
+        "argmax_agree": 1.0,
+        "passed": True,
+        "p50_ms_emulated": 412.0,
+        "emulation_slowdown": 190.4,
+    }
+    failed = {
+        "label": "teacher ONNX",
+        "format": "ort",
+        "cpu": "max",
+        "passed": False,
+        "error": "exit 139",
+    }
+    report["arm"] = [
+        {
+            "target": "arm",
+            "mode": "emulated",
+            "passed": False,
+            "note": "not a device",
+            "root": {"qemu": "10.0.13", "onnxruntime": "1.32.0"},
+            "results": [row, failed],
+        }
+    ]
+    md = render_markdown(report)
+    assert "## ARM (emulated, functional check)" in md
+    assert "Functional check under qemu-user: FAILED. not a device" in md
+    assert (
+        "| student ONNX int8 | onnx | cortex-a76 | 5.6e-03 | 100.00% | ✓ | 412.0 | 190\u00d7 |"
+        in md
+    )
+    assert "| teacher ONNX | ort | max | — | — | ✗ exit 139 | — | — |" in md
+    assert "p50 ms (EMULATED)" in md

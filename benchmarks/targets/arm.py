@@ -1,6 +1,8 @@
 """Mobile-like ARM targets, labelled by how the figure was obtained.
 
 - measured: this machine is aarch64, so the CPU target runs here as it is;
+- emulated: the aarch64 ONNX Runtime build under qemu-user (benchmarks/targets/emulated.py),
+  a functional check of every file on several ARM cores; its timings are never device figures;
 - estimated: a roofline over the ONNX graph against device profiles (benchmarks/roofline.py),
   with the method's error checked on this host against a measured latency in the same run.
 """
