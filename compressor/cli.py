@@ -283,6 +283,106 @@ def prune(
     )
 
 
+@app.command()
+def metakd(
+    out: Annotated[
+        Path, typer.Option(help="Run folder to create (the student lands in out/model).")
+    ],
+    target_domain: Annotated[
+        str | None,
+        typer.Option(help="Domain the student is distilled for (a file stem or column value)."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Backbone of the meta-teacher (hub id or folder). "
+            "[default: all-MiniLM-L6-v2, bundled]"
+        ),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Folder with one .tsv/.csv/.jsonl file per domain (e.g. "
+            "../shared/data/sentiment3), or one file with --domain-column."
+        ),
+    ] = None,
+    domain_column: Annotated[
+        str | None, typer.Option(help="Column naming each example's domain (one-file data).")
+    ] = None,
+    text_column: TextCol = None,
+    label_column: LabelCol = None,
+    fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of the target domain's training part used (few-shot). [default: 1]"
+        ),
+    ] = None,
+    max_train_examples: Annotated[
+        int | None, typer.Option(help="Cap on every domain's training part.")
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option(help="Prototype score: weight of the own domain's prototype. [default: 0.5]"),
+    ] = None,
+    gamma1: Annotated[
+        float | None, typer.Option(help="Weight of the domain-adversarial loss. [default: 0.5]")
+    ] = None,
+    gamma2: Annotated[
+        float | None,
+        typer.Option(help="Weight of the transferable-knowledge loss. [default: 0.5]"),
+    ] = None,
+    layers: Annotated[int | None, typer.Option(help="Student layers. [default: 3]")] = None,
+    teacher_steps: Annotated[
+        int | None, typer.Option(help="Optimizer steps of the meta-teacher.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps of the student.")] = None,
+    batch_size: BatchSize = None,
+    recipe: Annotated[
+        Path | None,
+        typer.Option(
+            "--recipe", "-r", help="YAML recipe (e.g. recipes/metakd.yaml); flags override it."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Check inputs and print the plan; train nothing.")
+    ] = False,
+    overwrite: Overwrite = False,
+    resume: Resume = False,
+) -> None:
+    """Meta-KD: train one meta-teacher on all domains (prototype-weighted, domain-adversarial),
+    then meta-distil a student for --target-domain. The student is a plain HF model."""
+    from compressor.metakd import run as metakd_run
+
+    overrides = {
+        "data.source": data,
+        "data.text_column": text_column,
+        "data.label_column": label_column,
+        "data.max_train_examples": max_train_examples,
+        "metakd.domain_column": domain_column,
+        "metakd.target_domain": target_domain,
+        "metakd.fraction": fraction,
+        "metakd.alpha": alpha,
+        "metakd.gamma1": gamma1,
+        "metakd.gamma2": gamma2,
+        "student.layers": layers,
+        "finetune.max_steps": teacher_steps,
+        "finetune.batch_size": batch_size,
+        "train.max_steps": steps,
+        "train.batch_size": batch_size,
+    }
+    effective = load_recipe(recipe, overrides)
+    backbone = model or default_teacher_backbone()
+    if dry_run:
+        _print_plan(metakd_run.plan(backbone, effective))
+        return
+    with _resumable():
+        report = metakd_run.metakd(backbone, effective, out, overwrite=overwrite, resume=resume)
+    console.print(
+        f"[green]student for {report['target_domain']}: dev accuracy "
+        f"{report['student']['dev_accuracy']:.4f} -> {out / 'model'} (report: {out / 'report.md'})"
+    )
+
+
 def _run_chain(teacher: str, effective: Recipe, out: Path, *, dry_run: bool, **flags: bool) -> None:
     """Print the plan of `compress` / `prune`, or run it and say where the report is."""
     from compressor import pipeline

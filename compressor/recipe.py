@@ -419,6 +419,36 @@ class BenchmarkConfig(Strict):
         return sorted(set(self.threads or [1, min(2, cores), cores]))
 
 
+class MetaKDConfig(Strict):
+    """Meta-KD (Pan et al., ACL 2021): a meta-teacher trained on K domains, distilled into
+    one student per target domain. The meta-teacher trains with `finetune`, the student
+    with `student`, `distill` and `train`."""
+
+    domain_column: str | None = Field(
+        None,
+        description="Column naming each example's domain when data.source is one file; a "
+        "folder needs none (each file is a domain, named by its stem).",
+    )
+    dev_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Each domain's share held out as dev (seeded split)."
+    )
+    target_domain: str | None = Field(None, description="Domain the student is distilled for.")
+    fraction: float = Field(
+        1.0, gt=0, le=1, description="Share of the target domain's training part used (few-shot)."
+    )
+    alpha: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Eq. 1: weight of the own domain's class prototype in the prototype score; "
+        "1 - alpha is shared by the other domains' prototypes.",
+    )
+    gamma1: float = Field(0.5, ge=0, description="Weight of the domain-adversarial term.")
+    gamma2: float = Field(
+        0.5, ge=0, description="Weight of the transferable-knowledge term in meta-distillation."
+    )
+
+
 class StageConfig(Strict):
     """One stage of a multi-stage distillation: overrides of `distill` and `train` for it
     (TinyBERT: intermediate layers first, then the prediction layer)."""
@@ -447,6 +477,7 @@ class Recipe(Strict):
     export: ExportConfig = ExportConfig()
     quantize: QuantizeConfig = QuantizeConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
+    metakd: MetaKDConfig = MetaKDConfig()
 
     @model_validator(mode="after")
     def _stages_are_valid(self) -> Recipe:
@@ -493,8 +524,13 @@ class Recipe(Strict):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
     def hash(self) -> str:
-        """Identifies the recipe in manifests: same settings, same hash."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        """Identifies the recipe in manifests: same settings, same hash. An untouched
+        `metakd` section is left out, so recipes written before it existed keep their hash
+        (and their runs stay resumable)."""
+        tree = self.model_dump(mode="json")
+        if self.metakd == MetaKDConfig():
+            del tree["metakd"]
+        blob = json.dumps(tree, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -30,6 +30,8 @@ from compressor.recipe import DistillConfig, IntermediateLoss
 class DistillObjective:
     """Callable `(student, batch, progress) -> (loss, parts)` for the trainer."""
 
+    needs_hidden_states = False  # a subclass reading hidden states beyond the terms' own
+
     def __init__(
         self,
         teacher: PreTrainedModel,
@@ -74,7 +76,7 @@ class DistillObjective:
     ) -> ModelView:
         accepted = self._inputs.setdefault(id(model), accepted_inputs(model))
         wants = {
-            "output_hidden_states": bool(self.terms),
+            "output_hidden_states": bool(self.terms) or self.needs_hidden_states,
             "output_attentions": any(m.needs_attentions for *_, m in self.terms),
         }
         config = model.config

@@ -184,6 +184,7 @@ def train(
     hooks: TrainingHooks | None = None,
     keep_from_step: int = 0,
     mlm_probability: float | None = None,
+    example_fields: dict[str, list] | None = None,
 ) -> TrainState:
     """Optimise `model` (and `extra_modules`, e.g. loss projections) and keep the best one.
 
@@ -194,7 +195,9 @@ def train(
     only moved to the device. `hooks` act on the model between steps (pruning); evaluations
     before `keep_from_step` are logged but never kept (a model still being pruned). With
     `mlm_probability` the data is unlabelled text for a masked LM, and "dev accuracy" is
-    the masked-token accuracy.
+    the masked-token accuracy. `example_fields` are per-example values (a domain id, an
+    instance weight) batched with the training examples, for a `compute_loss` that weighs
+    examples one by one (Meta-KD).
     """
     set_seed(cfg.seed)
     accelerator = Accelerator(
@@ -206,6 +209,9 @@ def train(
     mlm = mlm_probability is not None
     train_features = tokenize(train_split, tokenizer, max_length, labels=not mlm)
     dev_features = tokenize(dev_split, tokenizer, max_length, labels=not mlm)
+    for name, values in (example_fields or {}).items():
+        for feature, value in zip(train_features, values, strict=True):
+            feature[name] = value
     train_collate = MaskingCollator(tokenizer, mlm_probability, cfg.seed) if mlm else None
     dev_collate = MaskingCollator(tokenizer, mlm_probability, 0) if mlm else None
     train_loader = make_loader(
