@@ -72,3 +72,9 @@ bench-quant: $(STAMP)
 # minbase with python3 and the aarch64 onnxruntime wheel of the version installed here.
 arm-root: $(STAMP)
 	$(PY) -m benchmarks.targets.emulated build "$${COMPRESSOR_CACHE_DIR:-$$HOME/.cache/compressor}/arm64-root"
+
+# Meta-KD on ../shared/data/sentiment3 (each file split 80/20, seeded): per domain, at 100 %
+# and 10 % of its training data, a single-domain teacher, the meta-teacher, plain KD from the
+# single-domain teacher and the Meta-KD student (runs/bench-metakd/table.md; resumable).
+bench-metakd: $(STAMP)
+	$(PY) -m benchmarks.metakd_compare runs/bench-metakd

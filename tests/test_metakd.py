@@ -176,3 +176,21 @@ def test_dry_run_prints_the_plan(
     assert result.exit_code == 0, result.output
     assert "meta-teacher" in result.output and "imdb" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_bench_runs_the_four_models_of_one_target(
+    tmp_path: Path, tiny_teacher_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks import metakd_compare
+
+    tiny = {"finetune.max_steps": 2, "train.max_steps": 2, "student.layers": 2,
+            "finetune.batch_size": 8, "train.batch_size": 8}  # fmt: skip
+    monkeypatch.setattr(metakd_compare, "SHARED", {**metakd_compare.SHARED, **tiny})
+    data = write_slice(tmp_path / "data", 30)
+    row = metakd_compare.run_target(str(tiny_teacher_dir), data, "imdb", 0.5, tmp_path / "b")
+    assert row["train_examples"] == 12 and row["dev_examples"] == 6
+    assert all(0 <= row[k] <= 1 for k in "abcd")
+    again = metakd_compare.run_target(str(tiny_teacher_dir), data, "imdb", 0.5, tmp_path / "b")
+    assert again == row  # finished runs are reused, not retrained
+    metakd_compare.write_table(tmp_path / "b", [row])
+    assert "| imdb | 50% (12) |" in (tmp_path / "b" / "table.md").read_text()

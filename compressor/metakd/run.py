@@ -19,6 +19,7 @@ from rich.console import Console
 from compressor import atomic
 from compressor.data import Split
 from compressor.distill.trainer import total_steps, train
+from compressor.errors import UserError
 from compressor.metakd.data import DomainData, load_domains
 from compressor.metakd.objectives import DomainHead, MetaDistillObjective, MetaTeacherObjective
 from compressor.metakd.prototypes import mean_pooled, prototype_scores
@@ -34,8 +35,6 @@ HEAD = "teacher_domain_head.pt"
 
 def load_metakd_data(recipe: Recipe) -> tuple[DomainData, int]:
     """The domains and the target's index, after every input check."""
-    from compressor.errors import UserError
-
     cfg = recipe.metakd
     if cfg.target_domain is None:
         raise UserError("no target domain — pass --target-domain (one of the data's domains)")
