@@ -116,6 +116,45 @@ def _models_section(report: Mapping[str, Any]) -> Section:
     return Section("Models", headers=headers, rows=rows)
 
 
+def _tradeoff_section(report: Mapping[str, Any]) -> Section:
+    """What each deployable file costs in accuracy against the fp32 ONNX student and what it
+    buys in speed, side by side (speed-ups from the same interleaved run)."""
+    models = report.get("models") or {}
+    fp32 = models.get("student_onnx") or {}
+    speedups = (report.get("latency") or {}).get("speedups") or []
+    most = max((s.get("threads") or 0 for s in speedups), default=0)
+    rows = []
+    for key, model in models.items():
+        if key == "student_onnx" or not str(model.get("format") or "").startswith("onnx"):
+            continue
+        label = model.get("label") or key
+        acc, base = model.get("dev_accuracy"), fp32.get("dev_accuracy")
+        cells = {
+            (s["batch"], s["seq_len"]): _speedup_cell(s)
+            for s in speedups
+            if s.get("baseline") == fp32.get("label")
+            and s.get("candidate") == label
+            and (s.get("threads") or 0) == most
+        }
+        rows.append(
+            [
+                str(label),
+                _pct(acc),
+                DASH if acc is None or base is None else f"{100 * (acc - base):+.2f}",
+                _fmt(model.get("size_mb"), ".2f"),
+                "; ".join(f"b{b} s{q}: {c}" for (b, q), c in cells.items()) or DASH,
+            ]
+        )
+    headers = [
+        "File",
+        "Dev accuracy",
+        "Δ vs fp32 ONNX (pts)",
+        "Size (MB)",
+        f"Speed-up vs fp32 ONNX ({most} threads)",
+    ]
+    return Section("Export and quantization trade-off", headers=headers, rows=rows)
+
+
 def _latency_lines(latency: Mapping[str, Any]) -> list[str]:
     lines = []
     if latency.get("device_name"):
@@ -438,6 +477,7 @@ def _sections(report: Mapping[str, Any]) -> list[Section]:
     sections = [
         *_run_sections(report),
         _models_section(report),
+        _tradeoff_section(report),
         _latency_section(latency),
         _speedups_section(latency),
     ]

@@ -515,6 +515,7 @@ def benchmark(
         student_onnx=arts["student_onnx"][2] if "student_onnx" in arts else None,
         quantized_label=quantized[0] if quantized else None,
         quantized=quantized[2] if quantized else None,
+        optimized=arts["student_optimized"][2] if "student_optimized" in arts else None,
     )
     lengths = None
     if "dev" in cfg.seq_lens:

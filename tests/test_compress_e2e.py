@@ -125,12 +125,15 @@ def test_report_holds_every_figure(compressed: Path) -> None:
         "teacher ONNX",
         "student PyTorch",
         "student ONNX",
+        "student ONNX optimized",
         "student ONNX int8",
     }
     assert {(r["batch"], r["seq_len"]) for r in latency["results"]} == {(1, 16), (4, 16)}
     ratios = {(s["baseline"], s["candidate"], s["batch"]) for s in latency["speedups"]}
     assert ("teacher PyTorch", "student ONNX int8", 1) in ratios
     assert ("teacher ONNX", "student ONNX", 4) in ratios
+    assert ("student ONNX", "student ONNX int8", 1) in ratios
+    assert ("student ONNX", "student ONNX optimized", 1) in ratios
     assert report["training"]["steps"] == 16
     assert [h["step"] for h in report["training"]["history"]] == [8, 16]
     assert any(n.startswith("teacher: fine-tuned from") for n in report["run"]["notes"])

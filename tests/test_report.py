@@ -187,7 +187,7 @@ def test_missing_sections_still_render(tmp_path: Path) -> None:
         assert f"## {title}\n\n—\n" in md
     page = write_report(tmp_path, report)["html"].read_text(encoding="utf-8")
     assert "data:image/png" not in page
-    assert render_markdown({"models": {}}).count("—") == 6
+    assert render_markdown({"models": {}}).count("—") == 7
 
 
 def test_long_history_is_thinned_but_keeps_best() -> None:
@@ -297,3 +297,22 @@ def test_emulated_arm_is_a_functional_check_with_labelled_times() -> None:
     )
     assert "| teacher ONNX | ort | max | — | — | ✗ exit 139 | — | — |" in md
     assert "p50 ms (EMULATED)" in md
+
+
+def test_tradeoff_puts_the_accuracy_drop_next_to_the_speed_up() -> None:
+    report = full_report()
+    report["latency"]["speedups"].append(
+        {
+            "baseline": "student_onnx",
+            "candidate": "student_int8",
+            "threads": 2,
+            "batch": 1,
+            "seq_len": 128,
+            "ratio": 1.6,
+            "ratio_min": 1.5,
+            "ratio_max": 1.7,
+        }
+    )
+    md = render_markdown(report)
+    # int8 88.76 % -> 87.61 %: -1.15 points for 1.6x, at a quarter of the size
+    assert "| student_int8 | 87.61% | -1.15 | 11.10 | b1 s128: 1.60\u00d7  (1.50\u20131.70) |" in md

@@ -21,6 +21,7 @@ class Artifacts:
     student_onnx: Path | None = None
     quantized_label: str | None = None
     quantized: Path | None = None
+    optimized: Path | None = None
 
     def onnx_files(self) -> dict[str, Path]:
         """label -> ONNX file, for targets that only run ONNX (estimates, emulation)."""

@@ -12,6 +12,7 @@ from benchmarks.targets import Artifacts
 from compressor.recipe import BenchmarkConfig
 
 COMPILED = " torch.compile"
+OPTIMIZED = "student ONNX optimized"
 
 
 def cpu_variants(arts: Artifacts, *, torch_compile: bool) -> list[Variant]:
@@ -22,6 +23,8 @@ def cpu_variants(arts: Artifacts, *, torch_compile: bool) -> list[Variant]:
     ]
     if arts.student_onnx is not None:
         variants.append(Variant("student ONNX", arts.student_onnx, "onnxruntime"))
+    if arts.optimized is not None:
+        variants.append(Variant(OPTIMIZED, arts.optimized, "onnxruntime"))
     if arts.quantized is not None and arts.quantized_label:
         variants.append(Variant(arts.quantized_label, arts.quantized, "onnxruntime"))
     if torch_compile:
@@ -41,6 +44,8 @@ def comparison_pairs(labels: set[str], quantized: str | None) -> list[tuple[str,
         ("teacher ONNX", quantized),
         ("teacher PyTorch", quantized),
         ("student PyTorch", "student ONNX"),
+        ("student ONNX", OPTIMIZED),
+        ("student ONNX", quantized),
         ("teacher PyTorch", "teacher PyTorch" + COMPILED),
         ("student PyTorch", "student PyTorch" + COMPILED),
     ]
