@@ -339,10 +339,13 @@ class QuantizeConfig(Strict):
     )
     per_channel: bool = True
     calibration: Literal["minmax", "entropy", "percentile"] = Field(
-        "minmax", description="Static int8: how activation ranges are chosen."
+        "percentile",
+        description="Static int8: how activation ranges are chosen. Percentile on 512 "
+        "sentences was the only setting within 1 point of fp32 for both the MiniLM-L6 teacher "
+        "and its 3-layer student on SST-2 (make bench-quant).",
     )
     calibration_samples: int = Field(
-        128, ge=1, description="Static int8: training sentences run through the calibrator."
+        512, ge=1, description="Static int8: training sentences run through the calibrator."
     )
     exclude: list[str] = Field(
         default_factory=list,
