@@ -26,10 +26,11 @@ PROBE = Split([t for t, _ in ROWS[:48]], [y for _, y in ROWS[:48]])
 DEV = Split([t for t, _ in ROWS[48:]], [y for _, y in ROWS[48:]])
 CALIBRATION = Split([t for t, _ in ROWS[:32]], [0] * 32)
 OURS = {
-    "dynamic int8": ("dynamic_int8", QuantizeConfig(mode="dynamic-int8")),
-    # a random hidden-32 model is harsh on 8-bit activations (see test_exporters)
-    "static int8 (MinMax)": ("static_minmax", QuantizeConfig(mode="static-int8",
-                                                              min_agreement=0.5)),
+    # a random hidden-32 model centred on the probe sentences is harsh on 8 bits (see
+    # test_exporters): the default 90 % gate removed dynamic int8 under other thread counts
+    "dynamic int8": ("dynamic_int8", QuantizeConfig(mode="dynamic-int8", min_agreement=0.5)),
+    "static int8 (MinMax)": ("static_minmax", QuantizeConfig(
+        mode="static-int8", calibration="minmax", min_agreement=0.5)),
     "static int8 (Entropy)": ("static_entropy", QuantizeConfig(
         mode="static-int8", calibration="entropy", min_agreement=0.5)),
     # 4-bit weights of such a model flip many decisions: this gate removes the file
