@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,9 +64,19 @@ def _worker_env(threads: int) -> dict[str, str]:
     return env
 
 
+Worker = Callable[[Variant, dict[str, Any], dict[str, str]], dict[str, Any]]
+
+
 def _run_worker(variant: Variant, args: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks.latency_worker", json.dumps(args)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    return worker_result(variant, args, proc)
+
+
+def worker_result(
+    variant: Variant, args: dict[str, Any], proc: subprocess.CompletedProcess[str]
+) -> dict[str, Any]:
+    """The worker's JSON line, wherever it ran (here or on a device over SSH)."""
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     if proc.returncode == 0 and lines:
         try:
@@ -126,10 +136,12 @@ def run_latency(
     rounds: int = 3,
     lengths: Sequence[int] | None = None,
     progress: bool = True,
+    worker: Worker = _run_worker,
 ) -> list[dict[str, Any]]:
     """Time every variant at every (threads, batch, seq_len); one result dict per variant and
     setting. A seq_len of "dev" replays `lengths` (the dev sentences' token counts) in
-    dynamically padded batches instead of one fixed shape.
+    dynamically padded batches instead of one fixed shape. `worker` runs one (variant,
+    round) in a fresh process: here by default, on a device for `benchmark --remote`.
 
     Results are ordered by setting, then by variant order. `round_p50s_ms` keeps one p50 per
     round so `speedups` can pair rounds; the pooled percentiles describe the whole distribution.
@@ -178,7 +190,7 @@ def run_latency(
                     }
                     if seq_len == "dev":
                         args["lengths"] = list(lengths or [])
-                    per_variant[v.label].append(_run_worker(v, args, env))
+                    per_variant[v.label].append(worker(v, args, env))
                     bar.advance(task)
             results.extend(_aggregate(v, per_variant[v.label]) for v in variants)
     return results

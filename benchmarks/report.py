@@ -286,10 +286,16 @@ def _arm_sections(arm: Mapping[str, Any]) -> list[Section]:
         return [_emulated_section(arm)]
     if arm.get("mode") != "estimated":
         latency = {**arm, "results": arm.get("results") or []}
-        return [
-            _latency_section(latency, f"ARM ({arm.get('mode', DASH)})"),
-            _speedups_section(latency, f"ARM speed-ups ({arm.get('mode', DASH)})"),
-        ]
+        section = _latency_section(latency, f"ARM ({arm.get('mode', DASH)})")
+        device = arm.get("device") or {}
+        if arm.get("remote"):
+            section.lines.insert(
+                0,
+                f"Measured on the device {arm['remote']} over SSH ({device.get('machine')}, "
+                f"{device.get('cores')} cores) by its own ONNX Runtime "
+                f"{device.get('onnxruntime')}, Python {device.get('python')}.",
+            )
+        return [section, _speedups_section(latency, f"ARM speed-ups ({arm.get('mode', DASH)})")]
     lines = [f"Every figure here is an ESTIMATE, not a measurement. Method: {arm.get('method')}."]
     for row in arm.get("calibration") or []:
         lines.append(

@@ -440,10 +440,10 @@ def quantize(
     per_channel: Annotated[bool, typer.Option(help="Per-channel weight scales.")] = True,
     calibration: Annotated[
         str | None,
-        typer.Option(help="static-int8: minmax, entropy or percentile. [default: minmax]"),
+        typer.Option(help="static-int8: minmax, entropy or percentile. [default: percentile]"),
     ] = None,
     calibration_samples: Annotated[
-        int | None, typer.Option(help="static-int8: calibration sentences. [default: 128]")
+        int | None, typer.Option(help="static-int8: calibration sentences. [default: 512]")
     ] = None,
     exclude: Annotated[
         list[str] | None,
@@ -510,12 +510,24 @@ def benchmark(
         str | None,
         typer.Option(
             help="arm target: estimated (roofline against device profiles), measured (on an "
-            "aarch64 machine), emulated. [default: estimated]"
+            "aarch64 machine, or on the --remote device), emulated (qemu-user functional "
+            "check). [default: estimated; measured with --remote]"
         ),
     ] = None,
     profile: Annotated[
         list[str] | None,
         typer.Option(help="Device profile for arm estimates (benchmarks/profiles); repeat."),
+    ] = None,
+    remote: Annotated[
+        str | None,
+        typer.Option(
+            help="user@host of an ARM device reachable by key-based SSH: its own ONNX Runtime "
+            "times the ONNX files there (implies --target arm --arm-mode measured)."
+        ),
+    ] = None,
+    remote_python: Annotated[
+        str | None,
+        typer.Option(help="Python with numpy and onnxruntime on the --remote device."),
     ] = None,
 ) -> None:
     """Time teacher and student side by side (each model in its own process, rounds
@@ -526,6 +538,13 @@ def benchmark(
     run = RunFolder.open(run_dir)
     recipe = run.recipe()
     lengths = None if seq_len is None else [n if n == "dev" else _int(n) for n in seq_len]
+    if remote:
+        if (target or "arm") != "arm" or (arm_mode or "measured") != "measured":
+            raise UserError(
+                "--remote measures on the device: use it with --target arm --arm-mode measured, "
+                "or leave both out"
+            )
+        target, arm_mode = "arm", "measured"
     overrides = {
         "target": target,
         "threads": threads,
@@ -536,6 +555,8 @@ def benchmark(
         "torch_compile": torch_compile,
         "arm_mode": arm_mode,
         "arm_profiles": profile,
+        "remote": remote,
+        "remote_python": remote_python,
     }
     recipe = recipe.model_copy(
         update={"benchmark": benchmark_settings(recipe.benchmark, overrides)}

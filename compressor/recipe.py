@@ -394,7 +394,15 @@ class BenchmarkConfig(Strict):
         description="Device profiles (benchmarks/profiles/*.yaml) for arm estimates.",
     )
     remote: str | None = Field(
-        None, description="user@host of an ARM device to measure on over SSH (arm, measured)."
+        None,
+        description="user@host (or an ~/.ssh/config alias) of an ARM device to measure on over "
+        "SSH with key-based login (arm, measured): the ONNX files and the latency worker are "
+        "copied there and timed by the device's own ONNX Runtime.",
+    )
+    remote_python: str = Field(
+        "python3",
+        description="Python on the remote device that has numpy and onnxruntime (an absolute "
+        "path for a virtual environment).",
     )
 
     @field_validator("threads", mode="before")

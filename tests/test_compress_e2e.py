@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import onnx
@@ -328,3 +329,29 @@ def test_benchmark_targets_on_the_run(compressed: Path) -> None:
     refused = cli("benchmark", str(compressed), "--target", "arm", "--arm-mode", "measured")
     assert refused.returncode == 2 and "needs an ARM machine" in refused.stderr
     assert "Traceback" not in refused.stderr
+    conflict = cli("benchmark", str(compressed), "--remote", "pi@board", "--target", "cpu")
+    assert conflict.returncode == 2 and "--remote measures on the device" in conflict.stderr
+
+
+def test_benchmark_remote_from_the_cli(compressed: Path, tmp_path: Path) -> None:
+    """--remote alone means ARM, measured on the device; the report says where."""
+    from tests.test_cli import cli
+    from tests.test_remote import FAKE_SCP, FAKE_SSH
+
+    for name, body in (("ssh", FAKE_SSH), ("scp", FAKE_SCP)):
+        (tmp_path / name).write_text(body)
+        (tmp_path / name).chmod(0o755)
+    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "FAKE_SSH_LOG": str(tmp_path / "log")}
+    flags = ["--batch", "1", "--seq-len", "16", "--threads", "1", "--iters", "2", "--rounds", "1"]
+    done = cli("benchmark", str(compressed), "--remote", "pi@board", "--remote-python",
+               sys.executable, *flags, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    arms = json.loads((compressed / "report.json").read_text())["arm"]
+    (measured,) = [a for a in arms if a["mode"] == "measured"]
+    assert measured["remote"] == "pi@board"
+    assert {r["label"] for r in measured["results"]} == {
+        "teacher ONNX",
+        "student ONNX",
+        "student ONNX int8",
+    }
+    assert "Measured on the device pi@board" in (compressed / "report.md").read_text()

@@ -1,6 +1,7 @@
 """Mobile-like ARM targets, labelled by how the figure was obtained.
 
-- measured: this machine is aarch64, so the CPU target runs here as it is;
+- measured: this machine is aarch64, so the CPU target runs here as it is, or a device over
+  SSH (`remote`, benchmarks/targets/remote.py) times the ONNX files with its own ONNX Runtime;
 - emulated: the aarch64 ONNX Runtime build under qemu-user (benchmarks/targets/emulated.py),
   a functional check of every file on several ARM cores; its timings are never device figures;
 - estimated: a roofline over the ONNX graph against device profiles (benchmarks/roofline.py),
@@ -32,10 +33,9 @@ def measure_arm(
 ) -> dict[str, Any]:
     if cfg.arm_mode == "measured":
         if cfg.remote:
-            raise UserError(
-                "benchmark --remote is not implemented yet — copy the ONNX files to the device "
-                "and run `compressor benchmark` there, where arm_mode measured times it natively"
-            )
+            from benchmarks.targets.remote import measure_remote
+
+            return measure_remote(arts, cfg, lengths=lengths)
         if platform.machine() not in ("aarch64", "arm64"):
             raise UserError(
                 f"arm_mode measured needs an ARM machine, this one is {platform.machine()} — "
