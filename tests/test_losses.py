@@ -8,10 +8,12 @@ from compressor.distill.losses import (
     AttentionKL,
     AttentionMSE,
     AttentionProbMSE,
+    FlowOfSolution,
     HiddenCosine,
     HiddenMSE,
     LogitsMSE,
     ModelView,
+    NeuronSelectivityMMD,
     PatientCLS,
     ValueRelationKL,
     hard_ce,
@@ -268,3 +270,57 @@ def test_init_layer_choices_and_errors() -> None:
         init_layers([0, 9], 2, 6)
     with pytest.raises(UserError, match="out of range"):
         hidden_pairs([(4, 1)], 3, 6)
+
+
+def _nst_by_the_paper(s: torch.Tensor, t: torch.Tensor) -> float:
+    """Eq. 7 of Huang & Wang written out: neurons (columns) over tokens, unit length,
+    polynomial kernel (x.y)^2, every pair summed."""
+
+    def neurons(h: torch.Tensor) -> list[torch.Tensor]:
+        return [h[:, i] / h[:, i].norm() for i in range(h.shape[1])]
+
+    ns, nt = neurons(s), neurons(t)
+
+    def k(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float(a @ b) ** 2
+
+    return (
+        sum(k(a, b) for a in nt for b in nt) / len(nt) ** 2
+        + sum(k(a, b) for a in ns for b in ns) / len(ns) ** 2
+        - 2 * sum(k(a, b) for a in nt for b in ns) / (len(nt) * len(ns))
+    )
+
+
+def test_nst_mmd_is_the_papers_polynomial_mmd_on_real_tokens_across_widths() -> None:
+    torch.manual_seed(0)
+    s, t = torch.randn(2, 4, 3), torch.randn(2, 4, 5)  # widths differ: no projection needed
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    loss = NeuronSelectivityMMD([(1, 2)], 3, 5)
+    assert not list(loss.parameters())
+    expected = (_nst_by_the_paper(s[0], t[0]) + _nst_by_the_paper(s[1, :2], t[1, :2])) / 2
+    value = loss(out((None, s)), out((None, None, t)), mask).item()
+    assert value == pytest.approx(expected, rel=1e-5)
+    assert value > 0
+    # a scaled copy of the teacher has the same neuron selectivity: no loss
+    same = loss(out((None, 7 * t)), out((None, None, t)), torch.ones(2, 4)).item()
+    assert same == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fsp_matches_flow_matrices_of_consecutive_mapped_layers() -> None:
+    torch.manual_seed(0)
+    s = tuple(torch.randn(1, 3, 2) for _ in range(3))
+    t = tuple(torch.randn(1, 3, 2) for _ in range(5))
+    mask = torch.tensor([[1, 1, 0]])
+    loss = FlowOfSolution([(0, 0), (1, 2), (2, 4)], 2, 2)
+
+    def flow(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # real tokens only
+        return a[0, :2].T @ b[0, :2] / 2
+
+    expected = sum(
+        float((flow(s[a], s[b]) - flow(t[c], t[d])).pow(2).mean())
+        for (a, c), (b, d) in (((0, 0), (1, 2)), ((1, 2), (2, 4)))
+    )
+    assert loss(out(s), out(t), mask).item() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(UserError, match="at least two mapped layers"):
+        FlowOfSolution([(3, 6)], 2, 2)
+    assert FlowOfSolution([(0, 0), (1, 1)], 2, 4).proj.weight.shape == (4, 2)

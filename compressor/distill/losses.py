@@ -316,3 +316,71 @@ class LogitsMSE(IntermediateLossModule):
 
     def forward(self, student, teacher, attention_mask):
         return (student.logits - teacher.logits).pow(2).sum(-1).mean()
+
+
+@register
+class NeuronSelectivityMMD(IntermediateLossModule):
+    """NST (Huang & Wang, 2017, "Like What You Like"), eqs. 5-7 with the polynomial kernel
+    k(x, y) = (x^T y)^2 (d = 2, c = 0, the paper's best): each hidden neuron is a pattern
+    over the example's real tokens, normalised to unit length, and the student's neurons
+    are pulled towards the teacher's distribution by the squared MMD
+
+        (1/C_T^2) sum k(t_i, t_i') + (1/C_S^2) sum k(s_j, s_j') - (2 / C_T C_S) sum k(t_i, s_j),
+
+    per example, averaged over the batch and summed over mapped layers. Written with the
+    token-by-token Gram matrices G = F^T F of the normalised patterns it is
+    ||G_T / C_T - G_S / C_S||_F^2, so widths may differ without a projection. Pads are zeroed
+    before normalising, so they add nothing. TextBrewer's `mmd` is a variant: an MSE of
+    unnormalised token Gram matrices, without the neuron normalisation.
+    """
+
+    name = "nst_mmd"
+
+    def forward(self, student, teacher, attention_mask):
+        mask = attention_mask[:, :, None].to(student.logits.dtype)
+        total = student.logits.new_zeros(())
+        for s_idx, t_idx in self.pairs:
+            grams = []
+            for state in (student.hidden_states[s_idx], teacher.hidden_states[t_idx]):
+                patterns = F.normalize(state * mask, dim=1)  # each neuron over the tokens
+                grams.append(patterns @ patterns.transpose(1, 2) / state.shape[-1])
+            total = total + (grams[1] - grams[0]).pow(2).sum((1, 2)).mean()
+        return total
+
+
+@register
+class FlowOfSolution(IntermediateLossModule):
+    """FSP (Yim et al., 2017, "A Gift from Knowledge Distillation"), eqs. 1-2: the flow
+    between two layers is G = F_1^T F_2 / n (hidden x hidden, n = real tokens, as h x w in
+    the paper), and the student matches the teacher's flow for every consecutive pair of
+    mapped layers: the layer map's pairs (s_k, t_k), (s_k+1, t_k+1) give one section each.
+    Widths that differ go through one learned projection of the student's states.
+    Deviation: the squared Frobenius distance is averaged over the hidden x hidden entries
+    (as TextBrewer's `fsp` does) instead of summed, so that its weight does not grow with the
+    square of the width.
+    """
+
+    name = "fsp"
+
+    def __init__(self, pairs: list[tuple[int, int]], student_dim: int, teacher_dim: int):
+        super().__init__(pairs, student_dim, teacher_dim)
+        if len(self.pairs) < 2:
+            raise UserError(
+                f"fsp needs at least two mapped layers, got {self.pairs} — use layer_map "
+                "uniform or an explicit list of two or more pairs"
+            )
+        self.proj = _projection(student_dim, teacher_dim)
+
+    def forward(self, student, teacher, attention_mask):
+        mask = attention_mask[:, :, None].to(student.logits.dtype)
+        tokens = mask.sum(1, keepdim=True).clamp(min=1)  # (batch, 1, 1)
+
+        def flow(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+            return (first * mask).transpose(1, 2) @ (second * mask) / tokens
+
+        total = student.logits.new_zeros(())
+        for (s_a, t_a), (s_b, t_b) in zip(self.pairs, self.pairs[1:], strict=False):
+            g_s = flow(self.proj(student.hidden_states[s_a]), self.proj(student.hidden_states[s_b]))
+            g_t = flow(teacher.hidden_states[t_a], teacher.hidden_states[t_b])
+            total = total + (g_s - g_t).pow(2).mean()
+        return total
