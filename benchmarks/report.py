@@ -295,6 +295,8 @@ def _arm_sections(arm: Mapping[str, Any]) -> list[Section]:
                 f"{device.get('cores')} cores) by its own ONNX Runtime "
                 f"{device.get('onnxruntime')}, Python {device.get('python')}.",
             )
+        if arm.get("note"):
+            section.lines.insert(0, f"WARNING: {arm['note']}.")
         return [section, _speedups_section(latency, f"ARM speed-ups ({arm.get('mode', DASH)})")]
     lines = [f"Every figure here is an ESTIMATE, not a measurement. Method: {arm.get('method')}."]
     for row in arm.get("calibration") or []:

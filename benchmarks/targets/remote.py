@@ -33,6 +33,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 RUNNER_FILES = ("benchmarks/latency_worker.py", "compressor/errors.py")
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=20")
 SSH_UNREACHABLE = 255
+ARM_MACHINES = ("aarch64", "arm64", "armv7l", "armv8l")
 CALL_TIMEOUT_S = 1800
 PROBE = (
     "import json, os, platform, numpy, onnxruntime\n"
@@ -203,7 +204,12 @@ def measure_remote(
     finally:
         remote.run(f"rm -rf {shlex.quote(root)}", timeout=120)
     name = device["model"] or (results[0].get("device_name") if results else None)
+    arm = device["machine"] in ARM_MACHINES
     return {
+        "note": None
+        if arm
+        else f"{remote.host} is {device['machine']}, not ARM: these are "
+        "that machine's figures, not a mobile device's",
         "target": "arm",
         "mode": "measured",
         "remote": remote.host,
