@@ -136,7 +136,7 @@ def run_latency(
     rounds: int = 3,
     lengths: Sequence[int] | None = None,
     progress: bool = True,
-    worker: Worker = _run_worker,
+    worker: Worker | None = None,
 ) -> list[dict[str, Any]]:
     """Time every variant at every (threads, batch, seq_len); one result dict per variant and
     setting. A seq_len of "dev" replays `lengths` (the dev sentences' token counts) in
@@ -147,6 +147,7 @@ def run_latency(
     round so `speedups` can pair rounds; the pooled percentiles describe the whole distribution.
     """
     _check_variants(variants)
+    worker = worker or _run_worker
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     if "dev" in seq_lens and not lengths:

@@ -189,10 +189,13 @@ def quantize_checked(
         quantize_dynamic_int8,
         quantize_int4_weights,
         quantize_static_int8,
+        resolve_reduce_range,
     )
 
     target = out_path or fp32.with_name(f"{fp32.stem}_{QUANTIZED_NAMES[cfg.mode]}.onnx")
-    settings: dict = {"mode": cfg.mode, "per_channel": cfg.per_channel}
+    reduce_range = resolve_reduce_range(cfg.reduce_range)
+    settings: dict = {"mode": cfg.mode, "per_channel": cfg.per_channel,
+                      "reduce_range": reduce_range}  # fmt: skip
     if cfg.mode == "fp16":
         convert_fp16(fp32, target)
         settings = {"mode": cfg.mode, "kept_fp32": FP32_OPS}
@@ -210,10 +213,12 @@ def quantize_checked(
             method=cfg.calibration,
             per_channel=cfg.per_channel,
             exclude=cfg.exclude,
+            reduce_range=reduce_range,
         )
         settings |= {"calibration": cfg.calibration, "calibration_samples": len(sample)}
     else:
-        quantize_dynamic_int8(fp32, target, per_channel=cfg.per_channel, exclude=cfg.exclude)
+        quantize_dynamic_int8(fp32, target, per_channel=cfg.per_channel, exclude=cfg.exclude,
+                              reduce_range=reduce_range)  # fmt: skip
         settings["excluded_nodes"] = excluded_nodes(fp32, cfg.exclude) if cfg.exclude else []
     parity = check_parity(
         reference,

@@ -70,8 +70,34 @@ def _written_atomically(onnx_path: Path, out_path: Path) -> Iterator[str]:
         logging.getLogger().removeFilter(hint_filter)
 
 
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+ReduceRange = bool | str
+
+
+def cpu_has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this x86 CPU has an int8 dot-product instruction (VNNI / AMX). Without one,
+    ORT's u8s8 kernels (AVX2 vpmaddubsw) add pairs of products in saturating int16, and wide
+    8-bit weights overflow: measured on an AVX2-only AMD EPYC, a tiny random BERT's dynamic
+    int8 agreed with fp32 on 56 % of sentences, 91 % with 7-bit weights (reduce_range)."""
+    if not cpuinfo.is_file():
+        return True
+    flags = set(cpuinfo.read_text(encoding="utf-8", errors="replace").split())
+    return any(flag in flags for flag in VNNI_FLAGS) or "avx2" not in flags
+
+
+def resolve_reduce_range(setting: ReduceRange) -> bool:
+    """`auto`: 7-bit weights only where the CPU would saturate 8-bit ones (ORT's advice for
+    machines without VNNI); elsewhere they would only cost precision."""
+    return (not cpu_has_vnni()) if setting == "auto" else bool(setting)
+
+
 def quantize_dynamic_int8(
-    onnx_path: Path, out_path: Path, *, per_channel: bool = True, exclude: list[str] | None = None
+    onnx_path: Path,
+    out_path: Path,
+    *,
+    per_channel: bool = True,
+    exclude: list[str] | None = None,
+    reduce_range: ReduceRange = "auto",
 ) -> Path:
     """Write an int8 copy of `onnx_path` to `out_path` and return `out_path`; nodes whose
     names match a pattern of `exclude` stay fp32, as in static int8.
@@ -85,7 +111,7 @@ def quantize_dynamic_int8(
             onnx_path,
             tmp,
             per_channel=per_channel,
-            reduce_range=False,
+            reduce_range=resolve_reduce_range(reduce_range),
             weight_type=QuantType.QInt8,
             # dynamic mode first rewrites each Gemm as a MatMul named `<name>_MatMul` and
             # matches the exclusions against the rewritten graph: the classifier head is a Gemm
@@ -138,6 +164,7 @@ def quantize_static_int8(
     method: str = "minmax",
     per_channel: bool = True,
     exclude: list[str] | None = None,
+    reduce_range: ReduceRange = "auto",
 ) -> list[str]:
     """Write a static QDQ int8 copy of `onnx_path` calibrated on `feeds` (model inputs as
     numpy arrays); return the names of the nodes left in fp32 by `exclude`."""
@@ -156,6 +183,7 @@ def quantize_static_int8(
                 quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=QUANTIZED_OPS,
                 per_channel=per_channel,
+                reduce_range=resolve_reduce_range(reduce_range),
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=skipped,

@@ -388,3 +388,16 @@ def test_ort_files_carry_the_onnx_facts_and_a_mismatch_is_removed(
     assert not (folder / "model_int8.ort").exists()
     assert not (folder / "model_int8.required_operators.config").exists()
     assert "model_int8.ort" not in json.loads((folder / "manifest.json").read_text())
+
+
+def test_reduce_range_auto_follows_the_cpus_int8_dot_product(tmp_path: Path) -> None:
+    from exporters.quantize import cpu_has_vnni, resolve_reduce_range
+
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("processor : 0\nflags : fpu sse2 avx avx2 fma\n")
+    vnni = tmp_path / "vnni"
+    vnni.write_text("processor : 0\nflags : fpu sse2 avx avx2 avx512f avx512_vnni\n")
+    assert not cpu_has_vnni(avx2) and cpu_has_vnni(vnni)
+    assert cpu_has_vnni(tmp_path / "absent")  # not Linux x86: nothing to work around
+    assert resolve_reduce_range("auto") == (not cpu_has_vnni())
+    assert resolve_reduce_range(True) and not resolve_reduce_range(False)
