@@ -542,11 +542,13 @@ class Recipe(Strict):
 
     def hash(self) -> str:
         """Identifies the recipe in manifests: same settings, same hash. An untouched
-        `metakd` section is left out, so recipes written before it existed keep their hash
-        (and their runs stay resumable)."""
+        `metakd` section and a `quantize.reduce_range` left at auto are left out, so recipes
+        written before they existed keep their hash (and their runs stay resumable)."""
         tree = self.model_dump(mode="json")
         if self.metakd == MetaKDConfig():
             del tree["metakd"]
+        if self.quantize.reduce_range == "auto":
+            del tree["quantize"]["reduce_range"]
         blob = json.dumps(tree, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -1,3 +1,5 @@
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,12 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
 def test_hash_changes_with_settings_only() -> None:
     assert Recipe().hash() == Recipe().hash()
     assert load_recipe(None, {"train.lr": 0.5}).hash() != Recipe().hash()
+    # a setting added later, at its default, keeps older runs' hashes (so they resume)
+    assert load_recipe(None, {"quantize.reduce_range": False}).hash() != Recipe().hash()
+    tree = Recipe().model_dump(mode="json")
+    del tree["metakd"], tree["quantize"]["reduce_range"]
+    blob = json.dumps(tree, sort_keys=True).encode()
+    assert Recipe().hash() == hashlib.sha256(blob).hexdigest()[:16]
 
 
 def test_shipped_recipes_validate() -> None:
