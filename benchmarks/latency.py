@@ -27,6 +27,7 @@ from compressor.errors import UserError
 
 STDERR_TAIL_CHARS = 3000
 MAX_KEPT_SAMPLES = 200
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 @dataclass
@@ -58,7 +59,7 @@ def _check_variants(variants: list[Variant]) -> None:
 def _worker_env(threads: int) -> dict[str, str]:
     """Pin the OpenMP/BLAS pools too, so no library sizes itself to the whole machine."""
     env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for name in THREAD_VARS:
         env[name] = str(threads)
     env["TOKENIZERS_PARALLELISM"] = "false"
     return env

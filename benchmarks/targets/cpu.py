@@ -7,7 +7,7 @@ import platform
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks.latency import Variant, run_latency, speedups
+from benchmarks.latency import Variant, Worker, run_latency, speedups
 from benchmarks.targets import Artifacts
 from compressor.recipe import BenchmarkConfig
 
@@ -52,12 +52,16 @@ def comparison_pairs(labels: set[str], quantized: str | None) -> list[tuple[str,
     return [(a, b) for a, b in wanted if a in labels and b in labels]
 
 
-def measure_cpu(
-    arts: Artifacts, cfg: BenchmarkConfig, *, cores: int, lengths: Sequence[int] | None
-) -> dict[str, Any]:
-    variants = cpu_variants(arts, torch_compile=cfg.torch_compile)
-    threads = cfg.thread_counts(cores)
-    results = run_latency(
+def time_variants(
+    variants: list[Variant],
+    cfg: BenchmarkConfig,
+    threads: list[int],
+    lengths: Sequence[int] | None,
+    worker: Worker | None = None,
+) -> list[dict[str, Any]]:
+    """run_latency with the recipe's workload and statistics; `worker` runs each (model,
+    round) elsewhere (a device over SSH)."""
+    return run_latency(
         variants,
         batches=tuple(cfg.batches),
         seq_lens=tuple(cfg.seq_lens),
@@ -66,7 +70,16 @@ def measure_cpu(
         iters=cfg.iters,
         rounds=cfg.rounds,
         lengths=lengths,
+        worker=worker,
     )
+
+
+def measure_cpu(
+    arts: Artifacts, cfg: BenchmarkConfig, *, cores: int, lengths: Sequence[int] | None
+) -> dict[str, Any]:
+    variants = cpu_variants(arts, torch_compile=cfg.torch_compile)
+    threads = cfg.thread_counts(cores)
+    results = time_variants(variants, cfg, threads, lengths)
     pairs = comparison_pairs({v.label for v in variants}, arts.quantized_label)
     return {
         "target": "cpu",

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.latency import Variant, run_latency, speedups, worker_result
+from benchmarks.latency import THREAD_VARS, Variant, speedups, worker_result
 from benchmarks.targets import Artifacts
-from benchmarks.targets.cpu import comparison_pairs
+from benchmarks.targets.cpu import comparison_pairs, time_variants
 from compressor.errors import UserError
 from compressor.recipe import BenchmarkConfig
 
@@ -150,11 +150,7 @@ def remote_worker(remote: Remote, base: str, placed: dict[Path, str]):
 
     def run(variant: Variant, args: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
         remote_args = {**args, "model_path": f"{base}/{placed[Path(variant.model_path)]}"}
-        pins = " ".join(
-            f"{name}={env[name]}"
-            for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-            if name in env
-        )
+        pins = " ".join(f"{name}={env[name]}" for name in THREAD_VARS)
         command = (
             f"cd {shlex.quote(base + '/runner')} && {pins} {shlex.quote(remote.python)} "
             f"-m benchmarks.latency_worker {shlex.quote(json.dumps(remote_args))}"
@@ -190,17 +186,8 @@ def measure_remote(
             remote.copy(Path(tmp) / "stage", root)
         threads = cfg.thread_counts(int(device["cores"]))
         variants = [Variant(label, path, "onnxruntime") for label, path in files.items()]
-        results = run_latency(
-            variants,
-            batches=tuple(cfg.batches),
-            seq_lens=tuple(cfg.seq_lens),
-            threads=threads,
-            warmup=cfg.warmup,
-            iters=cfg.iters,
-            rounds=cfg.rounds,
-            lengths=lengths,
-            worker=remote_worker(remote, base, placed),
-        )
+        worker = remote_worker(remote, base, placed)
+        results = time_variants(variants, cfg, threads, lengths, worker)
     finally:
         remote.run(f"rm -rf {shlex.quote(root)}", timeout=120)
     name = device["model"] or (results[0].get("device_name") if results else None)
