@@ -51,6 +51,16 @@ def test_prototype_scores_skip_a_missing_class_prototype() -> None:
     assert scores[0].item() == pytest.approx(0.5 * 1 + 0.25 * (1 + R), abs=1e-6)
 
 
+def test_meta_teacher_weights_keep_their_ratios_at_mean_one() -> None:
+    from compressor.metakd.run import relative_weights
+
+    # clipped at 0, then scaled by 1 / mean(0.2, 0.4, 0, 0.6) = 1 / 0.3
+    weights = relative_weights([0.2, 0.4, -0.1, 0.6])
+    assert weights == pytest.approx([2 / 3, 4 / 3, 0.0, 2.0])
+    assert sum(weights) / len(weights) == pytest.approx(1.0)
+    assert relative_weights([-0.5, 0.0]) == [1.0, 1.0]  # nothing typical: plain CE
+
+
 def test_expertise_weights_by_hand() -> None:
     scores = torch.tensor([0.0, 1.0, 0.0, 0.5])
     logits = torch.tensor([[30.0, -30.0], [30.0, -30.0], [-30.0, 30.0], [0.0, 0.0]])
