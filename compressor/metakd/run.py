@@ -85,9 +85,8 @@ def _domain_accuracies(model_dir: Path, data: DomainData, max_length: int) -> di
 def relative_weights(scores: list[float]) -> list[float]:
     """The meta-teacher's instance weights: t_i clipped at 0 and divided by their mean over
     the training set. The cosines of eq. 1 sit near 0.3 on MiniLM, so raw t_i would act as a
-    3x smaller learning rate (a 150-step meta-teacher stayed at 53-65 % dev where its
-    single-domain peers reached 87 %); scaled to mean 1, they only say which examples count
-    more, which is what the paper's weighting is for."""
+    3x smaller learning rate (figures: README, Meta-KD deviations); scaled to mean 1, they
+    only say which examples count more, which is what the paper's weighting is for."""
     clipped = [max(s, 0.0) for s in scores]
     mean = sum(clipped) / len(clipped)
     return [s / mean for s in clipped] if mean > 0 else [1.0] * len(clipped)
