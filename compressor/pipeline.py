@@ -14,7 +14,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from compressor import atomic
 from compressor.data import Split, TaskData, load_task_data
 from compressor.distill.objective import DistillObjective
-from compressor.distill.trainer import total_steps, train
+from compressor.distill.trainer import seed_fresh_weights, total_steps, train
 from compressor.models import (
     check_labels,
     count_parameters,
@@ -60,6 +60,7 @@ def finetune(model: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: 
     run = RunFolder.create(out, "finetune", recipe, overwrite=overwrite, resume=resume)
     if not run.done("train"):
         data = load_task_data(recipe.data)
+        seed_fresh_weights(recipe.finetune.seed)
         classifier, tokenizer = load_classifier(model, data.num_labels, data.label_names)
 
         def ce_loss(m, batch, progress):
@@ -148,6 +149,7 @@ def _distill(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, 
     teacher.requires_grad_(False)
     extra = _load_teachers(recipe, data, teacher, tokenizer)
     train_split, augmentation = _training_split(recipe, teacher_path, data)
+    seed_fresh_weights(recipe.train.seed)
     student, student_tok = load_student(teacher, tokenizer, recipe.student, data.train.texts[:32])
     student_params = count_parameters(student), count_parameters(student, embeddings=False)
     plan = recipe.stage_plan()
@@ -159,6 +161,7 @@ def _distill(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, 
             stages.append(run.result(f"distill:{name}"))
             student = AutoModelForSequenceClassification.from_pretrained(target)
             continue
+        seed_fresh_weights(train_cfg.seed)
         objective = DistillObjective(
             teacher,
             student,

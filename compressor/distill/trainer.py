@@ -85,6 +85,14 @@ class TrainState:
         return self.step * batch_size * grad_accum / max(self.train_seconds, 1e-9)
 
 
+def seed_fresh_weights(seed: int) -> None:
+    """Seed before building a stage's fresh weights (a new classifier head, a projection, the
+    Meta-KD domain head). `train` seeds only once they exist, so their values would
+    otherwise depend on whatever ran earlier in the process: a comparison running many
+    models in one process (benchmarks/) got other students than the same recipe run alone."""
+    set_seed(seed)
+
+
 def total_steps(cfg: TrainConfig, train_examples: int) -> int:
     """Optimizer steps of a run: `max_steps`, else `epochs` over the batches."""
     per_epoch = max(1, math.ceil(math.ceil(train_examples / cfg.batch_size) / cfg.grad_accum))

@@ -84,9 +84,10 @@ def domain_adversarial_ce(
 
 
 class MetaTeacherObjective:
-    """Eq. 2-3: mean_i t_i CE(y_i, f(x_i)) + gamma1 * domain-adversarial term. Negative
-    prototype scores are clipped to 0: an example unlike every prototype is not learned
-    from, rather than unlearned (the paper's cosines are positive in practice)."""
+    """Eq. 2-3: mean_i t_i CE(y_i, f(x_i)) + gamma1 * domain-adversarial term. The batch's
+    `prototype_score` is taken as given: `run.relative_weights` has already clipped it at 0
+    (an example unlike every prototype is not learned from, rather than unlearned) and
+    scaled it to mean 1."""
 
     def __init__(self, head: DomainHead, gamma1: float):
         self.head = head
@@ -96,7 +97,7 @@ class MetaTeacherObjective:
         self, model: PreTrainedModel, batch: dict[str, torch.Tensor], progress: float = 0.0
     ) -> tuple[torch.Tensor, dict[str, float]]:
         labels, domain_ids = batch["labels"], batch["domain_ids"]
-        weights = batch["prototype_score"].clamp(min=0)
+        weights = batch["prototype_score"]
         accepted = accepted_inputs(model)
         out = model(**{k: v for k, v in batch.items() if k in accepted and k != "labels"},
                     output_hidden_states=True)  # fmt: skip

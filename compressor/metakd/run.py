@@ -18,7 +18,7 @@ from rich.console import Console
 
 from compressor import atomic
 from compressor.data import Split
-from compressor.distill.trainer import total_steps, train
+from compressor.distill.trainer import seed_fresh_weights, total_steps, train
 from compressor.errors import UserError
 from compressor.metakd.data import DomainData, load_domains
 from compressor.metakd.objectives import DomainHead, MetaDistillObjective, MetaTeacherObjective
@@ -95,6 +95,7 @@ def relative_weights(scores: list[float]) -> list[float]:
 def _teacher(run: RunFolder, model: str, recipe: Recipe, data: DomainData, scores, resume):
     """Eqs. 2-3 on all domains. The teacher kept is the last one, not the best by dev
     accuracy: the domain head saved beside it must be the one it was trained with."""
+    seed_fresh_weights(recipe.finetune.seed)
     teacher, tokenizer = load_classifier(model, len(data.label_names), data.label_names)
     head = DomainHead(teacher.config.hidden_size, len(data.domains))
     train_split, ids = data.joined("train")
@@ -141,6 +142,7 @@ def _student(run: RunFolder, recipe: Recipe, data: DomainData, target: int, scor
     head = DomainHead(teacher.config.hidden_size, len(data.domains))
     head.load_state_dict(torch.load(run.path / HEAD, weights_only=True))
     split, target_scores = _target_part(data, target, scores)
+    seed_fresh_weights(recipe.train.seed)
     student, student_tok = load_student(teacher, tokenizer, recipe.student, split.texts[:32])
     objective = MetaDistillObjective(
         teacher, student, recipe.distill, head, len(data.domains), recipe.metakd.gamma2
