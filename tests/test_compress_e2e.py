@@ -31,7 +31,7 @@ def recipe_file(small_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         "train:\n  max_steps: 16\n  batch_size: 32\n  lr: 0.002\n  eval_every: 8\n"
         "  checkpoint_every: 8\n"
         "export:\n  parity_samples: 48\n  ort_format: true\n"
-        "benchmark:\n  batches: [1, 4]\n  seq_lens: [16]\n  warmup: 1\n  iters: 3\n  rounds: 2\n"
+        "benchmark:\n  batches: [1, 4]\n  seq_lens: [16]\n  warmup: 1\n  iters: 3\n  rounds: 1\n"
         "  threads: 1\n"
     )
     return path

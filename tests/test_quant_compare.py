@@ -19,7 +19,9 @@ from benchmarks import latency, quant_compare
 from benchmarks.evaluate import predict_logits
 from compressor.data import Split
 from compressor.recipe import QuantizeConfig
+from exporters import quantize
 from tests.conftest import save_variant, sst2_rows
+from tests.test_exporters import FEW_BINS
 
 ROWS = sst2_rows("dev", limit=96)
 PROBE = Split([t for t, _ in ROWS[:48]], [y for _, y in ROWS[:48]])
@@ -75,6 +77,7 @@ def measured(
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(quant_compare, "OURS", OURS)
         mp.setattr(latency, "run_latency", _fake_latency(calls))
+        mp.setitem(quantize.CALIBRATOR_OPTIONS, "entropy", FEW_BINS)
         rows = []
         for name, model_dir in (("teacher", teacher), ("student", student)):
             rows += quant_compare.build_model(name, model_dir, out / name, probe=PROBE,
