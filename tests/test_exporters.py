@@ -18,12 +18,7 @@ from exporters.manifest import update_manifest
 from exporters.onnx import export_onnx
 from exporters.parity import check_parity
 from exporters.quantize import quantize_dynamic_int8, quantize_static_int8
-from tests.conftest import save_variant, sst2_rows
-
-# ORT's KL threshold search loops in Python over every (bins - quantized bins) / 2
-# candidate: 2048 bins cost ~25 s per calibration of a 4-layer model here. Tests about the
-# QDQ graph, not about where entropy clips, calibrate on 512 bins (5x fewer candidates).
-FEW_BINS = {"num_bins": 512, "num_quantized_bins": 128}
+from tests.conftest import FEW_BINS, save_variant, sst2_rows
 
 TEXTS = [text for text, _ in sst2_rows("dev", limit=64)]
 

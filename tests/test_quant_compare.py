@@ -20,8 +20,7 @@ from benchmarks.evaluate import predict_logits
 from compressor.data import Split
 from compressor.recipe import QuantizeConfig
 from exporters import quantize
-from tests.conftest import save_variant, sst2_rows
-from tests.test_exporters import FEW_BINS
+from tests.conftest import FEW_BINS, save_variant, sst2_rows
 
 ROWS = sst2_rows("dev", limit=96)
 PROBE = Split([t for t, _ in ROWS[:48]], [y for _, y in ROWS[:48]])

@@ -10,13 +10,12 @@ import torch
 from safetensors.torch import load_file
 from transformers import BertModel, BertTokenizerFast
 
+from benchmarks.metakd_compare import RECIPES
 from compressor.metakd.run import metakd
 from compressor.pipeline import finetune
 from compressor.recipe import load_recipe
 from tests.conftest import write_sst2_subset
 from tests.test_metakd import write_slice
-
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
 def _disturb_the_global_generators() -> None:
@@ -24,7 +23,7 @@ def _disturb_the_global_generators() -> None:
     random.random()
 
 
-def _same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> list[str]:
+def _differing(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> list[str]:
     """Names of the tensors that differ (empty when the two state dicts are identical)."""
     assert a.keys() == b.keys()
     return [k for k in a if not torch.equal(a[k], b[k])]
@@ -47,7 +46,7 @@ def test_a_fresh_classifier_head_is_the_same_after_other_work(
         finetune(str(backbone), recipe, tmp_path / name, overwrite=False, resume=False)
         models.append(load_file(tmp_path / name / "model" / "model.safetensors"))
     assert "classifier.weight" in models[0]
-    assert _same_tensors(*models) == []
+    assert _differing(*models) == []
 
 
 def test_meta_kd_runs_are_the_same_after_other_work(tiny_teacher_dir: Path, tmp_path: Path) -> None:
@@ -64,5 +63,5 @@ def test_meta_kd_runs_are_the_same_after_other_work(tiny_teacher_dir: Path, tmp_
         metakd(str(tiny_teacher_dir), recipe, tmp_path / name, overwrite=False, resume=False)
         heads.append(torch.load(tmp_path / name / "teacher_domain_head.pt", weights_only=True))
         students.append(load_file(tmp_path / name / "model" / "model.safetensors"))
-    assert _same_tensors(*heads) == []
-    assert _same_tensors(*students) == []
+    assert _differing(*heads) == []
+    assert _differing(*students) == []
