@@ -27,6 +27,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check compressor exporters benchmarks tests
 	$(VENV)/bin/ruff format --check compressor exporters benchmarks tests
+	$(VENV)/bin/lint-imports
 
 demo: $(STAMP)
 	$(VENV)/bin/compressor finetune --recipe recipes/demo.yaml --out $(DEMO_OUT)/teacher --overwrite
@@ -41,31 +42,31 @@ bench: $(STAMP)
 		--seq-len 32 --seq-len 128 --seq-len dev --iters 30 --rounds 3
 	$(VENV)/bin/compressor benchmark $(DEMO_OUT)/student --target cuda
 	$(VENV)/bin/compressor benchmark $(DEMO_OUT)/student --target arm --batch 1 --batch 32 --seq-len 128
-	$(PY) -m benchmarks.peers.ort_perf $(DEMO_OUT)/student runs/bench-latency
+	$(PY) -m benchmarks.experiments.ort_perf $(DEMO_OUT)/student runs/bench-latency
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
 
 # Distillation methods side by side on the demo teacher (run `make demo` first).
 bench-distill: $(STAMP)
-	$(PY) -m benchmarks.distill_compare $(DEMO_OUT)/teacher runs/bench-distill
+	$(PY) -m benchmarks.experiments.distill_compare $(DEMO_OUT)/teacher runs/bench-distill
 
 # Training throughput of our loop against TextBrewer's on the demo teacher (run `make demo`
 # first). TextBrewer is installed here only: it is no dependency of the project.
 bench-textbrewer: $(STAMP)
 	$(PY) -m pip install -q --no-deps textbrewer==0.2.1.post1
-	$(PY) -m benchmarks.textbrewer_compare $(DEMO_OUT)/teacher/model runs/bench-textbrewer
+	$(PY) -m benchmarks.experiments.textbrewer_compare $(DEMO_OUT)/teacher/model runs/bench-textbrewer
 
 # HomoDistil at 1/2 and 1/4 of the teacher's non-embedding weights against one-shot pruning
 # and layer dropping + KD, with ONNX latency ratios from one run (run `make demo` first).
 bench-prune: $(STAMP)
-	$(PY) -m benchmarks.prune_compare $(DEMO_OUT)/teacher runs/bench-prune
+	$(PY) -m benchmarks.experiments.prune_compare $(DEMO_OUT)/teacher runs/bench-prune
 
 # Every deployable file of the demo teacher and student (fp32, optimized, dynamic / static
 # int8, int4) against optimum's ORTQuantizer: dev accuracy, size, latency ratios, and whether
 # static int8 stays within 1 point of fp32 (run `make demo` first).
 bench-quant: $(STAMP)
-	$(PY) -m benchmarks.quant_compare $(DEMO_OUT)/teacher/model $(DEMO_OUT)/student/model runs/bench-quant
+	$(PY) -m benchmarks.experiments.quant_compare $(DEMO_OUT)/teacher/model $(DEMO_OUT)/student/model runs/bench-quant
 
 # The arm64 emulation root that `benchmark --target arm --arm-mode emulated` runs in (needs
 # root, debootstrap and the network): Debian 13's static qemu-aarch64, a Debian 12 arm64
@@ -77,4 +78,4 @@ arm-root: $(STAMP)
 # and 10 % of its training data, a single-domain teacher, the meta-teacher, plain KD from the
 # single-domain teacher and the Meta-KD student (runs/bench-metakd/table.md; resumable).
 bench-metakd: $(STAMP)
-	$(PY) -m benchmarks.metakd_compare runs/bench-metakd
+	$(PY) -m benchmarks.experiments.metakd_compare runs/bench-metakd

@@ -56,7 +56,7 @@ def _check_variants(variants: list[Variant]) -> None:
             raise UserError(f"{v.label}: {v.model_path} does not exist — check the model path")
 
 
-def _worker_env(threads: int) -> dict[str, str]:
+def worker_env(threads: int) -> dict[str, str]:
     """Pin the OpenMP/BLAS pools too, so no library sizes itself to the whole machine."""
     env = dict(os.environ)
     for name in THREAD_VARS:
@@ -169,7 +169,7 @@ def run_latency(
     with bar:
         task = bar.add_task("", total=total)
         for n_threads, batch, seq_len in shapes:
-            env = _worker_env(n_threads)
+            env = worker_env(n_threads)
             per_variant: dict[str, list[dict[str, Any]]] = {v.label: [] for v in variants}
             for round_idx in range(rounds):
                 for v in variants:

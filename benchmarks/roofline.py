@@ -186,11 +186,11 @@ def host_profile(threads: int) -> DeviceProfile:
     import subprocess
     import sys
 
-    from benchmarks.latency import _worker_env
+    from benchmarks.latency import worker_env
 
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.roofline", str(threads)],
-        capture_output=True, text=True, env=_worker_env(threads), check=True,
+        capture_output=True, text=True, env=worker_env(threads), check=True,
     )  # fmt: skip
     rates = json.loads(proc.stdout.splitlines()[-1])
     return DeviceProfile(

@@ -412,7 +412,7 @@ def export(
     tolerance: Annotated[float, typer.Option(help="Max |logit difference| allowed.")] = 1e-3,
 ) -> None:
     """Export to ONNX (dynamic batch / sequence axes) and check parity on real dev inputs."""
-    from compressor.artifacts import export_model
+    from exporters.artifacts import export_model
 
     recipe = load_recipe(
         None,
@@ -454,7 +454,7 @@ def quantize(
     text_pair_column: PairCol = None,
 ) -> None:
     """Quantize an exported model and re-measure its dev accuracy next to the fp32 file's."""
-    from compressor.artifacts import quantize_model
+    from exporters.artifacts import quantize_model
 
     recipe = load_recipe(
         None,

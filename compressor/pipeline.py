@@ -5,7 +5,6 @@ in its state, so a stage can run alone and `--resume` skips what is done."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from rich.console import Console
@@ -26,23 +25,9 @@ from compressor.models import (
     resolve_model_dir,
 )
 from compressor.recipe import BenchmarkConfig, DistillConfig, Recipe
-from compressor.runfolder import RunFolder
+from compressor.runfolder import RunFolder, cache_root
 
 console = Console(stderr=True)
-
-
-def _finish_model(train_dir: Path, target: Path) -> Path:
-    """Promote the kept checkpoint to `target`; the resumable state is dropped only after the
-    stage is recorded (`_drop_training`), so a crash in between still resumes."""
-    with atomic.atomic_dir(target) as tmp:
-        for item in (train_dir / "best").iterdir():
-            shutil.copy2(item, tmp / item.name)
-    return target
-
-
-def _drop_training(run: RunFolder) -> None:
-    shutil.rmtree(run.path / "training", ignore_errors=True)
-    shutil.rmtree(run.path / "stages", ignore_errors=True)
 
 
 def _describe(data: TaskData) -> dict:
@@ -79,7 +64,7 @@ def finetune(model: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: 
             resume=resume,
             description="fine-tuning teacher",
         )
-        _finish_model(run.path / "training", run.path / "model")
+        run.promote(run.path / "training", run.path / "model")
         run.complete(
             "train",
             base_model=str(model),
@@ -91,19 +76,13 @@ def finetune(model: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: 
             parameters=count_parameters(classifier),
             train_examples=state.train_examples,
         )
-        _drop_training(run)
+        run.drop_training()
     result = run.result("train")
     console.print(
         f"teacher: dev accuracy {result['dev_accuracy']:.4f} after {result['steps']} steps "
         f"-> {run.path / 'model'}"
     )
     return run.path / "model"
-
-
-def cache_root() -> Path:
-    """Where reusable derived data (augmented sets) lives: outside run folders, so that
-    `--overwrite` reruns find it. COMPRESSOR_CACHE_DIR overrides ~/.cache/compressor."""
-    return Path(os.environ.get("COMPRESSOR_CACHE_DIR", Path.home() / ".cache" / "compressor"))
 
 
 def _training_split(recipe: Recipe, teacher_path: str, data: TaskData) -> tuple[Split, dict | None]:
@@ -185,7 +164,7 @@ def _distill(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, 
             description=f"distilling {student.config.num_hidden_layers}-layer student"
             + stage_label,
         )
-        _finish_model(train_dir, target)
+        run.promote(train_dir, target)
         result = {
             "name": name,
             "steps": state.step,
@@ -227,7 +206,7 @@ def _distill(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, 
         teacher_non_embedding_parameters=count_parameters(teacher, embeddings=False),
         student_non_embedding_parameters=student_params[1],
     )
-    _drop_training(run)
+    run.drop_training()
 
 
 def _prune(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, resume: bool):
@@ -303,7 +282,7 @@ def _prune(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData, re
         teacher_non_embedding_parameters=count_parameters(teacher, embeddings=False),
         student_non_embedding_parameters=count_parameters(outcome.model, embeddings=False),
     )
-    _drop_training(run)
+    run.drop_training()
 
 
 def _prune_vocab(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
@@ -345,7 +324,7 @@ def _prune_vocab(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
 def _export(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
     """fp32 ONNX (a parity failure raises, so `compress` stops with nothing shipped), then the
     optimized file, which is only dropped when it fails: fp32 still serves."""
-    from compressor.artifacts import export_checked, optimize_checked
+    from exporters.artifacts import export_checked, optimize_checked
 
     probe = data.dev.take(recipe.export.parity_samples)
     result = export_checked(
@@ -376,7 +355,7 @@ def _export(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
 def _ort_format(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
     """Every shipped ONNX file (fp32, optimized, quantized) also as .ort; one that does not
     match its source is removed by `ort_format_checked` and reported here."""
-    from compressor.artifacts import ort_format_checked
+    from exporters.artifacts import ort_format_checked
 
     export = run.result("export")
     candidates = [
@@ -399,7 +378,7 @@ def _ort_format(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
 
 
 def _quantize(run: RunFolder, recipe: Recipe, data: TaskData) -> None:
-    from compressor.artifacts import quantize_checked
+    from exporters.artifacts import quantize_checked
 
     result = quantize_checked(
         Path(run.result("export")["path"]),
@@ -455,8 +434,8 @@ def _size_mb(path: Path) -> float:
 def _evaluate(run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData) -> None:
     """Dev accuracy of every artifact; each shipped ONNX and .ort file also carries its own
     score in the manifest, so a deployed copy states what it was measured at."""
-    from benchmarks.evaluate import accuracy
-    from compressor.artifacts import record_dev_accuracy
+    from compressor.inference import accuracy
+    from exporters.artifacts import record_dev_accuracy
 
     dev, max_length = data.dev, recipe.data.max_length
     scores = {}
@@ -491,7 +470,7 @@ def benchmark(
     """Latency of teacher and students on the recipe's target (benchmark.target), recorded
     under that target's stage so CPU, GPU and ARM figures sit side by side in one report."""
     from benchmarks.targets import Artifacts
-    from compressor.artifacts import export_teacher_checked
+    from exporters.artifacts import export_teacher_checked
 
     cfg = recipe.benchmark
     teacher_dir = Path(resolve_model_dir(teacher_path))

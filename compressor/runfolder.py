@@ -3,6 +3,7 @@ measured, so `--resume` skips finished stages and `report` can be rebuilt at any
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -93,7 +94,28 @@ class RunFolder:
     def result(self, stage: str) -> dict[str, Any]:
         return self.state["stages"].get(stage, {})
 
+    def promote(self, train_dir: Path, target: Path) -> Path:
+        """Copy the kept checkpoint of `train_dir` to `target` whole; the resumable state is
+        dropped only after the stage is recorded (`drop_training`), so a crash in between
+        still resumes."""
+        with atomic.atomic_dir(target) as tmp:
+            for item in (Path(train_dir) / "best").iterdir():
+                shutil.copy2(item, tmp / item.name)
+        return Path(target)
+
+    def drop_training(self) -> None:
+        """Remove checkpoints and intermediate stage models once the run has recorded them."""
+        shutil.rmtree(self.path / "training", ignore_errors=True)
+        shutil.rmtree(self.path / "stages", ignore_errors=True)
+
     def complete(self, stage: str, **results: Any) -> None:
         """Record a finished stage; written immediately so a crash after it keeps it."""
         self.state["stages"][stage] = results
         self.save()
+
+
+def cache_root() -> Path:
+    """Where reusable derived data (augmented sets, the arm64 emulation root) lives: outside
+    run folders, so that `--overwrite` reruns find it. COMPRESSOR_CACHE_DIR overrides
+    ~/.cache/compressor."""
+    return Path(os.environ.get("COMPRESSOR_CACHE_DIR", Path.home() / ".cache" / "compressor"))

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.evaluate import predict_logits
 from compressor.errors import UserError
+from compressor.inference import predict_logits
 
 
 @dataclass

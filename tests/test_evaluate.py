@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertForSequenceClassification
 
-from benchmarks.evaluate import accuracy, predict_logits
 from compressor.errors import UserError
+from compressor.inference import accuracy, predict_logits
 from exporters.onnx import export_onnx
 from tests.conftest import save_variant, sst2_rows
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertForSequenceClassification
 
-from benchmarks.evaluate import predict_logits
 from compressor.errors import UserError
+from compressor.inference import predict_logits
 from exporters import quantize
 from exporters.manifest import update_manifest
 from exporters.onnx import export_onnx
@@ -130,8 +130,8 @@ def test_int8_is_smaller_and_agrees(spread_onnx: Path, tmp_path: Path) -> None:
 def test_static_int8_is_qdq_calibrated_and_agrees(
     spread_onnx: Path, tmp_path: Path, method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from compressor.artifacts import calibration_feeds
     from compressor.data import Split
+    from exporters.artifacts import calibration_feeds
 
     monkeypatch.setitem(quantize.CALIBRATOR_OPTIONS, "entropy", FEW_BINS)
     folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
@@ -163,8 +163,8 @@ def _activation_scales(path: Path) -> dict[str, float]:
 def test_entropy_calibration_clips_where_minmax_keeps_the_full_range(
     spread_onnx: Path, tmp_path: Path
 ) -> None:
-    from compressor.artifacts import calibration_feeds
     from compressor.data import Split
+    from exporters.artifacts import calibration_feeds
 
     fp32 = spread_onnx
     feeds = calibration_feeds(fp32, Split(TEXTS, [0] * len(TEXTS)), max_length=64)
@@ -210,9 +210,9 @@ def test_optimized_int4_and_ort_files_keep_the_predictions(
 def test_a_quantized_file_under_the_agreement_gate_is_not_shipped(
     spread_dir: Path, spread_onnx: Path, tmp_path: Path
 ) -> None:
-    from compressor.artifacts import quantize_checked
     from compressor.data import Split
     from compressor.recipe import QuantizeConfig
+    from exporters.artifacts import quantize_checked
 
     folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
     probe = Split(TEXTS, [0] * len(TEXTS))
@@ -286,9 +286,9 @@ def test_export_needs_weights(tiny_teacher_dir: Path, tmp_path: Path) -> None:
 def test_dynamic_int8_keeps_excluded_nodes_fp32(
     spread_dir: Path, spread_onnx: Path, tmp_path: Path
 ) -> None:
-    from compressor.artifacts import quantize_checked
     from compressor.data import Split
     from compressor.recipe import QuantizeConfig
+    from exporters.artifacts import quantize_checked
 
     folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
     made = quantize_checked(folder / "model.onnx", spread_dir, Split(TEXTS, [0] * len(TEXTS)),
@@ -306,8 +306,8 @@ def test_dynamic_int8_keeps_excluded_nodes_fp32(
 def test_checked_export_lists_tokenizer_files_in_the_manifest(
     spread_dir: Path, tmp_path: Path
 ) -> None:
-    from compressor.artifacts import export_teacher_checked
     from compressor.data import Split
+    from exporters.artifacts import export_teacher_checked
 
     probe = Split(TEXTS, [0] * len(TEXTS))
     path = export_teacher_checked(spread_dir, tmp_path / "teacher_onnx", probe, opset=18,
@@ -330,8 +330,8 @@ def test_an_fp32_export_that_fails_parity_is_removed_and_raises(
     tiny_teacher_dir: Path, spread_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import exporters.onnx
-    from compressor.artifacts import export_checked, export_teacher_checked
     from compressor.data import Split
+    from exporters.artifacts import export_checked, export_teacher_checked
 
     other = save_variant(tiny_teacher_dir, tmp_path / "other", seed=1, initializer_range=0.2)
     real_export = exporters.onnx.export_onnx
@@ -356,8 +356,8 @@ def test_ort_files_carry_the_onnx_facts_and_a_mismatch_is_removed(
     spread_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import exporters.mobile
-    from compressor.artifacts import ort_format_checked
     from compressor.data import Split
+    from exporters.artifacts import ort_format_checked
     from exporters.quantize import quantize_int4_weights
 
     folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")

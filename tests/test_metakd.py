@@ -191,7 +191,7 @@ def test_dry_run_prints_the_plan(
 def test_bench_runs_the_four_models_of_one_target(
     tmp_path: Path, tiny_teacher_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from benchmarks import metakd_compare
+    from benchmarks.experiments import metakd_compare
 
     tiny = {"finetune.max_steps": 2, "train.max_steps": 2, "student.layers": 2,
             "finetune.batch_size": 8, "train.batch_size": 8}  # fmt: skip

@@ -12,7 +12,7 @@ import torch
 from optimum.exporters.onnx import main_export
 from transformers import BertConfig, BertForSequenceClassification
 
-from benchmarks.peers.ort_perf import agreement, peer_percentiles, render
+from benchmarks.experiments.ort_perf import agreement, peer_percentiles, render
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import prune_compare
+from benchmarks.experiments import prune_compare
 from compressor.errors import UserError
 from compressor.recipe import load_recipe
 from compressor.runfolder import RunFolder

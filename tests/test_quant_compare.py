@@ -15,9 +15,10 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from benchmarks import latency, quant_compare
-from benchmarks.evaluate import predict_logits
+from benchmarks import latency
+from benchmarks.experiments import quant_compare
 from compressor.data import Split
+from compressor.inference import predict_logits
 from compressor.recipe import QuantizeConfig
 from exporters import quantize
 from tests.conftest import FEW_BINS, save_variant, sst2_rows

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import BertModel, BertTokenizerFast
 
-from benchmarks.metakd_compare import RECIPES
+from benchmarks.experiments.metakd_compare import RECIPES
 from compressor.metakd.run import metakd
 from compressor.pipeline import finetune
 from compressor.recipe import load_recipe

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import textbrewer_compare
-from benchmarks.textbrewer_compare import check_same_objective, shared_recipe
+from benchmarks.experiments import textbrewer_compare
+from benchmarks.experiments.textbrewer_compare import check_same_objective, shared_recipe
 from tests.conftest import save_variant, write_sst2_subset
 
 pytestmark = pytest.mark.skipif(

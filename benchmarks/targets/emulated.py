@@ -34,6 +34,7 @@ from rich.console import Console
 from benchmarks.targets import Artifacts
 from compressor.errors import UserError
 from compressor.recipe import BenchmarkConfig
+from compressor.runfolder import cache_root
 
 # Cores that take different kernel paths: A55 and A76 (phones, Raspberry Pi 5) have int8 dot
 # product (SDOT), A72 (Raspberry Pi 4) has not, `max` adds i8mm and SVE, whose int8 path rounds
@@ -109,11 +110,6 @@ class ArmRoot:
         ).stdout
         known = {line.strip() for line in listing.splitlines() if line.startswith("  ")}
         return [cpu for cpu in CPUS if cpu in known]
-
-
-def cache_root() -> Path:
-    """Same rule as compressor.pipeline.cache_root, without importing the training stack."""
-    return Path(os.environ.get("COMPRESSOR_CACHE_DIR", Path.home() / ".cache" / "compressor"))
 
 
 def host_onnxruntime() -> str:

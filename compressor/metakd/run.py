@@ -24,7 +24,6 @@ from compressor.metakd.data import DomainData, load_domains
 from compressor.metakd.objectives import DomainHead, MetaDistillObjective, MetaTeacherObjective
 from compressor.metakd.prototypes import mean_pooled, prototype_scores
 from compressor.models import count_parameters, load_classifier, load_student
-from compressor.pipeline import _drop_training, _finish_model
 from compressor.recipe import Recipe
 from compressor.runfolder import RunFolder
 
@@ -74,7 +73,7 @@ def _scores(run: RunFolder, model: str, recipe: Recipe, data: DomainData) -> lis
 
 
 def _domain_accuracies(model_dir: Path, data: DomainData, max_length: int) -> dict[str, float]:
-    from benchmarks.evaluate import accuracy
+    from compressor.inference import accuracy
 
     return {
         d.name: accuracy(model_dir, d.dev.texts, d.dev.pairs, d.dev.labels, max_length=max_length)
@@ -115,7 +114,7 @@ def _teacher(run: RunFolder, model: str, recipe: Recipe, data: DomainData, score
         description=f"meta-teacher on {len(data.domains)} domains",
         example_fields={"domain_ids": ids, "prototype_score": relative_weights(scores)},
     )
-    _finish_model(run.path / "training" / "teacher", run.path / "teacher")
+    run.promote(run.path / "training" / "teacher", run.path / "teacher")
     torch.save(head.state_dict(), run.path / HEAD)
     run.complete(
         "teacher",
@@ -162,7 +161,7 @@ def _student(run: RunFolder, recipe: Recipe, data: DomainData, target: int, scor
         description=f"meta-distilling a {student.config.num_hidden_layers}-layer student",
         example_fields={"domain_ids": [target] * len(split), "prototype_score": target_scores},
     )
-    _finish_model(run.path / "training" / "student", run.path / "model")
+    run.promote(run.path / "training" / "student", run.path / "model")
     run.complete(
         "student",
         steps=state.step,
@@ -186,7 +185,7 @@ def metakd(model: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: bo
         _teacher(run, model, recipe, data, scores, resume)
     if not run.done("student"):
         _student(run, recipe, data, target, scores, resume)
-    _drop_training(run)
+    run.drop_training()
     return write_metakd_report(run, data)
 
 

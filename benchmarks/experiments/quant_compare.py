@@ -24,18 +24,18 @@ from pathlib import Path
 
 from benchmarks.report import EN_DASH, TIMES
 from compressor import atomic
-from compressor.artifacts import (
+from compressor.data import Split, load_task_data
+from compressor.errors import UserError
+from compressor.recipe import QuantizeConfig, load_recipe
+from exporters.artifacts import (
     calibration_feeds,
     export_checked,
     optimize_checked,
     quantize_checked,
     record_dev_accuracy,
 )
-from compressor.data import Split, load_task_data
-from compressor.errors import UserError
-from compressor.recipe import QuantizeConfig, load_recipe
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
 CALIBRATION = 512
 PROBE = 128
 FP32 = "fp32"

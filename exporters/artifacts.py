@@ -247,7 +247,7 @@ def quantize_checked(
 def record_dev_accuracy(path: Path, dev: Split, *, max_length: int) -> float:
     """Score one ONNX or ORT file on the whole dev set and write the figure into its manifest
     entry, so a deployed copy carries the accuracy it was shipped with."""
-    from benchmarks.evaluate import accuracy
+    from compressor.inference import accuracy
     from exporters.manifest import update_manifest
 
     score = accuracy(path, dev.texts, dev.pairs, dev.labels, max_length=max_length)

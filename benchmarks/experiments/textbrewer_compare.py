@@ -1,6 +1,7 @@
 """Training throughput of our distillation loop against TextBrewer's, as a ratio from one run.
 
-    python -m benchmarks.textbrewer_compare <teacher_dir> <out_dir> [--steps N] [--rounds R]
+    python -m benchmarks.experiments.textbrewer_compare <teacher_dir> <out_dir>
+        [--steps N] [--rounds R]
         [--batch-size B] [--threads T]
 
 Both tools distil the same 3-layer student (cut from the same teacher by `build_student`)
@@ -355,7 +356,7 @@ def run_worker(tool: str, teacher_dir: str, steps: int, batch_size: int, threads
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
         cmd = [
-            sys.executable, "-m", "benchmarks.textbrewer_compare", teacher_dir, tmp,
+            sys.executable, "-m", "benchmarks.experiments.textbrewer_compare", teacher_dir, tmp,
             "--steps", str(steps), "--batch-size", str(batch_size), "--threads", str(threads),
             "--worker", tool,
         ]  # fmt: skip

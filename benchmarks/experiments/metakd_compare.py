@@ -30,8 +30,8 @@ from compressor.pipeline import compress, finetune
 from compressor.recipe import default_teacher_backbone, load_recipe
 from compressor.runfolder import RunFolder
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sentiment3"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "sentiment3"
 TEACHER_STEPS = 150
 STUDENT_STEPS = 200
 STUDENT_LAYERS = 3

@@ -21,7 +21,7 @@ from compressor.pipeline import compress
 from compressor.recipe import load_recipe
 from compressor.runfolder import RunFolder
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 STEPS = 400
 # key -> (label, recipe file or None for defaults, extra dotted overrides)
 METHODS: dict[str, tuple[str, str | None, dict]] = {

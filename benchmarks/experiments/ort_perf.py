@@ -6,7 +6,7 @@ alternating ours / theirs in fresh processes, so their p50 ratio is read from on
 harness added overhead or measured something else, the ratio would sit away from 1 by more
 than the round-to-round spread of either tool.
 
-`python -m benchmarks.peers.ort_perf RUN_DIR OUT` takes a compress run (teacher and student
+`python -m benchmarks.experiments.ort_perf RUN_DIR OUT` takes a compress run (teacher and student
 ONNX files) and writes OUT/agreement.md and .json.
 """
 
@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.latency import Variant, _worker_env, run_latency
+from benchmarks.latency import Variant, run_latency, worker_env
 from compressor import atomic
 from compressor.errors import UserError
 
@@ -60,7 +60,7 @@ def peer_percentiles(
             "99",
         ]
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, env=_worker_env(threads), check=False
+            cmd, capture_output=True, text=True, env=worker_env(threads), check=False
         )
         tables = list(Path(scratch).glob("perf_results_*.txt"))
         rows = []

@@ -41,7 +41,7 @@ from compressor.pipeline import compress
 from compressor.recipe import Recipe, load_recipe
 from compressor.runfolder import RunFolder
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 STEPS = 400
 SHARED = {
     "data.max_train_examples": 12800,
