@@ -78,3 +78,12 @@ class Registry(Generic[T]):
     def items(self) -> list[tuple[str, T]]:
         self._load()
         return list(self._entries.items())
+
+
+# Every registry of the project, in one place; each names the package of its implementations.
+LOSSES: Registry[type] = Registry("intermediate loss", "compressor.distill.losses")
+IMPORTANCE: Registry[type] = Registry("importance criterion", "compressor.prune.importance")
+ARCHITECTURES: Registry[object] = Registry("architecture", "compressor.archs")
+STUDENT_KINDS: Registry[object] = Registry("student kind", "compressor.students")
+QUANT_MODES: Registry[object] = Registry("quantization mode", "exporters.quant")
+TARGETS: Registry[object] = Registry("benchmark target", "benchmarks.targets")
