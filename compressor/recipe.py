@@ -81,6 +81,11 @@ class StudentConfig(Strict):
         "cutting the teacher; its tokenizer must match the teacher's. `layers` and `init` "
         "are then unused.",
     )
+    kind: str = Field(
+        "transformer",
+        description="What the student is (compressor/students): 'transformer' is the "
+        "teacher's architecture with fewer layers, or `model`.",
+    )
     layers: int = Field(3, ge=1)
     init: Literal["uniform", "first", "last"] | list[int] = Field(
         "uniform",
@@ -111,15 +116,6 @@ class IntermediateLoss(Strict):
     schedule: WeightSchedule = Field(
         "constant", description="How the weight moves over training (TextBrewer's names)."
     )
-
-    @field_validator("name")
-    @classmethod
-    def _known_loss(cls, name: str) -> str:
-        from compressor.distill.losses import INTERMEDIATE_LOSSES
-
-        if name not in INTERMEDIATE_LOSSES:
-            raise ValueError(f"unknown loss {name!r}; known: {', '.join(INTERMEDIATE_LOSSES)}")
-        return name
 
 
 class ExtraTeacher(Strict):
@@ -282,12 +278,6 @@ class PruneConfig(Strict):
             v is not None for v in (self.heads, self.ffn, self.hidden, self.budget)
         ):
             raise ValueError("pruning is enabled but no target: set heads, ffn, hidden or budget")
-        from compressor.prune.importance import IMPORTANCE
-
-        if self.criterion not in IMPORTANCE:
-            raise ValueError(
-                f"unknown criterion {self.criterion!r}; known: {', '.join(IMPORTANCE)}"
-            )
         return self
 
 
@@ -500,11 +490,33 @@ class Recipe(Strict):
         names = [stage.name for stage in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")
-        self.stage_plan()
-        self.prune_plan()
+        plans = {"distill": self.distill, "prune.distill": self.prune_plan()[0]}
+        for i, (_name, distill, _train) in enumerate(self.stage_plan() if self.stages else []):
+            plans[f"stages.{i}.distill"] = distill
+        self._check_registered(plans)
         if self.vocab.prune and self.prune.enabled and self.prune.objective == "mlm":
             raise ValueError("vocab.prune applies to classifiers, not to prune.objective 'mlm'")
         return self
+
+    def _check_registered(self, plans: dict[str, DistillConfig]) -> None:
+        """Names the registries must know. Checked here, once the whole recipe exists, not
+        in the sections' own validators: the sections' defaults are built while this module
+        is imported, before the implementations (which import the recipe) can be."""
+        from compressor.registry import IMPORTANCE, LOSSES, STUDENT_KINDS
+
+        for where, name, registry in [
+            ("student.kind", self.student.kind, STUDENT_KINDS),
+            ("prune.criterion", self.prune.criterion, IMPORTANCE),
+            *[
+                (f"{where}.intermediate.{i}.name", term.name, LOSSES)
+                for where, distill in plans.items()
+                for i, term in enumerate(distill.intermediate)
+            ],
+        ]:
+            try:
+                registry.check(name)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
 
     def prune_plan(self) -> tuple[DistillConfig, TrainConfig]:
         """The distillation loss and training loop of the pruning stage, overrides applied."""
@@ -541,13 +553,16 @@ class Recipe(Strict):
 
     def hash(self) -> str:
         """Identifies the recipe in manifests: same settings, same hash. An untouched
-        `metakd` section and a `quantize.reduce_range` left at auto are left out, so recipes
-        written before they existed keep their hash (and their runs stay resumable)."""
+        `metakd` section, a `quantize.reduce_range` left at auto and the default student kind
+        are left out, so recipes written before they existed keep their hash (and their runs
+        stay resumable)."""
         tree = self.model_dump(mode="json")
         if self.metakd == MetaKDConfig():
             del tree["metakd"]
         if self.quantize.reduce_range == "auto":
             del tree["quantize"]["reduce_range"]
+        if self.student.kind == "transformer":
+            del tree["student"]["kind"]
         blob = json.dumps(tree, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

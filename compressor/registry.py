@@ -68,6 +68,9 @@ class Registry(Generic[T]):
             raise ValueError(f"unknown {self.kind} {name!r}; known: {', '.join(self._entries)}")
         return name
 
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
     def __contains__(self, name: object) -> bool:
         self._load()
         return name in self._entries

@@ -147,14 +147,15 @@ def test_an_export_failing_parity_stops_compress_and_ships_nothing(
 ) -> None:
     import shutil
 
-    from compressor import pipeline
     from compressor.data import load_task_data
     from compressor.errors import UserError
+    from compressor.pipeline.context import RunContext
+    from compressor.pipeline.export import Export
 
     run = RunFolder.open(shutil.copytree(compressed, tmp_path / "run"))
     strict = load_recipe(recipe_file, {"export.parity_tolerance": 1e-12})
     with pytest.raises(UserError, match="does not match PyTorch on 48 dev sentences"):
-        pipeline._export(run, strict, load_task_data(strict.data))
+        Export().run(RunContext(strict, "", run, preloaded=load_task_data(strict.data)))
     assert not (run.path / "onnx").exists()
 
 

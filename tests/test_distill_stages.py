@@ -16,7 +16,9 @@ from compressor import pipeline
 from compressor.distill.losses import soft_kd
 from compressor.distill.objective import DistillObjective
 from compressor.errors import UserError
-from compressor.models import build_student, load_classifier, load_extra_teacher
+from compressor.models import load_classifier, load_extra_teacher
+from compressor.students.transformer import build_student
+from compressor.pipeline import distill as distill_stage
 from compressor.recipe import DistillConfig, ExtraTeacher, StudentConfig, load_recipe
 from compressor.runfolder import RunFolder
 from tests.conftest import build_distilbert, build_tokenizer, save_variant, write_sst2_subset
@@ -64,7 +66,7 @@ def test_two_stage_tinybert_trains_the_classifier_only_in_stage_two(
 ) -> None:
     recipe = _recipe(data_dir, stages=TWO_STAGES)
     calls: list[str] = []
-    real_train = pipeline.train
+    real_train = distill_stage.train
 
     def crash_in_stage_two(*args, **kwargs):
         calls.append(kwargs["description"])
@@ -72,7 +74,7 @@ def test_two_stage_tinybert_trains_the_classifier_only_in_stage_two(
             raise KeyboardInterrupt
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "train", crash_in_stage_two)
+    monkeypatch.setattr(distill_stage, "train", crash_in_stage_two)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         pipeline.compress(str(tiny_teacher_dir), recipe, out, overwrite=False, resume=False,
@@ -86,7 +88,7 @@ def test_two_stage_tinybert_trains_the_classifier_only_in_stage_two(
     assert run.result("distill:intermediate")["kept"] == "last"
 
     monkeypatch.setattr(
-        pipeline, "train", lambda *a, **k: calls.append("resumed") or real_train(*a, **k)
+        distill_stage, "train", lambda *a, **k: calls.append("resumed") or real_train(*a, **k)
     )
     pipeline.compress(str(tiny_teacher_dir), recipe, out, overwrite=False, resume=True,
                       skip_benchmark=True)  # fmt: skip

@@ -17,6 +17,8 @@ from transformers import (
 )
 
 from compressor import pipeline
+from compressor.pipeline.context import RunContext
+from compressor.pipeline.vocab import Vocab
 from compressor.recipe import load_recipe
 from tests.conftest import build_tokenizer, save_variant, sst2_rows, write_sst2_subset
 from tests.test_cli import assert_user_error, cli
@@ -105,7 +107,7 @@ def test_vocab_pruning_that_changes_the_logits_is_refused(
     shutil.copytree(spread_teacher, run.path / "model")
     before = {f.name: f.read_bytes() for f in (run.path / "model").iterdir()}
     with pytest.raises(UserError, match=r"vocabulary pruning changed the logits of 64 training"):
-        pipeline._prune_vocab(run, recipe, load_task_data(recipe.data))
+        Vocab().run(RunContext(recipe, "", run, preloaded=load_task_data(recipe.data)))
     assert not run.done("vocab")
     assert {f.name: f.read_bytes() for f in (run.path / "model").iterdir()} == before
 

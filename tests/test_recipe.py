@@ -55,9 +55,28 @@ def test_hash_changes_with_settings_only() -> None:
     # a setting added later, at its default, keeps older runs' hashes (so they resume)
     assert load_recipe(None, {"quantize.reduce_range": False}).hash() != Recipe().hash()
     tree = Recipe().model_dump(mode="json")
-    del tree["metakd"], tree["quantize"]["reduce_range"]
+    del tree["metakd"], tree["quantize"]["reduce_range"], tree["student"]["kind"]
     blob = json.dumps(tree, sort_keys=True).encode()
     assert Recipe().hash() == hashlib.sha256(blob).hexdigest()[:16]
+
+
+def test_recipes_keep_the_hashes_they_had_before_the_registries() -> None:
+    """Runs started before the recipe validated names through registries (and before
+    student.kind existed) must stay resumable: their hashes, computed at 47b652a."""
+    recipes = Path(__file__).parents[1] / "recipes"
+    assert Recipe().hash() == "31301e4fba154d7d"
+    assert load_recipe(recipes / "demo.yaml").hash() == "9b6f278f70f225e3"
+    assert load_recipe(recipes / "tinybert.yaml").hash() == "cbbf93d76d984caf"
+
+
+def test_registered_names_are_checked_with_their_key() -> None:
+    with pytest.raises(UserError, match=r"student\.kind: unknown student kind 'cnn'.*transformer"):
+        load_recipe(None, {"student.kind": "cnn"})
+    with pytest.raises(UserError, match=r"prune\.criterion: unknown importance criterion"):
+        load_recipe(None, {"prune.criterion": "magnitude"})
+    staged = {"stages": [{"name": "a", "distill": {"intermediate": [{"name": "nope"}]}}]}
+    with pytest.raises(UserError, match=r"stages\.0\.distill\.intermediate\.0\.name"):
+        load_recipe(None, staged)
 
 
 def test_shipped_recipes_validate() -> None:

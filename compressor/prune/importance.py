@@ -12,12 +12,11 @@ from typing import ClassVar
 
 import torch
 
-IMPORTANCE: dict[str, type[Criterion]] = {}
+from compressor.registry import IMPORTANCE
 
 
 def register(cls: type[Criterion]) -> type[Criterion]:
-    IMPORTANCE[cls.name] = cls
-    return cls
+    return IMPORTANCE.register(cls.name)(cls)
 
 
 class Criterion:

@@ -1,0 +1,100 @@
+"""The chain of `compress`: one ordered list of stages that the run, `--resume` and
+`--dry-run` all read. Each stage records itself in the run folder's state, so a finished
+stage is skipped when the run resumes and any stage can run alone from its CLI command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compressor.models import count_parameters, load_tokenizer, resolve_model_dir
+from compressor.pipeline.benchmark import Benchmark
+from compressor.pipeline.context import RunContext, console
+from compressor.pipeline.distill import Distill, describe_augmentation
+from compressor.pipeline.evaluate import Evaluate
+from compressor.pipeline.export import Export
+from compressor.pipeline.inputs import load_extra_teachers, load_teacher
+from compressor.pipeline.mobile import OrtFormat
+from compressor.pipeline.prune import Prune
+from compressor.pipeline.quantize import Quantize
+from compressor.pipeline.report import write_run_report
+from compressor.pipeline.stage import Stage
+from compressor.pipeline.vocab import Vocab
+from compressor.recipe import Recipe
+from compressor.runfolder import RunFolder
+from compressor.students import make_student
+
+STAGES: list[Stage] = [
+    Distill(),
+    Prune(),
+    Vocab(),
+    Export(),
+    Quantize(),
+    OrtFormat(),
+    Evaluate(),
+    Benchmark(),
+]
+
+
+def compress(
+    teacher: str,
+    recipe: Recipe,
+    out: Path,
+    *,
+    overwrite: bool,
+    resume: bool,
+    skip_benchmark: bool = False,
+    skip_export: bool = False,
+) -> dict[str, Path]:
+    """Run every enabled stage not yet recorded, in order, then write the report. With
+    pruning the student is pruned after distillation, or instead of it when pruning starts
+    from the teacher (HomoDistil). `skip_export` keeps the PyTorch student only (method
+    comparisons that need no deployable artifact)."""
+    if recipe.vocab.prune:  # refuse a BPE tokenizer before hours of training, not after
+        from compressor.prune.vocab import check_supported
+
+        check_supported(load_tokenizer(resolve_model_dir(teacher)))
+    run = RunFolder.create(out, "compress", recipe, overwrite=overwrite, resume=resume)
+    ctx = RunContext(
+        recipe, teacher, run, resume=resume, skip_export=skip_export, skip_benchmark=skip_benchmark
+    )
+    for stage in STAGES:
+        if not stage.enabled(ctx) or stage.done(ctx):
+            continue
+        message = stage.status(ctx)
+        if message is None:
+            stage.run(ctx)
+        else:
+            with console.status(message):
+                stage.run(ctx)
+    return write_run_report(run)
+
+
+def plan(teacher: str, recipe: Recipe) -> dict[str, str]:
+    """What `compress` would do, after every input check it makes (for --dry-run): the
+    teacher, its extra teachers and the student are loaded and checked, then each stage of
+    the chain says what it would do or why it is skipped."""
+    ctx = RunContext(recipe, teacher)
+    data = ctx.data
+    model, tokenizer = load_teacher(ctx)
+    load_extra_teachers(recipe, data, model, tokenizer)
+    student, _tok = make_student(model, tokenizer, recipe.student, data.train.texts[:32])
+    source = (
+        f"{recipe.student.model} (pre-trained; tokenizer matches the teacher's)"
+        if recipe.student.model
+        else f"cut from teacher layers {recipe.student.init}"
+    )
+    notes = f" ({'; '.join(data.notes)})" if data.notes else ""
+    lines = {
+        "data": f"{data.source}: {len(data.train)} train / {len(data.dev)} dev examples, "
+        f"{data.num_labels} labels{notes}",
+        "augmentation": describe_augmentation(ctx),
+        "teacher": f"{teacher}: {model.config.num_hidden_layers} layers, "
+        f"{count_parameters(model) / 1e6:.1f} M parameters",
+        "student": f"{student.config.num_hidden_layers} layers, {source}, "
+        f"{count_parameters(student) / 1e6:.1f} M parameters",
+    }
+    for stage in STAGES:
+        enabled = stage.enabled(ctx)
+        lines[stage.name] = stage.plan(ctx) if enabled else f"skipped: {stage.skipped_because(ctx)}"
+    lines["recipe hash"] = recipe.hash()
+    return lines

@@ -1,0 +1,147 @@
+"""Distillation: the student is built (or loaded) and trained through each stage of the
+recipe (TinyBERT: intermediate layers, then predictions); a finished stage is skipped on
+--resume and the next starts from its kept model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compressor.distill.objective import DistillObjective
+from compressor.distill.trainer import seed_fresh_weights, total_steps, train
+from compressor.models import count_parameters
+from compressor.pipeline.context import RunContext, describe_data
+from compressor.pipeline.inputs import load_extra_teachers, load_teacher, training_split
+from compressor.pipeline.stage import Stage
+from compressor.recipe import DistillConfig
+from compressor.runfolder import cache_root
+from compressor.students import load_trained, make_student
+
+
+def describe_loss(cfg: DistillConfig) -> str:
+    """One line for a plan: the prediction term, extra teachers and intermediate terms."""
+    terms = [f"{t.name}x{t.weight}" for t in cfg.intermediate if t.weight > 0]
+    pred = (
+        f"KD T={cfg.temperature} ({cfg.temperature_schedule}), alpha={cfg.alpha}"
+        if cfg.prediction_weight > 0
+        else "no prediction loss"
+    )
+    teachers = f", +{len(cfg.extra_teachers)} teachers" if cfg.extra_teachers else ""
+    return f"{pred}{teachers}, intermediate={terms or 'none'}"
+
+
+class Distill(Stage):
+    name = "distill"
+
+    def enabled(self, ctx: RunContext) -> bool:
+        return not ctx.homodistil
+
+    def skipped_because(self, ctx: RunContext) -> str:
+        return "HomoDistil prunes an exact copy of the teacher instead"
+
+    def plan(self, ctx: RunContext) -> str:
+        recipe = ctx.recipe
+        steps = []
+        for name, distill_cfg, cfg in recipe.stage_plan():
+            total = total_steps(cfg, len(ctx.data.train))
+            steps.append(
+                f"{name}: {total} steps of batch {cfg.batch_size} x {cfg.grad_accum}, "
+                f"lr {cfg.lr}, keep {cfg.keep}; {describe_loss(distill_cfg)}"
+            )
+        return " | ".join(steps)
+
+    def run(self, ctx: RunContext) -> None:
+        run, recipe, data = ctx.folder, ctx.recipe, ctx.data
+        teacher, tokenizer = load_teacher(ctx)
+        extra = load_extra_teachers(recipe, data, teacher, tokenizer)
+        train_split, augmentation = training_split(ctx)
+        seed_fresh_weights(recipe.train.seed)
+        student, student_tok = make_student(
+            teacher, tokenizer, recipe.student, data.train.texts[:32]
+        )
+        student_params = count_parameters(student), count_parameters(student, embeddings=False)
+        plan = recipe.stage_plan()
+        stages: list[dict[str, Any]] = []
+        for i, (name, distill_cfg, train_cfg) in enumerate(plan):
+            last = i == len(plan) - 1
+            target = run.path / "model" if last else run.path / "stages" / name
+            if not last and run.done(f"distill:{name}"):
+                stages.append(run.result(f"distill:{name}"))
+                student = load_trained(target)
+                continue
+            seed_fresh_weights(train_cfg.seed)
+            objective = DistillObjective(
+                teacher,
+                student,
+                distill_cfg,
+                [(extra[spec.model], spec.weight) for spec in distill_cfg.extra_teachers],
+            )
+            train_dir = run.path / "training" / (name if len(plan) > 1 else "")
+            stage_label = f" — stage {i + 1}/{len(plan)}: {name}" if len(plan) > 1 else ""
+            state = train(
+                student,
+                student_tok,
+                train_split,
+                data.dev,
+                train_cfg,
+                max_length=recipe.data.max_length,
+                out_dir=train_dir,
+                compute_loss=objective,
+                extra_modules=objective.modules,
+                frozen_modules=objective.frozen,
+                resume=ctx.resume,
+                description=f"distilling {student.config.num_hidden_layers}-layer student"
+                + stage_label,
+            )
+            run.promote(train_dir, target)
+            result = {
+                "name": name,
+                "steps": state.step,
+                "kept": train_cfg.keep,
+                "best_step": state.best_step,
+                "best_dev_accuracy": state.best_dev_accuracy,
+                "history": state.history,
+                "train_seconds": round(state.train_seconds, 2),
+                "train_samples_per_s": round(
+                    state.samples_per_second(train_cfg.batch_size, train_cfg.grad_accum), 2
+                ),
+                "losses": ["soft_kd", "hard_ce"] * (distill_cfg.prediction_weight > 0)
+                + [term.name for term in distill_cfg.intermediate if term.weight > 0],
+            }
+            stages.append(result)
+            if not last:
+                run.complete(f"distill:{name}", **result)
+                student = load_trained(target)
+        final = stages[-1]
+        seconds = sum(stage["train_seconds"] for stage in stages)
+        samples = sum(stage["train_samples_per_s"] * stage["train_seconds"] for stage in stages)
+        run.complete(
+            self.name,
+            teacher=ctx.teacher,
+            student_source=recipe.student.model or "cut from the teacher",
+            extra_teachers=[spec.model for spec in recipe.distill.extra_teachers],
+            data=describe_data(data),
+            augmentation=augmentation,
+            stages=stages,
+            steps=sum(stage["steps"] for stage in stages),
+            best_step=final["best_step"],
+            best_dev_accuracy=final["best_dev_accuracy"],
+            history=final["history"],
+            train_examples=len(train_split),
+            train_seconds=round(seconds, 2),
+            train_samples_per_s=round(samples / max(seconds, 1e-9), 2),
+            teacher_parameters=count_parameters(teacher),
+            student_parameters=student_params[0],
+            teacher_non_embedding_parameters=count_parameters(teacher, embeddings=False),
+            student_non_embedding_parameters=student_params[1],
+        )
+        run.drop_training()
+
+
+def describe_augmentation(ctx: RunContext) -> str:
+    aug = ctx.recipe.augment
+    if not aug.enabled:
+        return "none"
+    return (
+        f"{aug.methods} x{aug.per_example} per example, labelled by the teacher "
+        f"(cached in {cache_root() / 'augment'}; epochs grow with the set)"
+    )

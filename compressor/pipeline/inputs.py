@@ -1,0 +1,58 @@
+"""Inputs that the training stages (distill, prune) and the plan share: the frozen teachers
+and the training examples, augmented when the recipe asks."""
+
+from __future__ import annotations
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from compressor.data import Split, TaskData
+from compressor.models import check_labels, load_classifier, load_extra_teacher, load_masked_lm
+from compressor.pipeline.context import RunContext
+from compressor.recipe import Recipe
+from compressor.runfolder import cache_root
+
+
+def load_teacher(ctx: RunContext) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The frozen teacher (a masked LM for task-agnostic pruning), its labels checked against
+    the data's."""
+    if ctx.mlm:
+        teacher, tokenizer = load_masked_lm(ctx.teacher)
+    else:
+        teacher, tokenizer = load_classifier(ctx.teacher)
+        check_labels(teacher, ctx.data.label_names, ctx.data.source)
+    return teacher.requires_grad_(False), tokenizer
+
+
+def load_extra_teachers(
+    recipe: Recipe, data: TaskData, teacher: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+) -> dict[str, PreTrainedModel]:
+    """Every extra teacher any stage names, loaded once, frozen, checked against the main
+    teacher's tokenizer and labels."""
+    teachers = {}
+    for _name, distill, _train in recipe.stage_plan():
+        for spec in distill.extra_teachers:
+            if spec.model not in teachers:
+                teachers[spec.model] = load_extra_teacher(
+                    spec.model, teacher, tokenizer, data.train.texts[:32]
+                )
+    return teachers
+
+
+def training_split(ctx: RunContext) -> tuple[Split, dict | None]:
+    """The training examples, with the teacher-labelled augmented set appended when asked."""
+    recipe, data = ctx.recipe, ctx.data
+    if not recipe.augment.enabled:
+        return data.train, None
+    import torch
+
+    from compressor.augment import augment_split
+    from compressor.models import resolve_model_dir
+
+    return augment_split(
+        data.train,
+        resolve_model_dir(ctx.teacher),
+        recipe.augment,
+        cache_root() / "augment",
+        max_length=recipe.data.max_length,
+        device="cuda" if torch.cuda.is_available() else "cpu",
+    )
