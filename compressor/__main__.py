@@ -1,5 +1,5 @@
 """`python -m compressor` is the same as the `compressor` command."""
 
-from compressor.cli import main
+from compressor.cli.app import main
 
 main()
