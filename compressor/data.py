@@ -62,7 +62,7 @@ def default_source() -> str:
     return "hf:glue:sst2"
 
 
-def _read_file(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
     from datasets import load_dataset
     from datasets.utils.logging import disable_progress_bar
 
@@ -139,7 +139,7 @@ def _columns(rows: list[dict], cfg: DataConfig, where: str, labelled: bool = Tru
     return Split([str(r[cfg.text_column]) for r in rows], labels, pairs)
 
 
-def _encode_labels(train: Split, dev: Split) -> list[str]:
+def encode_labels(train: Split, dev: Split) -> list[str]:
     """Integer labels stay as they are (0..K-1); string labels get sorted ids."""
     raw = set(train.labels) | set(dev.labels)
     if any(lbl is None or lbl == "" for lbl in raw):
@@ -213,8 +213,8 @@ def load_task_data(cfg: DataConfig, labelled: bool = True) -> TaskData:
             dev_file = _find(path, DEV_NAMES)
         else:
             train_file, dev_file = path, None
-        train_rows = _read_file(train_file)
-        dev_rows = _read_file(dev_file) if dev_file else None
+        train_rows = read_rows(train_file)
+        dev_rows = read_rows(dev_file) if dev_file else None
         where = str(train_file)
     train = _columns(train_rows, cfg, where, labelled)
     if dev_rows is not None:
@@ -224,7 +224,7 @@ def load_task_data(cfg: DataConfig, labelled: bool = True) -> TaskData:
         notes.append(f"no dev file: held out {len(dev)} training examples (seed {cfg.seed})")
     if labelled and len(set(train.labels)) < 2:
         raise UserError(f"{source}: only one label value found — classification needs two or more")
-    label_names = _encode_labels(train, dev) if labelled else []
+    label_names = encode_labels(train, dev) if labelled else []
     full = len(train)
     train = _subsample(train, cfg.max_train_examples, cfg.seed)
     if len(train) < full:

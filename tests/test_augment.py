@@ -18,6 +18,7 @@ from transformers.modeling_outputs import MaskedLMOutput
 
 from compressor import augment
 from compressor.augment import augment_split
+from compressor.augment import replace as augment_replace
 from compressor.data import Split
 from compressor.errors import UserError
 from compressor.recipe import AugmentConfig
@@ -179,7 +180,7 @@ def test_second_call_loads_from_cache_without_models(
         raise AssertionError("a model was loaded")
 
     monkeypatch.setattr(augment, "load_classifier", no_models)
-    monkeypatch.setattr(augment, "_load_mlm", no_models)
+    monkeypatch.setattr(augment_replace, "load_mlm", no_models)
     cached, cached_info = augment_split(single, teacher, cfg, tmp_path / "cache")
     assert (cached.texts, cached.labels, cached.pairs) == (out.texts, out.labels, out.pairs)
     assert cached_info == info | {"cached": True}

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from compressor.data import SUFFIXES, Split, _encode_labels, _read_file
+from compressor.data import SUFFIXES, Split, encode_labels, read_rows
 from compressor.errors import UserError
 from compressor.recipe import DataConfig
 
@@ -112,13 +112,13 @@ def _read_domains(source: Path, cfg: DataConfig, domain_column: str | None) -> d
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in SUFFIXES)
         if not files:
             raise UserError(f"{source} has no .tsv / .csv / .jsonl / .json files — one per domain")
-        return {p.stem: _rows_to_split(_read_file(p), cfg, str(p)) for p in files}
+        return {p.stem: _rows_to_split(read_rows(p), cfg, str(p)) for p in files}
     if domain_column is None:
         raise UserError(
             f"{source} is one file — pass --domain-column naming its domain column, or a "
             "folder with one file per domain"
         )
-    rows = _read_file(source)
+    rows = read_rows(source)
     if domain_column not in rows[0]:
         raise UserError(
             f"{source}: no column {domain_column!r} (columns: {', '.join(rows[0])}) — fix "
@@ -173,7 +173,7 @@ def load_domains(
     for d in domains:
         all_train.labels += d.train.labels
         all_dev.labels += d.dev.labels
-    label_names = _encode_labels(all_train, all_dev)
+    label_names = encode_labels(all_train, all_dev)
     offset_t = offset_d = 0
     for d in domains:
         d.train.labels = all_train.labels[offset_t : offset_t + len(d.train)]

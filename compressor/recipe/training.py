@@ -1,0 +1,187 @@
+"""Recipe sections of training: data, the loop, the student, distillation, augmentation
+and distillation stages."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from compressor.recipe._base import Strict
+
+
+class DataConfig(Strict):
+    """Where the task data comes from and how it is read."""
+
+    source: str | None = Field(
+        None,
+        description="A folder (train.* and dev.* files), one file, or hf:<dataset>[:<config>]. "
+        "Default: ../shared/data/sst2 when present, else hf:glue:sst2.",
+    )
+    text_column: str = "sentence"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    dev_fraction: float = Field(0.1, gt=0, lt=0.5, description="Held out when no dev file.")
+    max_length: int = Field(128, ge=8, le=4096)
+    max_train_examples: int | None = Field(None, ge=1, description="Subsample the training set.")
+    max_dev_examples: int | None = Field(None, ge=1)
+    seed: int = 42
+
+
+class TrainConfig(Strict):
+    """The optimisation loop shared by fine-tuning and distillation."""
+
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="Overrides epochs when set.")
+    batch_size: int = Field(32, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(5e-5, gt=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    eval_every: int = Field(200, ge=1, description="Optimizer steps between dev evaluations.")
+    checkpoint_every: int = Field(200, ge=1, description="Optimizer steps between checkpoints.")
+    seed: int = 42
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    keep: Literal["best", "last"] = Field(
+        "best",
+        description="Keep the best model by dev accuracy, or the last one (for stages whose "
+        "classifier is not trained yet, like TinyBERT's intermediate stage).",
+    )
+
+
+class StudentConfig(Strict):
+    """How the student is cut from the teacher (DistilBERT-style layer initialisation), or
+    which separately pre-trained model is the student instead."""
+
+    model: str | None = Field(
+        None,
+        description="A pre-trained model (hub id or folder) used as the student instead of "
+        "cutting the teacher; its tokenizer must match the teacher's. `layers` and `init` "
+        "are then unused.",
+    )
+    kind: str = Field(
+        "transformer",
+        description="What the student is (compressor/students): 'transformer' is the "
+        "teacher's architecture with fewer layers, or `model`.",
+    )
+    layers: int = Field(3, ge=1)
+    init: Literal["uniform", "first", "last"] | list[int] = Field(
+        "uniform",
+        description="Teacher layers copied into the student: 'uniform' takes every k-th "
+        "(TinyBERT's g(m) = m*N/M), 'first' / 'last' the first / last M, or an explicit "
+        "list of 0-based teacher layer indices.",
+    )
+
+
+WeightSchedule = Literal["constant", "linear_decay", "linear_growth", "cosine_decay"]
+
+
+class IntermediateLoss(Strict):
+    """One intermediate-layer loss term, by registered name."""
+
+    name: str
+    weight: float = Field(1.0, ge=0)
+    layer_map: Literal["uniform", "last", "skip", "pkd_last"] | list[tuple[int, int]] | None = (
+        Field(
+            None,
+            description="Student -> teacher hidden-state indices (0 = embeddings): 'uniform' "
+            "is TinyBERT's g(m) = m*N/M, 'last' maps the last layers only, 'skip' / 'pkd_last' "
+            "are PKD-Skip / PKD-Last (student layers 1..M-1), or explicit pairs. Unset: the "
+            "loss's own paper's map (last for attention_kl, value_relation_kl, hidden_cosine; "
+            "skip for pkd_cls; uniform otherwise).",
+        )
+    )
+    schedule: WeightSchedule = Field(
+        "constant", description="How the weight moves over training (TextBrewer's names)."
+    )
+
+
+class ExtraTeacher(Strict):
+    """Another teacher whose soft targets are averaged in; it must share the label set."""
+
+    model: str
+    weight: float = Field(1.0, gt=0)
+
+
+class DistillConfig(Strict):
+    """Hinton KD on the predictions plus intermediate terms (Hinton et al. 2015, TinyBERT).
+
+    L = w_pred * (alpha * s(p) * T^2 KL + (1 - alpha) * h(p) * CE) + sum_i w_i(p) L_i, with
+    s, h and w_i the schedules of training progress p.
+    """
+
+    temperature: float = Field(2.0, gt=0)
+    temperature_schedule: Literal["constant", "linear", "cosine", "flsw", "cwsm"] = Field(
+        "constant",
+        description="'linear' / 'cosine' anneal to temperature_end; 'flsw' / 'cwsm' set a "
+        "temperature per example from the logits (TextBrewer's dynamic schedulers).",
+    )
+    temperature_end: float | None = Field(None, gt=0, description="For linear / cosine.")
+    temperature_beta: float = Field(1.0, ge=0, description="flsw / cwsm spread.")
+    temperature_gamma: float = Field(2.0, gt=0, description="flsw focusing exponent.")
+    alpha: float = Field(
+        0.5, ge=0, le=1, description="Weight of the soft KD term; 1 - alpha goes to hard CE."
+    )
+    soft_schedule: WeightSchedule = "constant"
+    hard_schedule: WeightSchedule = Field("constant", description="Hard-label weight schedule.")
+    prediction_weight: float = Field(
+        1.0,
+        ge=0,
+        description="Weight of the whole prediction-layer term (0 in TinyBERT's "
+        "intermediate stage).",
+    )
+    teacher_weight: float = Field(1.0, gt=0, description="Main teacher's share of the targets.")
+    extra_teachers: list[ExtraTeacher] = Field(
+        default_factory=list,
+        description="Multi-teacher KD: their temperature-T probabilities are averaged with "
+        "the main teacher's, by weight. Intermediate terms use the main teacher only.",
+    )
+    intermediate: list[IntermediateLoss] = Field(
+        default_factory=lambda: [IntermediateLoss(name="hidden_mse", weight=1.0)]
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DistillConfig:
+        if self.temperature_schedule in ("linear", "cosine") and self.temperature_end is None:
+            raise ValueError(
+                f"temperature_schedule {self.temperature_schedule!r} needs temperature_end"
+            )
+        if self.prediction_weight == 0 and not any(t.weight > 0 for t in self.intermediate):
+            raise ValueError("prediction_weight 0 leaves no loss: add an intermediate term")
+        return self
+
+
+class AugmentConfig(Strict):
+    """Training-set augmentation for distillation, labelled by the teacher (TinyBERT sec. 3.3;
+    Tang et al. 2019, sec. 3.1). Off by default: it multiplies the data the teacher reads."""
+
+    enabled: bool = False
+    methods: list[Literal["replace", "mask", "ngram"]] = Field(
+        default_factory=lambda: ["replace"],
+        description="'replace': TinyBERT word replacement; 'mask': Tang's [MASK] "
+        "substitution; 'ngram': Tang's n-gram sampling. Each augmented copy applies one "
+        "method, cycling through the list.",
+    )
+    per_example: int = Field(4, ge=1, description="Augmented copies per example (TinyBERT: 20).")
+    replace_prob: float = Field(0.4, ge=0, le=1, description="TinyBERT's p_t per word.")
+    candidates: int = Field(15, ge=1, description="TinyBERT's K replacement candidates.")
+    mask_prob: float = Field(0.1, ge=0, le=1, description="Tang's p_mask per word.")
+    ngram_prob: float = Field(0.25, ge=0, le=1, description="Tang's p_ng per example.")
+    ngram_max: int = Field(5, ge=1, description="Longest sampled n-gram (Tang: 1..5).")
+    mlm_model: str | None = Field(
+        None,
+        description="Masked LM proposing replacements (hub id or folder). Default: the "
+        "teacher's own MLM head when its folder has one, else nearest neighbours in the "
+        "teacher's word-embedding matrix.",
+    )
+    max_examples: int | None = Field(None, ge=1, description="Cap on the augmented examples.")
+    seed: int = 42
+
+
+class StageConfig(Strict):
+    """One stage of a multi-stage distillation: overrides of `distill` and `train` for it
+    (TinyBERT: intermediate layers first, then the prediction layer)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    distill: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
