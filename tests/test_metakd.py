@@ -192,6 +192,7 @@ def test_bench_runs_the_four_models_of_one_target(
     tmp_path: Path, tiny_teacher_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from benchmarks.experiments import metakd_compare
+    from tests.test_results import assert_published
 
     tiny = {"finetune.max_steps": 2, "train.max_steps": 2, "student.layers": 2,
             "finetune.batch_size": 8, "train.batch_size": 8}  # fmt: skip
@@ -202,5 +203,10 @@ def test_bench_runs_the_four_models_of_one_target(
     assert all(0 <= row[k] <= 1 for k in "abcd")
     again = metakd_compare.run_target(str(tiny_teacher_dir), data, "imdb", 0.5, tmp_path / "b")
     assert again == row  # finished runs are reused, not retrained
-    metakd_compare.write_table(tmp_path / "b", [row])
+    metakd_compare.write_table(tmp_path / "b", [row], results=tmp_path / "results")
     assert "| imdb | 50% (12) |" in (tmp_path / "b" / "table.md").read_text()
+    published = assert_published(tmp_path / "results" / "bench-metakd.md",
+                                 tmp_path / "b" / "table.md")  # fmt: skip
+    assert "Data: data, each domain split" in published
+    assert "by a shuffle seeded with (42, domain name)" in published
+    assert f"backbone {tiny_teacher_dir}; training seed 42, max length 64." in published

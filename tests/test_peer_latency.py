@@ -12,7 +12,8 @@ import torch
 from optimum.exporters.onnx import main_export
 from transformers import BertConfig, BertForSequenceClassification
 
-from benchmarks.experiments.ort_perf import agreement, peer_percentiles, render
+from benchmarks.experiments.ort_perf import agreement, peer_percentiles, render, write_table
+from tests.test_results import assert_published
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_bert_perf_test_runs_on_our_file_without_littering(tiny_onnx: Path) -> N
     assert sorted(p.name for p in tiny_onnx.parent.iterdir()) == before
 
 
-def test_agreement_pairs_rounds(tiny_onnx: Path) -> None:
+def test_agreement_pairs_rounds(tiny_onnx: Path, tmp_path: Path) -> None:
     rows = agreement({"tiny": tiny_onnx}, batch=1, seq_len=16, threads=1, rounds=2, iters=5)
     (row,) = rows
     assert len(row["ours_p50_ms"]) == len(row["theirs_p50_ms"]) == 2
@@ -70,3 +71,8 @@ def test_agreement_pairs_rounds(tiny_onnx: Path) -> None:
         sum(a / b for a, b in zip(row["ours_p50_ms"], row["theirs_p50_ms"], strict=True)) / 2
     )
     assert "| tiny | 1 | 16 | 1 |" in render(rows)
+    write_table(tmp_path / "run", rows, results=tmp_path / "results")
+    published = assert_published(
+        tmp_path / "results" / "bench-latency-agreement.md", tmp_path / "run" / "agreement.md"
+    )
+    assert "2 rounds of 5 timed iterations per tool; onnxruntime " in published

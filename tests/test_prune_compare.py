@@ -13,6 +13,7 @@ from compressor.recipe import load_recipe
 from compressor.runfolder import RunFolder
 from exporters.parity import ParityResult
 from tests.conftest import write_sst2_subset
+from tests.test_results import assert_published
 
 PASSED = {"max_abs_diff": 1e-6, "argmax_agreement": 1.0, "passed": True}
 FAILED = {"max_abs_diff": 0.3, "argmax_agreement": 0.8, "passed": False}
@@ -76,7 +77,10 @@ def test_students_that_failed_parity_are_listed_as_failed_and_not_timed(
     assert failed["homodistil"] is None and failed["layer_drop_2"] is None
     assert failed["one_shot_ft"].startswith("ONNX failed parity (max |logit diff| 3.00e-01")
     assert failed["one_shot"].startswith("no ONNX file")
-    prune_compare.write_table(tmp_path, table, timing)
+    prune_compare.write_table(tmp_path, table, timing, results=tmp_path / "results")
+    published = assert_published(tmp_path / "results" / "bench-prune.md", tmp_path / "table.md")
+    assert "Students: 400 steps of batch 32 at lr 0.0002, seed 1, on at most 12,800" in published
+    assert "ONNX Runtime CPU, 2 threads" in published
     lines = (tmp_path / "table.md").read_text().splitlines()
     row = next(line for line in lines if "one-shot pruning + fine-tuning (hard labels)" in line)
     assert "failed: not timed" in row

@@ -1,6 +1,7 @@
 """The TextBrewer throughput comparison is only fair if both tools optimise one objective on
 the same batches; these tests hold `check_same_objective` to that on a tiny teacher. They
-skip where TextBrewer is not installed (it is no dependency; `make bench-textbrewer` adds it)."""
+skip where TextBrewer is not installed (it is no dependency; `make bench-textbrewer` adds it),
+except the check of the report's publication, which stubs both tools out."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.experiments import textbrewer_compare
+from benchmarks.experiments import textbrewer_compare, textbrewer_peer
 from benchmarks.experiments.textbrewer_compare import check_same_objective, shared_recipe
 from tests.conftest import save_variant, write_sst2_subset
+from tests.test_results import assert_published
 
-pytestmark = pytest.mark.skipif(
+needs_textbrewer = pytest.mark.skipif(
     importlib.util.find_spec("textbrewer") is None, reason="textbrewer is not installed"
 )
 
@@ -30,6 +32,7 @@ def recipe(tmp_path: Path):
     return shared_recipe(steps=3, batch_size=4, data_source=str(data))
 
 
+@needs_textbrewer
 def test_textbrewer_config_gives_our_loss_and_gradients(spread_teacher: str, recipe) -> None:
     check = check_same_objective(spread_teacher, recipe)
     assert check["batches_identical"] == 3
@@ -38,16 +41,44 @@ def test_textbrewer_config_gives_our_loss_and_gradients(spread_teacher: str, rec
     assert check["max_grad_gap"] <= check["tolerance"]
 
 
+@needs_textbrewer
 def test_check_rejects_a_kd_weight_without_t_squared(
     spread_teacher: str, recipe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    configs = textbrewer_compare.textbrewer_configs
+    configs = textbrewer_peer.textbrewer_configs
 
     def without_t_squared(textbrewer, recipe, out_dir):
         train_config, distill_config = configs(textbrewer, recipe, out_dir)
         distill_config.kd_loss_weight = recipe.distill.alpha
         return train_config, distill_config
 
-    monkeypatch.setattr(textbrewer_compare, "textbrewer_configs", without_t_squared)
+    monkeypatch.setattr(textbrewer_peer, "textbrewer_configs", without_t_squared)
     with pytest.raises(RuntimeError, match="different losses"):
         check_same_objective(spread_teacher, recipe)
+
+
+def test_the_report_is_published_with_its_setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check = {"batch_size": 4, "batches_identical": 3, "ours_loss": 0.5, "textbrewer_loss": 0.9,
+             "teacher_entropy_term": 0.4, "loss_gap": 1e-7, "max_grad_gap": 1e-8,
+             "tolerance": 1e-5}  # fmt: skip
+    speeds = iter([100.0, 50.0, 60.0, 90.0])  # round 1: ours, textbrewer; round 2: reversed
+
+    def worker(tool: str, *_args) -> dict:
+        return {"steps": 3, "train_seconds": 1.0, "dev_accuracy": 0.75, "torch_threads": 1,
+                "samples_per_s": next(speeds)}  # fmt: skip
+
+    monkeypatch.setattr(textbrewer_compare, "check_same_objective", lambda *_args: check)
+    monkeypatch.setattr(textbrewer_compare, "run_worker", worker)
+    report = textbrewer_compare.compare("teacher", tmp_path / "run", steps=3, rounds=2,
+                                        batch_size=4, threads=1,
+                                        results=tmp_path / "results")  # fmt: skip
+    assert [r["ratio"] for r in report["rounds"]] == [2.0, 1.5]
+    published = assert_published(tmp_path / "results" / "bench-textbrewer.md",
+                                 tmp_path / "run" / "textbrewer_compare.md")  # fmt: skip
+    assert "| 1 | ours → textbrewer | 100.00 | 50.00 | 2.000 | 75.00% | 75.00% |" in published
+    assert "| 2 | textbrewer → ours | 90.00 | 60.00 | 1.500 |" in published
+    assert "3 steps x batch 4, lr 0.0001, seed 42, 1 torch threads" in published
+    assert "**ours / TextBrewer: 1.750 median" in published
+    assert "TextBrewer workarounds: a stub `tensorboardX` module" in published

@@ -5,7 +5,8 @@ each method is one recipe from `recipes/` with the demo's data and training sett
 over it, so only the loss terms (and, for TinyBERT, its stages and augmented data) differ.
 Every method trains the same number of optimizer steps; a multi-stage recipe splits them
 evenly over its stages. Each (method, seed) is its own run folder, so an interrupted
-comparison continues where it stopped. Writes `table.json` and `table.md` in the output.
+comparison continues where it stopped. Writes `table.json` and `table.md` in the output after
+every run and, once all runs are in, benchmarks/results/bench-distill.md and .json.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from pathlib import Path
 
 import yaml
 
-from compressor import atomic
+from benchmarks.experiments.results import RESULTS, write_results
+from compressor import atomic, markdown
 from compressor.pipeline import compress
 from compressor.recipe import load_recipe
 from compressor.runfolder import RunFolder
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 STEPS = 400
+RESULTS_NAME = "bench-distill"
 # key -> (label, recipe file or None for defaults, extra dotted overrides)
 METHODS: dict[str, tuple[str, str | None, dict]] = {
     "labels": ("(a) labels only (no teacher)", None,
@@ -116,31 +119,49 @@ def summarise(rows: list[dict]) -> list[dict]:
     return table
 
 
-def write_table(out: Path, rows: list[dict]) -> list[dict]:
+def write_table(out: Path, rows: list[dict], *, results: Path | None = None) -> list[dict]:
+    """The summary into the run folder and, once every run is in (`results` set), into the
+    committed results file: the same text in both."""
     table = summarise(rows)
-    atomic.write_json(out / "table.json", {"runs": rows, "methods": table})
-
-    def pct(x: float) -> str:
-        return f"{x * 100:.2f}"
-
-    lines = [
-        "| method | recipe | student dev acc % (mean ± std) | per seed | seeds | steps "
-        "| train examples | train samples/s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in table:
-        spread = f" ± {pct(r['dev_accuracy_std'])}" if r["dev_accuracy_std"] is not None else ""
-        lines.append(
-            f"| {r['method']} | {r['recipe']} | {pct(r['dev_accuracy_mean'])}{spread} | "
-            f"{', '.join(pct(a) for a in r['dev_accuracy_per_seed'])} | "
-            f"{', '.join(map(str, r['seeds']))} | {r['steps']} | {r['train_examples']} | "
-            f"{r['train_samples_per_s_mean']:.1f} |"
-        )
-    teacher = table[0]["teacher_dev_accuracy"] if table else None
-    if teacher is not None:
-        lines.append(f"\nTeacher dev accuracy: {pct(teacher)}%.")
-    atomic.write_text(out / "table.md", "\n".join(lines) + "\n")
+    data = {"runs": rows, "methods": table, "settings": SHARED}
+    text = render(table)
+    atomic.write_json(out / "table.json", data)
+    atomic.write_text(out / "table.md", text)
+    if results is not None:
+        write_results(RESULTS_NAME, text, data, folder=results)
     return table
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.2f}"
+
+
+def render(table: list[dict]) -> str:
+    """The table with the settings it was measured under, so the results file stands alone."""
+    body = markdown.table(
+        ["method", "recipe", "student dev acc % (mean ± std)", "per seed", "seeds", "steps",
+         "train examples", "train samples/s"],
+        [
+            [r["method"], r["recipe"],
+             _pct(r["dev_accuracy_mean"])
+             + ("" if r["dev_accuracy_std"] is None else f" ± {_pct(r['dev_accuracy_std'])}"),
+             ", ".join(_pct(a) for a in r["dev_accuracy_per_seed"]),
+             ", ".join(map(str, r["seeds"])), r["steps"], r["train_examples"],
+             f"{r['train_samples_per_s_mean']:.1f}"]
+            for r in table
+        ],
+    )  # fmt: skip
+    lines = [
+        f"{SHARED['student.layers']}-layer students cut from one teacher, {STEPS} optimizer "
+        f"steps each (a multi-stage recipe splits them evenly over its stages), lr "
+        f"{SHARED['train.lr']:g}, at most {SHARED['data.max_train_examples']:,} training "
+        "examples of the teacher's task; std is over seeds.",
+        "",
+        body.rstrip("\n"),
+    ]
+    if table:
+        lines += ["", f"Teacher dev accuracy: {_pct(table[0]['teacher_dev_accuracy'])}%."]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -154,8 +175,8 @@ def main() -> None:
         for key in args.methods:
             run_one(args.teacher, key, seed, args.out)
             write_table(args.out, collect(args.out))
-    for row in summarise(collect(args.out)):
-        print(row)
+    write_table(args.out, collect(args.out), results=RESULTS)
+    print((args.out / "table.md").read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

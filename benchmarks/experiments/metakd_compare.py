@@ -15,7 +15,8 @@ kept at their last step; both students have STUDENT_LAYERS layers cut from their
 train STUDENT_STEPS steps of batch 32 and are kept at their best dev step (as `compress`
 does). Defaults fit 2 CPU cores (a few minutes per run). Each run is its own folder under
 the output, so an interrupted comparison continues where it stopped. Writes `table.json` and
-`table.md` in the output.
+`table.md` in the output after every target and, once all are in,
+benchmarks/results/bench-metakd.md and .json.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from compressor import atomic
+from benchmarks.experiments.results import RESULTS, write_results
+from compressor import atomic, markdown
 from compressor.metakd.data import DomainData
 from compressor.metakd.run import load_metakd_data, metakd
 from compressor.pipeline import compress, finetune
@@ -35,6 +37,7 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "sentiment3"
 TEACHER_STEPS = 150
 STUDENT_STEPS = 200
 STUDENT_LAYERS = 3
+RESULTS_NAME = "bench-metakd"
 SHARED = {
     "data.max_train_examples": 12800,
     "data.max_length": 64,
@@ -98,6 +101,10 @@ def run_target(backbone: str, data_dir: Path, domain: str, fraction: float, out:
     return {
         "domain": domain,
         "fraction": fraction,
+        "data": Path(data_dir).name,
+        "split_seed": meta_recipe.data.seed,
+        "seed": meta_recipe.train.seed,
+        "backbone": backbone,
         "train_examples": len(data.domains[target].train),
         "dev_examples": len(data.domains[target].dev),
         "a": RunFolder.open(teacher_dir).result("train")["dev_accuracy"],
@@ -107,21 +114,41 @@ def run_target(backbone: str, data_dir: Path, domain: str, fraction: float, out:
     }
 
 
-def write_table(out: Path, rows: list[dict]) -> None:
-    atomic.write_json(out / "table.json", {"rows": rows, "settings": SHARED})
-    lines = [
-        "| domain | target data | " + " | ".join(COLUMNS.values()) + " |",
-        "|---|---|" + "---|" * len(COLUMNS),
-    ]
-    for r in rows:
-        accs = " | ".join(f"{r[k] * 100:.2f}" for k in COLUMNS)
-        lines.append(f"| {r['domain']} | {r['fraction']:.0%} ({r['train_examples']}) | {accs} |")
-    lines.append(
-        f"\nDev accuracy (%) on each domain's {rows[0]['dev_examples'] if rows else 200} "
+def write_table(out: Path, rows: list[dict], *, results: Path | None = None) -> None:
+    """The rows so far into the run folder and, once every target is in (`results` set), into
+    the committed results file: the same text in both."""
+    data = {"rows": rows, "settings": SHARED}
+    text = render(rows)
+    atomic.write_json(out / "table.json", data)
+    atomic.write_text(out / "table.md", text)
+    if results is not None:
+        write_results(RESULTS_NAME, text, data, folder=results)
+
+
+def render(rows: list[dict]) -> str:
+    """The table with the data, split, seeds and budgets behind it, so that the results file
+    stands alone."""
+    body = markdown.table(
+        ["domain", "target data", *COLUMNS.values()],
+        [
+            [r["domain"], f"{r['fraction']:.0%} ({r['train_examples']})",
+             *(f"{r[k] * 100:.2f}" for k in COLUMNS)]
+            for r in rows
+        ],
+    )  # fmt: skip
+    note = (
+        f"Dev accuracy (%) on each domain's {rows[0]['dev_examples'] if rows else 200} "
         f"held-out examples. Teachers: {TEACHER_STEPS} steps; students: {STUDENT_LAYERS} "
         f"layers, {STUDENT_STEPS} steps."
     )
-    atomic.write_text(out / "table.md", "\n".join(lines) + "\n")
+    if rows:
+        r = rows[0]
+        note += (
+            f" Data: {r['data']}, each domain split into train / dev by a shuffle seeded with "
+            f"({r['split_seed']}, domain name); backbone {r['backbone']}; training seed "
+            f"{r['seed']}, max length {SHARED['data.max_length']}."
+        )
+    return f"{body}\n{note}\n"
 
 
 def main() -> None:
@@ -138,6 +165,7 @@ def main() -> None:
         for domain in args.domains:
             rows.append(run_target(backbone, args.data, domain, fraction, args.out))
             write_table(args.out, rows)
+    write_table(args.out, rows, results=RESULTS)
     print((args.out / "table.md").read_text(encoding="utf-8"))
 
 

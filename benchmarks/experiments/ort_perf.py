@@ -7,13 +7,15 @@ harness added overhead or measured something else, the ratio would sit away from
 than the round-to-round spread of either tool.
 
 `python -m benchmarks.experiments.ort_perf RUN_DIR OUT` takes a compress run (teacher and student
-ONNX files) and writes OUT/agreement.md and .json.
+ONNX files) and writes OUT/agreement.md and .json, and the same table into
+benchmarks/results/bench-latency-agreement.md and .json.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.metadata
 import statistics
 import subprocess
 import sys
@@ -21,9 +23,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks.experiments.results import RESULTS, write_results
 from benchmarks.latency import Variant, run_latency, worker_env
-from compressor import atomic
+from compressor import atomic, markdown
 from compressor.errors import UserError
+
+RESULTS_NAME = "bench-latency-agreement"
 
 
 def peer_percentiles(
@@ -108,6 +113,7 @@ def agreement(
                 "batch": batch,
                 "seq_len": seq_len,
                 "threads": threads,
+                "iters": iters,
                 "ours_p50_ms": ours_p50,
                 "theirs_p50_ms": theirs_p50,
                 "ratio_median": statistics.median(ratios),
@@ -121,25 +127,40 @@ def agreement(
 
 
 def render(rows: list[dict[str, Any]]) -> str:
-    lines = [
+    """The table with what was timed and how often, so that the results file stands alone."""
+    iters = sorted({r["iters"] for r in rows})
+    rounds = sorted({len(r["ours_p50_ms"]) for r in rows})
+    body = markdown.table(
+        ["file", "batch", "seq", "threads", "ours p50 ms (per round)",
+         "theirs p50 ms (per round)", "ours / theirs (min\u2013max)", "round spread", "agree"],
+        [
+            [r["label"], r["batch"], r["seq_len"], r["threads"],
+             ", ".join(f"{x:.2f}" for x in r["ours_p50_ms"]),
+             ", ".join(f"{x:.2f}" for x in r["theirs_p50_ms"]),
+             f"{r['ratio_median']:.3f} ({r['ratio_min']:.3f}\u2013{r['ratio_max']:.3f})",
+             f"{r['round_spread']:.3f}", "yes" if r["agree"] else "NO"]
+            for r in rows
+        ],
+    )  # fmt: skip
+    return (
         "Ours = `benchmarks.latency_worker` (the harness behind `compressor benchmark`); theirs ="
         " `onnxruntime.transformers.bert_perf_test`; same file, shape and threads, alternating"
         " in fresh processes. Agree = the median ratio is within the larger tool's own"
-        " round-to-round spread (+5 %).",
-        "",
-        "| file | batch | seq | threads | ours p50 ms (per round) | theirs p50 ms (per round) "
-        "| ours / theirs (min\u2013max) | round spread | agree |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['label']} | {r['batch']} | {r['seq_len']} | {r['threads']} | "
-            f"{', '.join(f'{x:.2f}' for x in r['ours_p50_ms'])} | "
-            f"{', '.join(f'{x:.2f}' for x in r['theirs_p50_ms'])} | {r['ratio_median']:.3f} "
-            f"({r['ratio_min']:.3f}\u2013{r['ratio_max']:.3f}) | {r['round_spread']:.3f} | "
-            f"{'yes' if r['agree'] else 'NO'} |"
-        )
-    return "\n".join(lines) + "\n"
+        " round-to-round spread (+5 %). "
+        f"{'/'.join(map(str, rounds))} rounds of {'/'.join(map(str, iters))} timed iterations"
+        f" per tool; onnxruntime {importlib.metadata.version('onnxruntime')}.\n\n{body}"
+    )
+
+
+def write_table(out: Path, rows: list[dict[str, Any]], *, results: Path | None = None) -> str:
+    """The comparison into OUT and, with `results`, into the committed results file: the same
+    text in both."""
+    text = render(rows)
+    atomic.write_json(out / "agreement.json", rows)
+    atomic.write_text(out / "agreement.md", text)
+    if results is not None:
+        write_results(RESULTS_NAME, text, rows, folder=results)
+    return text
 
 
 def main() -> None:
@@ -172,9 +193,7 @@ def main() -> None:
             iters=args.iters,
         )
     ]
-    atomic.write_json(args.out / "agreement.json", rows)
-    atomic.write_text(args.out / "agreement.md", render(rows))
-    print(render(rows))
+    print(write_table(args.out, rows, results=RESULTS))
 
 
 if __name__ == "__main__":

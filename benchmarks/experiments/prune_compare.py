@@ -21,7 +21,8 @@ method is what differs. Every run is a run folder under OUT (resumable); the stu
 ONNX export passed parity and the teacher, exported and parity-checked the same way, are
 timed in one interleaved run, so the latency ratios share a machine state. A student whose
 export failed parity is listed as failed and not timed. Writes `table.md`, `table.json`
-and `gap.png` (the prediction gap while pruning).
+and `gap.png` (the prediction gap while pruning), and the table into
+benchmarks/results/bench-prune.md and .json.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from benchmarks.experiments.results import RESULTS, write_results
 from benchmarks.report import EN_DASH, TIMES
-from compressor import atomic
+from compressor import atomic, markdown
 from compressor.errors import UserError
 from compressor.pipeline import compress
 from compressor.recipe import Recipe, load_recipe
@@ -43,6 +45,7 @@ from compressor.runfolder import RunFolder
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 STEPS = 400
+RESULTS_NAME = "bench-prune"
 SHARED = {
     "data.max_train_examples": 12800,
     "train.max_steps": STEPS,
@@ -189,6 +192,14 @@ def latency(teacher: str, out: Path, threads: int, sizes: list[str], seed: int) 
     return {"results": results, "speedups": speedups(results, pairs), "threads": threads}
 
 
+def training_plan(recipe: Recipe) -> dict:
+    """Steps, batch, lr and seed of a run's training loop (its pruning stage's when it prunes):
+    the budget the table claims is shared, read from the recipes rather than restated."""
+    train = recipe.prune_plan()[1] if recipe.prune.enabled else recipe.train
+    return {"steps": train.max_steps, "batch_size": train.batch_size, "lr": train.lr,
+            "seed": train.seed}  # fmt: skip
+
+
 def rows(out: Path, seed: int, sizes: list[str], timing: dict) -> list[dict]:
     table = []
     for size, method, contender in contenders(sizes, seed):
@@ -202,6 +213,7 @@ def rows(out: Path, seed: int, sizes: list[str], timing: dict) -> list[dict]:
             "method": method,
             "label": contender.label,
             "failed": export_failure(folder),
+            "train": training_plan(contender.recipe),
             "dev_accuracy": accs.get("student"),
             "teacher_dev_accuracy": accs.get("teacher"),
             "non_embedding_parameters": trained["student_non_embedding_parameters"],
@@ -238,50 +250,73 @@ def gap_plot(table: list[dict]) -> bytes:
     return buf.getvalue()
 
 
-def write_table(out: Path, table: list[dict], timing: dict) -> None:
-    atomic.write_json(out / "table.json", {"rows": table, "latency": timing})
+def write_table(out: Path, table: list[dict], timing: dict, *, results: Path | None = None) -> str:
+    """Table, plot and JSON into the run folder and, with `results`, the table into the
+    committed results file: the same text in both."""
+    data = {"rows": table, "latency": timing}
+    text = render(table, timing)
+    atomic.write_json(out / "table.json", data)
     atomic.write_bytes(out / "gap.png", gap_plot(table))
+    atomic.write_text(out / "table.md", text)
+    if results is not None:
+        write_results(RESULTS_NAME, text, data, folder=results)
+    return text
 
-    def ratio(s: dict | None) -> str:
-        if s is None:
-            return "—"
-        return f"{s['ratio']:.2f}{TIMES} ({s['ratio_min']:.2f}{EN_DASH}{s['ratio_max']:.2f})"
 
-    def percent(accuracy: float | None) -> str:
-        return "—" if accuracy is None else f"{accuracy * 100:.2f}"
+def _ratio(s: dict | None) -> str:
+    if s is None:
+        return markdown.DASH
+    return f"{s['ratio']:.2f}{TIMES} ({s['ratio_min']:.2f}{EN_DASH}{s['ratio_max']:.2f})"
 
+
+def _percent(accuracy: float | None) -> str:
+    return markdown.DASH if accuracy is None else f"{accuracy * 100:.2f}"
+
+
+def _cells(r: dict) -> list[object]:
+    arch = r["architecture"]
+    shape = (f"hidden {arch['hidden_size']}, FFN {arch['intermediate_size']}, heads "
+             f"{arch['heads_per_layer'][0]}") if arch else None  # fmt: skip
+    gap = max((kl for _s, kl in r["gap"]), default=None)
+    speed = ("failed: not timed",) * 2 if r["failed"] else (
+        _ratio(r["speedup_batch1"]), _ratio(r["speedup_batch32"]))  # fmt: skip
+    return [
+        r["size"], r["label"], _percent(r["dev_accuracy"]),
+        f"{r['non_embedding_parameters'] / 1e6:.2f}",
+        f"{r['non_embedding_parameters'] / r['teacher_non_embedding_parameters']:.0%}",
+        f"{r['parameters'] / 1e6:.2f}", shape, *speed, None if gap is None else f"{gap:.4f}",
+    ]  # fmt: skip
+
+
+def _plan(train: dict) -> str:
+    return (f"{train['steps']} steps of batch {train['batch_size']} at lr {train['lr']:g}, "
+            f"seed {train['seed']}")  # fmt: skip
+
+
+def render(table: list[dict], timing: dict) -> str:
+    """The table with the budget, seed and timing setup it was measured under, and the reason
+    for every student not timed, so that the results file stands alone."""
     teacher_accuracy = next(
         (r["teacher_dev_accuracy"] for r in table if r["teacher_dev_accuracy"] is not None), None
     )
     lines = [
-        f"Teacher dev accuracy {percent(teacher_accuracy)} %, "
+        f"Teacher dev accuracy {_percent(teacher_accuracy)} %, "
         f"{table[0]['teacher_non_embedding_parameters'] / 1e6:.2f} M non-embedding parameters. "
-        f"ONNX Runtime CPU, {timing['threads']} threads, seq 128; speed-up = teacher p50 / "
-        f"student p50, median of paired rounds (min{EN_DASH}max). Teacher and students are "
-        "timed only when their ONNX file passed parity with PyTorch.",
+        f"Students: {'; '.join(sorted({_plan(r['train']) for r in table}))}, on at most "
+        f"{SHARED['data.max_train_examples']:,} training examples. "
+        f"ONNX Runtime CPU, {timing['threads']} threads, seq 128; "
+        f"speed-up = teacher p50 / student p50, median of paired rounds (min{EN_DASH}max). "
+        "Teacher and students are timed only when their ONNX file passed parity with PyTorch.",
         "",
-        "| size | method | dev acc % | non-emb params (M) | of teacher | all params (M) "
-        "| architecture | speed-up b1 | speed-up b32 | max gap KL |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in table:
-        arch = r["architecture"]
-        shape = (f"hidden {arch['hidden_size']}, FFN {arch['intermediate_size']}, heads "
-                 f"{arch['heads_per_layer'][0]}") if arch else "—"  # fmt: skip
-        gap = max((kl for _s, kl in r["gap"]), default=None)
-        speed = ("failed: not timed",) * 2 if r["failed"] else (
-            ratio(r["speedup_batch1"]), ratio(r["speedup_batch32"]))  # fmt: skip
-        lines.append(
-            f"| {r['size']} | {r['label']} | {percent(r['dev_accuracy'])} | "
-            f"{r['non_embedding_parameters'] / 1e6:.2f} | "
-            f"{r['non_embedding_parameters'] / r['teacher_non_embedding_parameters']:.0%} | "
-            f"{r['parameters'] / 1e6:.2f} | {shape} | {speed[0]} | {speed[1]} | "
-            f"{'—' if gap is None else f'{gap:.4f}'} |"
-        )
+        markdown.table(
+            ["size", "method", "dev acc %", "non-emb params (M)", "of teacher", "all params (M)",
+             "architecture", "speed-up b1", "speed-up b32", "max gap KL"],
+            [_cells(r) for r in table],
+        ).rstrip("\n"),
+    ]  # fmt: skip
     failed = {(r["label"], r["failed"]) for r in table if r["failed"]}
     lines += ["", *(f"- {label}: {why}" for label, why in sorted(failed))] if failed else []
-    atomic.write_text(out / "table.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -300,7 +335,10 @@ def main() -> None:
     args = parser.parse_args()
     run_all(args.teacher, args.out, args.seed, args.sizes)
     timing = latency(args.teacher, args.out, args.threads, args.sizes, args.seed)
-    write_table(args.out, rows(args.out, args.seed, args.sizes, timing), timing)
+    text = write_table(
+        args.out, rows(args.out, args.seed, args.sizes, timing), timing, results=RESULTS
+    )
+    print(text)
 
 
 if __name__ == "__main__":

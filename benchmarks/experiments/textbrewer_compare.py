@@ -26,30 +26,21 @@ dev-accuracy callback, at the last step). Each (tool, round) is a fresh process 
 thread pools, and rounds alternate the order (A B, B A, ...), so the per-round ratio compares
 runs that saw the same machine load; the report gives its median and min-max.
 
-TextBrewer 0.2.1.post1 (2020) against torch 2.13 / transformers 4.57: its only breakage is
-the import of `SummaryWriter` from tensorboardX or, failing that, torch.utils.tensorboard
-(which needs the tensorboard package). The writer is only built when `log_dir` is set, which
-it is not here, so `import_textbrewer` registers a stub `tensorboardX` module before the
-import instead of installing tensorboard. Separately, TextBrewer passes a batch as keywords
-only when `type(batch) is dict`; the collator's BatchEncoding is a UserDict, so batches go
-through TextBrewer's own `batch_postprocessor=dict` hook. Nothing in TextBrewer is patched.
-Install it with `pip install --no-deps textbrewer==0.2.1.post1` (`make bench-textbrewer`
-does).
+TextBrewer's side (its configuration, the two compatibility workarounds it needs, its timed
+run) is `textbrewer_peer`. Writes `textbrewer_compare.md` and `.json` in the output, and the
+same report into benchmarks/results/bench-textbrewer.md and .json.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import importlib.util
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import types
 from pathlib import Path
 from typing import Any
 
@@ -57,21 +48,23 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
-from torch.utils.data import DataLoader
-from transformers import (
-    DataCollatorWithPadding,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-    get_linear_schedule_with_warmup,
-)
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from benchmarks.experiments.results import RESULTS, write_results
+from benchmarks.experiments.textbrewer_peer import (
+    WORKAROUNDS,
+    batch_loss,
+    run_textbrewer,
+    textbrewer_loader,
+)
 from benchmarks.stats import ratio_with_spread
-from compressor import atomic
+from compressor import atomic, markdown
 from compressor.data import TaskData, load_task_data
 from compressor.distill.objective import DistillObjective
-from compressor.distill.trainer import dev_accuracy, make_loader, tokenize, train
-from compressor.models import build_student, load_classifier
-from compressor.recipe import Recipe, TrainConfig, load_recipe
+from compressor.distill.trainer import make_loader, tokenize, train
+from compressor.models import load_classifier
+from compressor.recipe import Recipe, load_recipe
+from compressor.students.transformer import build_student
 
 TOOLS = ("ours", "textbrewer")
 SEED = 42
@@ -82,14 +75,8 @@ THROUGHPUT_DEFINITION = (
     "(ours: TrainState.train_seconds; TextBrewer: distiller.train() wall time minus its "
     "save_and_callback)"
 )
-WORKAROUNDS = [
-    "a stub `tensorboardX` module is registered before importing textbrewer: its "
-    "SummaryWriter import needs tensorboard otherwise, and the writer is never built "
-    "(log_dir=None)",
-    "batches reach TextBrewer through batch_postprocessor=dict: DataCollatorWithPadding yields "
-    "a BatchEncoding, which fails TextBrewer's `type(batch) is dict` test and would be "
-    "unpacked positionally as model(*batch)",
-]
+RESULTS_NAME = "bench-textbrewer"
+VERSIONED = ("torch", "transformers", "accelerate", "textbrewer")
 
 
 def shared_recipe(steps: int, batch_size: int, data_source: str | None = None) -> Recipe:
@@ -116,76 +103,10 @@ def shared_recipe(steps: int, batch_size: int, data_source: str | None = None) -
 def load_inputs(
     teacher_dir: str, recipe: Recipe
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, TaskData]:
-    """The frozen teacher, its tokenizer and the task data, as `pipeline._distill` has them."""
+    """The frozen teacher, its tokenizer and the task data, as the distillation stage has them."""
     teacher, tokenizer = load_classifier(teacher_dir)
     teacher.requires_grad_(False)
     return teacher, tokenizer, load_task_data(recipe.data)
-
-
-def import_textbrewer() -> types.ModuleType:
-    """Import TextBrewer without tensorboard (see the module docstring); a real tensorboardX
-    or tensorboard, where installed, is left to be used."""
-    if "tensorboardX" not in sys.modules and not any(
-        importlib.util.find_spec(name) for name in ("tensorboardX", "tensorboard")
-    ):
-        stub = types.ModuleType("tensorboardX")
-        stub.SummaryWriter = None  # only built when log_dir is set, never here
-        sys.modules["tensorboardX"] = stub
-    import textbrewer
-
-    return textbrewer
-
-
-def textbrewer_loader(
-    features: list[dict], tokenizer: PreTrainedTokenizerBase, batch_size: int, seed: int
-) -> DataLoader:
-    """Our trainer's batches in our trainer's order: accelerate's seedable sampler draws
-    epoch 0 as `randperm(n)` from a generator seeded with the training seed.
-    `check_same_objective` verifies every batch against the prepared loader."""
-    order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
-    return DataLoader(
-        features,
-        batch_size=batch_size,
-        sampler=order.tolist(),
-        collate_fn=DataCollatorWithPadding(tokenizer),
-    )
-
-
-def hinton_adaptor(batch: dict[str, torch.Tensor], outputs: Any) -> dict[str, torch.Tensor]:
-    """What TextBrewer reads of a forward pass: logits for KD and, since the batch carries
-    labels, the model's own cross-entropy as the hard-label loss."""
-    return {"logits": outputs.logits, "losses": outputs.loss}
-
-
-def textbrewer_configs(textbrewer: types.ModuleType, recipe: Recipe, out_dir: str) -> tuple:
-    """TrainingConfig and DistillationConfig equal to the recipe's loss (module docstring)."""
-    d = recipe.distill
-    train_config = textbrewer.TrainingConfig(
-        device="cpu", log_dir=None, output_dir=out_dir, ckpt_steps=recipe.train.max_steps
-    )
-    distill_config = textbrewer.DistillationConfig(
-        temperature=d.temperature,
-        kd_loss_type="ce",
-        kd_loss_weight=d.alpha * d.temperature**2,
-        hard_label_weight=1 - d.alpha,
-    )
-    return train_config, distill_config
-
-
-def adamw(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """The optimizer `trainer.train` builds: no weight decay on biases and LayerNorm weights."""
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    return torch.optim.AdamW(
-        [
-            {
-                "params": [p for n, p in named if not n.endswith(no_decay)],
-                "weight_decay": cfg.weight_decay,
-            },
-            {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-    )
 
 
 def check_same_objective(teacher_dir: str, recipe: Recipe) -> dict[str, Any]:
@@ -214,16 +135,7 @@ def check_same_objective(teacher_dir: str, recipe: Recipe) -> dict[str, Any]:
     ours_loss.backward()
 
     tb_student = build_student(teacher, recipe.student).eval()
-    textbrewer = import_textbrewer()
-    with tempfile.TemporaryDirectory() as tmp:
-        distiller = textbrewer.GeneralDistiller(
-            *textbrewer_configs(textbrewer, recipe, tmp),
-            model_T=teacher,
-            model_S=tb_student,
-            adaptor_T=hinton_adaptor,
-            adaptor_S=hinton_adaptor,
-        )
-        tb_loss, _parts = distiller.train_on_batch(dict(batch), {})
+    tb_loss = batch_loss(teacher, tb_student, recipe, batch)
     tb_loss.backward()
 
     d = recipe.distill
@@ -251,9 +163,10 @@ def check_same_objective(teacher_dir: str, recipe: Recipe) -> dict[str, Any]:
     return result
 
 
-def run_ours(teacher_dir: str, recipe: Recipe) -> dict[str, Any]:
-    """One distillation with our trainer, as `pipeline._distill` runs it."""
-    teacher, tokenizer, data = load_inputs(teacher_dir, recipe)
+def run_ours(
+    teacher: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, data: TaskData, recipe: Recipe
+) -> dict[str, Any]:
+    """One distillation with our trainer, as the pipeline's distillation stage runs it."""
     student = build_student(teacher, recipe.student)
     objective = DistillObjective(teacher, student, recipe.distill)
     with tempfile.TemporaryDirectory() as tmp:
@@ -277,68 +190,11 @@ def run_ours(teacher_dir: str, recipe: Recipe) -> dict[str, Any]:
     }
 
 
-def run_textbrewer(teacher_dir: str, recipe: Recipe) -> dict[str, Any]:
-    """One distillation with TextBrewer's GeneralDistiller, dev accuracy from its callback."""
-    textbrewer = import_textbrewer()
-    teacher, tokenizer, data = load_inputs(teacher_dir, recipe)
-    student = build_student(teacher, recipe.student)
-    cfg = recipe.train
-    max_length = recipe.data.max_length
-    loader = textbrewer_loader(
-        tokenize(data.train, tokenizer, max_length), tokenizer, cfg.batch_size, cfg.seed
-    )
-    dev_loader = make_loader(
-        tokenize(data.dev, tokenizer, max_length), tokenizer, cfg.batch_size * 2, shuffle=False
-    )
-    final: dict[str, Any] = {}
-
-    def evaluate(model: PreTrainedModel, step: int) -> None:
-        final.update(steps=step, dev_accuracy=dev_accuracy(model, dev_loader, Accelerator()))
-
-    with tempfile.TemporaryDirectory() as tmp:
-        distiller = textbrewer.GeneralDistiller(
-            *textbrewer_configs(textbrewer, recipe, tmp),
-            model_T=teacher,
-            model_S=student,
-            adaptor_T=hinton_adaptor,
-            adaptor_S=hinton_adaptor,
-        )
-        save_and_callback = distiller.save_and_callback
-        excluded = 0.0
-
-        def timed_save_and_callback(*args: Any, **kwargs: Any) -> None:
-            nonlocal excluded
-            started = time.perf_counter()
-            save_and_callback(*args, **kwargs)
-            excluded += time.perf_counter() - started
-
-        distiller.save_and_callback = timed_save_and_callback
-        optimizer = adamw(student, cfg)
-        set_seed(cfg.seed)
-        started = time.perf_counter()
-        with distiller:
-            distiller.train(
-                optimizer,
-                loader,
-                num_steps=cfg.max_steps,
-                scheduler_class=get_linear_schedule_with_warmup,
-                scheduler_args={
-                    "num_warmup_steps": int(cfg.warmup_ratio * cfg.max_steps),
-                    "num_training_steps": cfg.max_steps,
-                },
-                max_grad_norm=1.0,
-                callback=evaluate,
-                batch_postprocessor=dict,
-            )
-        train_seconds = time.perf_counter() - started - excluded
-    return {**final, "train_seconds": train_seconds}
-
-
 def worker(tool: str, teacher_dir: str, recipe: Recipe, threads: int, result: Path) -> None:
     """Body of one (tool, round) process: train, then write the timing to `result`."""
     torch.set_num_threads(threads)
     run = run_ours if tool == "ours" else run_textbrewer
-    outcome = run(teacher_dir, recipe)
+    outcome = run(*load_inputs(teacher_dir, recipe), recipe)
     outcome["samples_per_s"] = (
         outcome["steps"] * recipe.train.batch_size / max(outcome["train_seconds"], 1e-9)
     )
@@ -368,9 +224,17 @@ def run_worker(tool: str, teacher_dir: str, steps: int, batch_size: int, threads
 
 
 def compare(
-    teacher_dir: str, out: Path, *, steps: int, rounds: int, batch_size: int, threads: int
+    teacher_dir: str,
+    out: Path,
+    *,
+    steps: int,
+    rounds: int,
+    batch_size: int,
+    threads: int,
+    results: Path | None = None,
 ) -> dict[str, Any]:
-    """Objective check, then `rounds` alternating rounds; writes the JSON and Markdown report."""
+    """Objective check, then `rounds` alternating rounds; writes the JSON and Markdown report
+    into `out` and, with `results`, the same report into the committed results file."""
     recipe = shared_recipe(steps, batch_size)
     check = check_same_objective(teacher_dir, recipe)
     print(f"objective check passed: {check}", flush=True)
@@ -398,10 +262,7 @@ def compare(
             "threads": threads,
             "torch_threads": per_round[0]["ours"]["torch_threads"],
             "throughput": THROUGHPUT_DEFINITION,
-            "versions": {
-                name: importlib.metadata.version(name)
-                for name in ("torch", "transformers", "accelerate", "textbrewer")
-            },
+            "versions": {name: _version(name) for name in VERSIONED},
         },
         "objective_check": check,
         "rounds": per_round,
@@ -409,12 +270,26 @@ def compare(
         "ratio_ours_over_textbrewer": ratio_with_spread(sps["ours"], sps["textbrewer"]),
         "textbrewer_workarounds": WORKAROUNDS,
     }
+    text = render_markdown(report)
     atomic.write_json(out / "textbrewer_compare.json", report)
-    atomic.write_text(out / "textbrewer_compare.md", render_markdown(report))
+    atomic.write_text(out / "textbrewer_compare.md", text)
+    if results is not None:
+        write_results(RESULTS_NAME, text, report, folder=results)
     return report
 
 
+def _version(name: str) -> str:
+    """A package's installed version; 'not installed' rather than an error, since the report
+    is only ever written after TextBrewer has run (the objective check imports it)."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def render_markdown(report: dict[str, Any]) -> str:
+    """The whole report, setup, objective check and workarounds included: the results file is
+    this text, so it stands alone."""
     s, c, ratio = report["setup"], report["objective_check"], report["ratio_ours_over_textbrewer"]
     lines = [
         "# Training throughput: ours vs TextBrewer",
@@ -427,16 +302,29 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"Throughput: {s['throughput']}.",
         "",
-        "| round | order | ours samples/s | TextBrewer samples/s | ours / TextBrewer "
-        "| ours dev acc | TextBrewer dev acc |",
-        "|---|---|---|---|---|---|---|",
-        *(
-            f"| {r['round']} | {' → '.join(r['order'])} | {r['ours']['samples_per_s']:.2f} | "
-            f"{r['textbrewer']['samples_per_s']:.2f} | {r['ratio']:.3f} | "
-            f"{r['ours']['dev_accuracy'] * 100:.2f}% | "
-            f"{r['textbrewer']['dev_accuracy'] * 100:.2f}% |"
-            for r in report["rounds"]
-        ),
+        markdown.table(
+            [
+                "round",
+                "order",
+                "ours samples/s",
+                "TextBrewer samples/s",
+                "ours / TextBrewer",
+                "ours dev acc",
+                "TextBrewer dev acc",
+            ],
+            [
+                [
+                    r["round"],
+                    " → ".join(r["order"]),
+                    f"{r['ours']['samples_per_s']:.2f}",
+                    f"{r['textbrewer']['samples_per_s']:.2f}",
+                    f"{r['ratio']:.3f}",
+                    f"{r['ours']['dev_accuracy'] * 100:.2f}%",
+                    f"{r['textbrewer']['dev_accuracy'] * 100:.2f}%",
+                ]
+                for r in report["rounds"]
+            ],
+        ).rstrip("\n"),
         "",
         f"**ours / TextBrewer: {ratio['median']:.3f} median (min {ratio['min']:.3f}, "
         f"max {ratio['max']:.3f}, {ratio['n']} rounds).**",
@@ -452,7 +340,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("teacher_dir", help="fine-tuned classifier folder")
     parser.add_argument("out_dir", type=Path)
@@ -461,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = parser.parse_args()
     if args.worker:
         recipe = shared_recipe(args.steps, args.batch_size)
         worker(args.worker, args.teacher_dir, recipe, args.threads, args.out_dir / "result.json")
@@ -473,6 +361,7 @@ def main(argv: list[str] | None = None) -> None:
         rounds=args.rounds,
         batch_size=args.batch_size,
         threads=args.threads,
+        results=RESULTS,
     )
     ratio = report["ratio_ours_over_textbrewer"]
     print(
