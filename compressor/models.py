@@ -1,10 +1,9 @@
-"""Loading teachers and cutting students from them, with the checks that keep both plain
-Hugging Face models (loadable by stock `from_pretrained`, exportable by stock tooling)."""
+"""Loading teachers and pre-trained models, with the checks that keep them plain Hugging Face
+models (loadable by stock `from_pretrained`, exportable by stock tooling). Students are
+built by their kind (`compressor.students`)."""
 
 from __future__ import annotations
 
-import copy
-import re
 from pathlib import Path
 
 import torch
@@ -18,18 +17,15 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from compressor.distill.mapping import init_layers
+from compressor.archs import arch_of
 from compressor.errors import UserError
-from compressor.recipe import StudentConfig
 
-SUPPORTED_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert")
 WEIGHT_FILES = (
     "model.safetensors",
     "pytorch_model.bin",
     "model.safetensors.index.json",
     "pytorch_model.bin.index.json",
 )
-LAYER_KEY = re.compile(r"\.layer\.(\d+)\.")
 
 hf_logging.set_verbosity_error()
 
@@ -61,11 +57,11 @@ def resolve_model_dir(path: str | Path) -> str:
 
 
 def _check_supported(config: AutoConfig, where: str) -> None:
-    if config.model_type not in SUPPORTED_TYPES:
-        raise UserError(
-            f"{where}: architecture {config.model_type!r} is not supported yet — supported: "
-            f"{', '.join(SUPPORTED_TYPES)}"
-        )
+    """Refuse at load time what later stages (capture, pruning, cutting) could not read."""
+    try:
+        arch_of(config)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from exc
 
 
 def load_tokenizer(model_dir: str | Path) -> PreTrainedTokenizerBase:
@@ -144,33 +140,6 @@ def count_parameters(model: torch.nn.Module, *, embeddings: bool = True) -> int:
     )
 
 
-def build_student(teacher: PreTrainedModel, cfg: StudentConfig) -> PreTrainedModel:
-    """A shallower copy of the teacher initialised from chosen teacher layers (DistilBERT).
-
-    Works on the state dict by renaming `...layer.<t>.` to `...layer.<s>.`, so it applies to
-    every BERT-family layout without architecture-specific code.
-    """
-    n_teacher = teacher.config.num_hidden_layers
-    chosen = init_layers(cfg.init, cfg.layers, n_teacher)
-    config = copy.deepcopy(teacher.config)
-    config.num_hidden_layers = cfg.layers
-    student = type(teacher)(config)
-    source_of = {t: s for s, t in enumerate(chosen)}
-    state = {}
-    for key, value in teacher.state_dict().items():
-        match = LAYER_KEY.search(key)
-        if match is None:
-            state[key] = value
-            continue
-        t_idx = int(match.group(1))
-        if t_idx in source_of:
-            state[key[: match.start(1)] + str(source_of[t_idx]) + key[match.end(1) :]] = value
-    missing, unexpected = student.load_state_dict(state, strict=False)
-    if unexpected or [k for k in missing if "position_ids" not in k]:
-        raise RuntimeError(f"student init mismatch: missing={missing} unexpected={unexpected}")
-    return student
-
-
 def check_tokenizers_match(
     teacher_tok: PreTrainedTokenizerBase,
     other_tok: PreTrainedTokenizerBase,
@@ -234,25 +203,3 @@ def load_extra_teacher(
             "label order"
         )
     return model.requires_grad_(False)
-
-
-def load_student(
-    teacher: PreTrainedModel,
-    teacher_tok: PreTrainedTokenizerBase,
-    cfg: StudentConfig,
-    samples: list[str],
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The student and the tokenizer its inputs are built with: cut from the teacher, or a
-    separately pre-trained model given a fresh head for the teacher's labels."""
-    if cfg.model is None:
-        return build_student(teacher, cfg), teacher_tok
-    labels = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
-    student, student_tok = load_classifier(cfg.model, len(labels), labels)
-    check_tokenizers_match(
-        teacher_tok,
-        student_tok,
-        samples,
-        f"student {cfg.model}",
-        "pick a student pre-trained with the teacher's tokenizer",
-    )
-    return student, student_tok

@@ -8,8 +8,8 @@ from transformers import (
     DistilBertForSequenceClassification,
 )
 
-from compressor.distill.capture import capture_qkv, qkv_modules
 from compressor.errors import UserError
+from compressor.students import capture_qkv, qkv_modules
 
 
 def _rebuilt_probs(qkv, mask: torch.Tensor) -> list[torch.Tensor]:
@@ -20,7 +20,7 @@ def _rebuilt_probs(qkv, mask: torch.Tensor) -> list[torch.Tensor]:
 
 def _check(model: torch.nn.Module, heads: int, layers: int, **inputs: torch.Tensor) -> None:
     model.eval()
-    with torch.no_grad(), capture_qkv(model, heads) as qkv:
+    with torch.no_grad(), capture_qkv(model) as qkv:
         out = model(**inputs, output_attentions=True)
     assert len(qkv) == layers
     assert qkv[0].v.shape[1] == heads

@@ -3,24 +3,16 @@ import math
 import pytest
 import torch
 
-from compressor.distill.capture import LayerQKV
-from compressor.distill.losses import (
-    AttentionKL,
-    AttentionMSE,
-    AttentionProbMSE,
-    FlowOfSolution,
-    HiddenCosine,
-    HiddenMSE,
-    LogitsMSE,
-    ModelView,
-    NeuronSelectivityMMD,
-    PatientCLS,
-    ValueRelationKL,
-    hard_ce,
-    soft_kd,
-)
-from compressor.distill.mapping import hidden_pairs, init_layers, uniform_layers
+from compressor.distill.losses import ModelView, hard_ce, soft_kd
+from compressor.distill.losses.attention import AttentionKL, AttentionMSE, AttentionProbMSE
+from compressor.distill.losses.fsp import FlowOfSolution
+from compressor.distill.losses.hidden import HiddenCosine, HiddenMSE, PatientCLS
+from compressor.distill.losses.logits import LogitsMSE
+from compressor.distill.losses.nst import NeuronSelectivityMMD
+from compressor.distill.losses.value_relation import ValueRelationKL
+from compressor.distill.mapping import hidden_pairs
 from compressor.errors import UserError
+from compressor.students import LayerQKV, init_layers, uniform_layers
 
 
 def test_soft_kd_matches_hand_computed_kl_times_t_squared() -> None:

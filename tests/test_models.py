@@ -6,8 +6,9 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from compressor.errors import UserError
-from compressor.models import build_student, load_classifier, resolve_model_dir
+from compressor.models import load_classifier, resolve_model_dir
 from compressor.recipe import StudentConfig
+from compressor.students.transformer import build_student
 
 
 def test_student_copies_the_chosen_teacher_layers(tiny_teacher_dir: Path) -> None:

@@ -11,6 +11,8 @@ from torch import nn
 
 from compressor.distill.objective import DistillObjective
 from compressor.recipe import DistillConfig, IntermediateLoss
+from compressor.registry import STUDENT_KINDS
+from compressor.students import Features, Wants
 
 
 class FixedOutputs(nn.Module):
@@ -97,3 +99,56 @@ def test_an_unset_layer_map_takes_the_loss_papers_map() -> None:
         [(1, 2)],  # PKD-Skip: the student's top layer is left to the predictions
         [(1, 2), (2, 4)],  # an explicit map wins over the default
     ]
+
+
+class ToyKind:
+    """A student kind that is no HF model: its forward returns a plain (logits, hidden)
+    tuple, and only its adaptor knows that."""
+
+    name = "toy"
+
+    def claims(self, config: dict) -> bool:
+        return config.get("auto_map") == {"toy": "ToyStudent"}
+
+    def dims(self, model: nn.Module) -> tuple[int, int]:
+        return 1, model.hidden[0].shape[-1]
+
+    def adapt(self, model: nn.Module, inputs: dict, wants: Wants) -> Features:
+        logits, hidden = model(inputs["input_ids"])
+        return Features(logits, hidden if wants.hidden_states else None)
+
+
+class ToyStudent(nn.Module):
+    def __init__(self, logits: torch.Tensor, hidden: tuple[torch.Tensor, ...]):
+        super().__init__()
+        self.logits, self.hidden = logits, hidden
+        self.config = SimpleNamespace(auto_map={"toy": "ToyStudent"})
+
+    def forward(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        return self.logits, self.hidden
+
+
+def test_a_student_kind_is_read_through_its_adaptor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numbers of the Hinton-mix test above, with the student of another kind."""
+    monkeypatch.setitem(STUDENT_KINDS._entries, "toy", ToyKind())
+    z_s, z_t = [[1.0, 2.0], [0.0, 1.0]], [[2.0, 0.0], [0.5, 1.5]]
+    h_t = torch.tensor([[[1.0, 1.0], [3.0, 3.0]], [[2.0, 2.0], [100.0, 100.0]]])
+    student = ToyStudent(torch.tensor(z_s), (torch.zeros(2, 2, 2), torch.zeros(2, 2, 2)))
+    teacher = FixedOutputs(torch.tensor(z_t), (torch.zeros(2, 2, 2), h_t))
+    cfg = DistillConfig(
+        temperature=1.0, alpha=0.0, prediction_weight=0.0,
+        intermediate=[IntermediateLoss(name="hidden_mse", weight=1.0, layer_map=[(1, 1)])],
+    )  # fmt: skip
+    batch = {
+        "input_ids": torch.zeros(2, 2, dtype=torch.long),
+        "attention_mask": torch.tensor([[1, 1], [1, 0]]),
+        "labels": torch.tensor([0, 1]),
+    }
+    loss, parts = DistillObjective(teacher, student, cfg)(student, batch)
+    assert parts["hidden_mse"] == pytest.approx((1 + 9 + 4) / 3, rel=1e-6)
+    assert loss.item() == pytest.approx((1 + 9 + 4) / 3, rel=1e-6)
+    kl = sum(
+        sum(pt * math.log(pt / ps) for pt, ps in zip(_softmax(t, 1), _softmax(s, 1), strict=True))
+        for s, t in zip(z_s, z_t, strict=True)
+    ) / 2  # fmt: skip
+    assert parts["prediction_kl"] == pytest.approx(kl, rel=1e-6)

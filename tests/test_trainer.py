@@ -11,8 +11,9 @@ from compressor.data import Split
 from compressor.distill.objective import DistillObjective
 from compressor.distill.trainer import latest_checkpoint, train
 from compressor.errors import UserError
-from compressor.models import build_student, load_classifier
+from compressor.models import load_classifier
 from compressor.recipe import DistillConfig, StudentConfig, TrainConfig
+from compressor.students.transformer import build_student
 from tests.conftest import sst2_rows
 
 

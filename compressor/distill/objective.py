@@ -7,24 +7,23 @@ p is training progress, s / h / w_i the recipe's weight schedules and T possibly
 too. For masked LMs (task-agnostic distillation) the prediction terms are taken over the
 masked tokens: KL on the vocabulary and the masked-LM loss as the hard term. Teachers run
 under no_grad and are asked only for what the terms need (hidden states, attentions,
-hooked Q/K/V). Each model receives only the inputs its forward accepts, so a
-DistilBERT student can learn from a BERT teacher (no token_type_ids).
+hooked Q/K/V). Every model, teacher or student, is run and read through the adaptor of its
+student kind (`compressor.students`), which also feeds it only the inputs its forward
+accepts, so a DistilBERT student can learn from a BERT teacher (no token_type_ids) and a
+student that is no HF transformer needs no change here.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel
+from transformers import PreTrainedModel
 
-from compressor.distill.capture import capture_qkv
 from compressor.distill.losses import INTERMEDIATE_LOSSES, ModelView, hard_ce, soft_kd
 from compressor.distill.mapping import hidden_pairs
 from compressor.distill.schedules import temperature_at, weight_factor
-from compressor.distill.trainer import accepted_inputs
 from compressor.recipe import DistillConfig, IntermediateLoss
+from compressor.students import StudentKind, Wants, kind_of
 
 
 class DistillObjective:
@@ -35,31 +34,37 @@ class DistillObjective:
     def __init__(
         self,
         teacher: PreTrainedModel,
-        student: PreTrainedModel,
+        student: nn.Module,
         cfg: DistillConfig,
         extra_teachers: list[tuple[PreTrainedModel, float]] | None = None,
     ):
         self.teacher = teacher
         self.cfg = cfg
         self.extra_teachers = extra_teachers or []
-        s_cfg, t_cfg = student.config, teacher.config
+        self._kinds: dict[int, StudentKind] = {}
+        s_dims, t_dims = self._kind(student).dims(student), self._kind(teacher).dims(teacher)
         self.terms: list[tuple[str, float, str, nn.Module]] = [
-            (spec.name, spec.weight, spec.schedule, self._term(spec, s_cfg, t_cfg))
+            (spec.name, spec.weight, spec.schedule, self._term(spec, s_dims, t_dims))
             for spec in cfg.intermediate
             if spec.weight > 0
         ]
-        self._inputs: dict[int, set[str]] = {}
+
+    def _kind(self, model: nn.Module) -> StudentKind:
+        """A model's kind, looked up once: every step runs each model through it."""
+        if id(model) not in self._kinds:
+            self._kinds[id(model)] = kind_of(model)
+        return self._kinds[id(model)]
 
     @staticmethod
     def _term(
-        spec: IntermediateLoss, s_cfg: PretrainedConfig, t_cfg: PretrainedConfig
+        spec: IntermediateLoss, s_dims: tuple[int, int], t_dims: tuple[int, int]
     ) -> nn.Module:
-        """The term's module over its layer pairs; a recipe that names no layer_map gets the
-        map of the loss's paper (`default_map`)."""
+        """The term's module over its layer pairs, sized by each model's (layers, width); a
+        recipe that names no layer_map gets the map of the loss's paper (`default_map`)."""
         loss = INTERMEDIATE_LOSSES[spec.name]
         layer_map = loss.default_map if spec.layer_map is None else spec.layer_map
-        pairs = hidden_pairs(layer_map, s_cfg.num_hidden_layers, t_cfg.num_hidden_layers)
-        return loss(pairs, s_cfg.hidden_size, t_cfg.hidden_size)
+        pairs = hidden_pairs(layer_map, s_dims[0], t_dims[0])
+        return loss(pairs, s_dims[1], t_dims[1])
 
     @property
     def modules(self) -> list[nn.Module]:
@@ -71,19 +76,14 @@ class DistillObjective:
         """Every teacher: moved to the device by the trainer, never optimised."""
         return [self.teacher, *(m for m, _ in self.extra_teachers)]
 
-    def _view(
-        self, model: PreTrainedModel, inputs: dict[str, torch.Tensor], qkv: bool
-    ) -> ModelView:
-        accepted = self._inputs.setdefault(id(model), accepted_inputs(model))
-        wants = {
-            "output_hidden_states": bool(self.terms) or self.needs_hidden_states,
-            "output_attentions": any(m.needs_attentions for *_, m in self.terms),
-        }
-        config = model.config
-        hooks = capture_qkv(model, config.num_attention_heads) if qkv else nullcontext(None)
-        with hooks as captured:
-            out = model(**{k: v for k, v in inputs.items() if k in accepted}, **wants)
-        return ModelView(out.logits, out.hidden_states, out.attentions, captured)
+    def _view(self, model: nn.Module, inputs: dict[str, torch.Tensor], qkv: bool) -> ModelView:
+        wants = Wants(
+            hidden_states=bool(self.terms) or self.needs_hidden_states,
+            attentions=any(m.needs_attentions for *_, m in self.terms),
+            qkv=qkv,
+        )
+        out = self._kind(model).adapt(model, inputs, wants)
+        return ModelView(out.logits, out.hidden_states, out.attentions, out.qkv)
 
     def _prediction(
         self,
@@ -106,7 +106,7 @@ class DistillObjective:
         return loss, {"soft_kd": kd.item(), "hard_ce": ce.item()}
 
     def __call__(
-        self, student: PreTrainedModel, batch: dict[str, torch.Tensor], progress: float = 0.0
+        self, student: nn.Module, batch: dict[str, torch.Tensor], progress: float = 0.0
     ) -> tuple[torch.Tensor, dict[str, float]]:
         labels = batch["labels"]
         inputs = {k: v for k, v in batch.items() if k != "labels"}

@@ -8,7 +8,6 @@ and a progress bar. What is optimised comes in as `compute_loss`.
 
 from __future__ import annotations
 
-import inspect
 import math
 import shutil
 import time
@@ -35,6 +34,7 @@ from compressor import atomic
 from compressor.data import Split
 from compressor.errors import UserError
 from compressor.recipe import TrainConfig
+from compressor.students import accepted_inputs, kind_of
 
 LossFn = Callable[
     [PreTrainedModel, dict[str, torch.Tensor], float], tuple[torch.Tensor, dict[str, float]]
@@ -144,12 +144,6 @@ def make_loader(
     )
 
 
-def accepted_inputs(model: torch.nn.Module) -> set[str]:
-    """Keyword inputs of a model's forward (of the wrapped model under DDP): a DistilBERT
-    student fed by a BERT tokenizer must not receive token_type_ids."""
-    return set(inspect.signature(getattr(model, "module", model).forward).parameters)
-
-
 @torch.no_grad()
 def dev_accuracy(model: torch.nn.Module, loader: DataLoader, accelerator: Accelerator) -> float:
     model.eval()
@@ -197,8 +191,8 @@ def train(
     """Optimise `model` (and `extra_modules`, e.g. loss projections) and keep the best one.
 
     `out_dir/best` receives the best model by dev accuracy, or the last one with
-    `cfg.keep == "last"` (save_pretrained + tokenizer); `compute_loss` also receives the
-    training progress in [0, 1] for scheduled terms;
+    `cfg.keep == "last"` (saved by its student kind, with the tokenizer); `compute_loss`
+    also receives the training progress in [0, 1] for scheduled terms;
     `out_dir/checkpoints/step-N` the resumable state. `frozen_modules` (the teacher) are
     only moved to the device. `hooks` act on the model between steps (pruning); evaluations
     before `keep_from_step` are logged but never kept (a model still being pruned). With
@@ -267,9 +261,9 @@ def train(
         if eligible and (acc > state.best_dev_accuracy or keep_last):
             state.best_dev_accuracy, state.best_step = acc, state.step
             if accelerator.is_main_process:
+                kept = accelerator.unwrap_model(model)
                 with atomic.atomic_dir(Path(out_dir) / "best") as tmp:
-                    accelerator.unwrap_model(model).save_pretrained(tmp)
-                    tokenizer.save_pretrained(tmp)
+                    kind_of(kept).save(kept, tokenizer, tmp)
         progress.update(task, acc=f"{acc:.4f}")
         if not progress.console.is_terminal:  # logs and CI get a line per evaluation instead
             progress.console.print(

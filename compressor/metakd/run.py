@@ -23,9 +23,10 @@ from compressor.errors import UserError
 from compressor.metakd.data import DomainData, load_domains
 from compressor.metakd.objectives import DomainHead, MetaDistillObjective, MetaTeacherObjective
 from compressor.metakd.prototypes import mean_pooled, prototype_scores
-from compressor.models import count_parameters, load_classifier, load_student
+from compressor.models import count_parameters, load_classifier
 from compressor.recipe import Recipe
 from compressor.runfolder import RunFolder
+from compressor.students import make_student
 
 console = Console(stderr=True)
 SCORES = "prototype_scores.json"
@@ -142,7 +143,7 @@ def _student(run: RunFolder, recipe: Recipe, data: DomainData, target: int, scor
     head.load_state_dict(torch.load(run.path / HEAD, weights_only=True))
     split, target_scores = _target_part(data, target, scores)
     seed_fresh_weights(recipe.train.seed)
-    student, student_tok = load_student(teacher, tokenizer, recipe.student, split.texts[:32])
+    student, student_tok = make_student(teacher, tokenizer, recipe.student, split.texts[:32])
     objective = MetaDistillObjective(
         teacher, student, recipe.distill, head, len(data.domains), recipe.metakd.gamma2
     )

@@ -13,6 +13,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.pytorch_utils import prune_linear_layer
 
+from compressor.archs import Part
 from compressor.prune.units import Layout, UnitMasks
 
 
@@ -33,6 +34,14 @@ def _slice_norm(norm: nn.LayerNorm, index: torch.Tensor) -> nn.LayerNorm:
     return smaller
 
 
+def _cut_part(layout: Layout, layer: nn.Module, name: Part, index: torch.Tensor, dim: int) -> None:
+    """Keep only `index` along `dim` of the layer's linear `name` (0: its outputs, 1: its
+    inputs)."""
+    layout.arch.replace_part(
+        layer, name, prune_linear_layer(layout.arch.part(layer, name), index, dim)
+    )
+
+
 def shrink_ffn(layout: Layout, mask: torch.Tensor) -> int:
     """Cut the masked FFN neurons; every layer must keep the same count, because a stock
     BERT config has one `intermediate_size`."""
@@ -40,9 +49,8 @@ def shrink_ffn(layout: Layout, mask: torch.Tensor) -> int:
     if len(counts) != 1:
         raise ValueError(f"FFN sizes differ between layers ({sorted(counts)}); keep them equal")
     for layer, row in zip(layout.layers, mask, strict=True):
-        index = _kept(row)
-        layer.intermediate.dense = prune_linear_layer(layer.intermediate.dense, index, dim=0)
-        layer.output.dense = prune_linear_layer(layer.output.dense, index, dim=1)
+        _cut_part(layout, layer, "ffn_in", _kept(row), dim=0)
+        _cut_part(layout, layer, "ffn_out", _kept(row), dim=1)
     return counts.pop()
 
 
@@ -50,19 +58,17 @@ def shrink_hidden(layout: Layout, mask: torch.Tensor) -> int:
     """Cut masked hidden dimensions from the embeddings, every reader and writer of the
     residual stream, every LayerNorm and the classifier."""
     index = _kept(mask)
-    emb = layout.embeddings
-    for table in (emb.word_embeddings, emb.position_embeddings, emb.token_type_embeddings):
+    arch, emb = layout.arch, layout.embeddings
+    for table in layout.embedding_tables:
         _slice_embedding(table, index)
-    emb.LayerNorm = _slice_norm(emb.LayerNorm, index)
+    setattr(emb, arch.embedding_norm, _slice_norm(getattr(emb, arch.embedding_norm), index))
     for layer in layout.layers:
-        attn = layer.attention
-        for name in ("query", "key", "value"):
-            setattr(attn.self, name, prune_linear_layer(getattr(attn.self, name), index, dim=1))
-        attn.output.dense = prune_linear_layer(attn.output.dense, index, dim=0)
-        attn.output.LayerNorm = _slice_norm(attn.output.LayerNorm, index)
-        layer.intermediate.dense = prune_linear_layer(layer.intermediate.dense, index, dim=1)
-        layer.output.dense = prune_linear_layer(layer.output.dense, index, dim=0)
-        layer.output.LayerNorm = _slice_norm(layer.output.LayerNorm, index)
+        for name in ("query", "key", "value", "ffn_in"):
+            _cut_part(layout, layer, name, index, dim=1)
+        for name in ("attention_out", "ffn_out"):
+            _cut_part(layout, layer, name, index, dim=0)
+        for name in ("attention_norm", "ffn_norm"):
+            arch.replace_part(layer, name, _slice_norm(arch.part(layer, name), index))
     return len(index)
 
 

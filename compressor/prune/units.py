@@ -23,17 +23,19 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from compressor.archs import ArchSpec, arch_of, supported_types
 from compressor.errors import UserError
 
 KINDS = ("heads", "ffn", "hidden")
-SUPPORTED = ("bert", "roberta")
 
 
 @dataclass
 class Layout:
     """Where one model keeps the modules pruning touches: a sequence classifier (pooler /
-    classification head) or a masked LM (prediction head, output tied to the embeddings)."""
+    classification head) or a masked LM (prediction head, output tied to the embeddings).
+    Inside a layer, modules are found through the architecture spec `arch`."""
 
+    arch: ArchSpec
     embeddings: nn.Module
     layers: list[nn.Module]
     square: list[nn.Linear]
@@ -47,10 +49,18 @@ class Layout:
 
     @property
     def layer_norms(self) -> list[nn.LayerNorm]:
-        norms = [self.embeddings.LayerNorm]
+        arch = self.arch
+        norms = [getattr(self.embeddings, arch.embedding_norm)]
         for layer in self.layers:
-            norms += [layer.attention.output.LayerNorm, layer.output.LayerNorm]
+            norms += [arch.part(layer, "attention_norm"), arch.part(layer, "ffn_norm")]
         return norms + self.head_norms
+
+    @property
+    def embedding_tables(self) -> list[nn.Embedding]:
+        return [getattr(self.embeddings, name) for name in self.arch.embedding_tables]
+
+    def qkv(self, layer: nn.Module) -> list[nn.Linear]:
+        return [self.arch.part(layer, name) for name in ("query", "key", "value")]
 
     def sizes(self) -> dict[str, int]:
         """Full size of each kind of unit (per layer for heads and FFN)."""
@@ -58,13 +68,16 @@ class Layout:
 
 
 def layout_of(model: PreTrainedModel) -> Layout:
-    """The layout of a BERT or RoBERTa classifier or masked LM; others are refused by name."""
+    """The layout of a classifier or masked LM whose architecture spec is prunable; others
+    are refused by name."""
     config = model.config
-    if config.model_type not in SUPPORTED:
+    prunable = supported_types(prunable=True)
+    if config.model_type not in prunable:
         raise UserError(
-            f"pruning supports {', '.join(SUPPORTED)} models, not {config.model_type!r} — "
+            f"pruning supports {', '.join(prunable)} models, not {config.model_type!r} — "
             "distil into a BERT student first, or compress without the prune stage"
         )
+    arch = arch_of(model)
     base = model.base_model
     square = [base.pooler.dense] if getattr(base, "pooler", None) is not None else []
     head_norms: list[nn.LayerNorm] = []
@@ -79,17 +92,18 @@ def layout_of(model: PreTrainedModel) -> Layout:
     else:
         square.append(classifier.dense)
         out = classifier.out_proj
-    first = base.encoder.layer[0]
+    layers = arch.encoder_layers(model)
     return Layout(
-        embeddings=base.embeddings,
-        layers=list(base.encoder.layer),
+        arch=arch,
+        embeddings=arch.embedding_module(model),
+        layers=layers,
         square=square,
         head_norms=head_norms,
         out=out,
-        out_tied=out.weight is base.embeddings.word_embeddings.weight,
-        num_heads=first.attention.self.num_attention_heads,
-        head_dim=first.attention.self.attention_head_size,
-        ffn=first.intermediate.dense.out_features,
+        out_tied=out.weight is model.get_input_embeddings().weight,
+        num_heads=arch.heads_of(layers[0]),
+        head_dim=arch.head_size_of(layers[0]),
+        ffn=arch.part(layers[0], "ffn_in").out_features,
         hidden=config.hidden_size,
     )
 
@@ -109,16 +123,15 @@ def non_embedding_parameters(layout: Layout, hidden: int, heads: int, ffn: int) 
     layers, so per-layer counts may differ). Read off the layout, not off a cut copy, so a
     budget can be solved for before anything is removed; at a fixed width it is linear in
     `heads` and `ffn`, which is what the solve relies on."""
-    first = layout.layers[0]
-    attn = first.attention
-    qkv_bias = sum(_has_bias(m) for m in (attn.self.query, attn.self.key, attn.self.value))
+    first, part = layout.layers[0], layout.arch.part
+    qkv_bias = sum(_has_bias(m) for m in layout.qkv(first))
     per_head = layout.head_dim * (4 * hidden + qkv_bias)
-    per_neuron = 2 * hidden + _has_bias(first.intermediate.dense)
+    per_neuron = 2 * hidden + _has_bias(part(first, "ffn_in"))
     per_layer = hidden * (
-        _has_bias(attn.output.dense)
-        + _has_bias(first.output.dense)
-        + _norm_vectors(attn.output.LayerNorm)
-        + _norm_vectors(first.output.LayerNorm)
+        _has_bias(part(first, "attention_out"))
+        + _has_bias(part(first, "ffn_out"))
+        + _norm_vectors(part(first, "attention_norm"))
+        + _norm_vectors(part(first, "ffn_norm"))
     )
     head = sum(hidden * (hidden + _has_bias(dense)) for dense in layout.square)
     head += sum(hidden * _norm_vectors(norm) for norm in layout.head_norms)
@@ -144,23 +157,21 @@ def _linear_rows(linear: nn.Linear) -> torch.Tensor:
 def sensitivity(layout: Layout, kind: str) -> torch.Tensor:
     """Per-unit sum of |theta * grad| over every weight the unit owns, from the current grads:
     shape (layers, heads), (layers, ffn) or (hidden,)."""
+    part = layout.arch.part
     with torch.no_grad():
         if kind == "heads":
             per_layer = []
             for layer in layout.layers:
-                attn = layer.attention
-                rows = sum(
-                    _linear_rows(m) for m in (attn.self.query, attn.self.key, attn.self.value)
-                )
-                cols = _saliency(attn.output.dense.weight).sum(0)
+                rows = sum(_linear_rows(m) for m in layout.qkv(layer))
+                cols = _saliency(part(layer, "attention_out").weight).sum(0)
                 per_layer.append((rows + cols).view(layout.num_heads, layout.head_dim).sum(1))
             return torch.stack(per_layer).float().cpu()
         if kind == "ffn":
             return (
                 torch.stack(
                     [
-                        _linear_rows(layer.intermediate.dense)
-                        + _saliency(layer.output.dense.weight).sum(0)
+                        _linear_rows(part(layer, "ffn_in"))
+                        + _saliency(part(layer, "ffn_out").weight).sum(0)
                         for layer in layout.layers
                     ]
                 )
@@ -174,19 +185,15 @@ def _hidden_sensitivity(layout: Layout) -> torch.Tensor:
     """A hidden dimension owns a column of every embedding table and of every matrix that
     reads the residual stream, a row (and bias entry) of every matrix that writes it, and
     its LayerNorm entries. A decoder tied to the word embeddings is counted once, there."""
-    emb = layout.embeddings
-    total = sum(
-        _saliency(table.weight).sum(0)
-        for table in (emb.word_embeddings, emb.position_embeddings, emb.token_type_embeddings)
-    )
+    total = sum(_saliency(table.weight).sum(0) for table in layout.embedding_tables)
     for norm in layout.layer_norms:
         total = total + _saliency(norm.weight) + _saliency(norm.bias)
     readers = [*layout.square] + ([] if layout.out_tied else [layout.out])
     writers = list(layout.square)
+    part = layout.arch.part
     for layer in layout.layers:
-        attn = layer.attention
-        readers += [attn.self.query, attn.self.key, attn.self.value, layer.intermediate.dense]
-        writers += [attn.output.dense, layer.output.dense]
+        readers += [*layout.qkv(layer), part(layer, "ffn_in")]
+        writers += [part(layer, "attention_out"), part(layer, "ffn_out")]
     for linear in readers:
         total = total + _saliency(linear.weight).sum(0)
     for linear in writers:
@@ -236,16 +243,17 @@ class UnitMasks:
 
             return hook
 
+        part = layout.arch.part
         if "heads" in self.masks:
             for layer, mask in zip(layout.layers, self.masks["heads"], strict=True):
                 handles.append(
-                    layer.attention.output.dense.register_forward_pre_hook(
+                    part(layer, "attention_out").register_forward_pre_hook(
                         scale(mask, layout.head_dim)
                     )
                 )
         if "ffn" in self.masks:
             for layer, mask in zip(layout.layers, self.masks["ffn"], strict=True):
-                handles.append(layer.output.dense.register_forward_pre_hook(scale(mask)))
+                handles.append(part(layer, "ffn_out").register_forward_pre_hook(scale(mask)))
         if "hidden" in self.masks:
             hidden = self.masks["hidden"]
 
