@@ -1,18 +1,21 @@
 """Latency estimates for devices we cannot run on: a roofline over the ONNX graph.
 
-Method (FINDINGS: within 1.03-1.64x of measured latency on the x86 host when its peak was the
-measured SGEMM rate): run the graph once with ONNX Runtime at the concrete batch and sequence
-length to learn every tensor's shape, count each node's FLOPs (or int8 ops) and the bytes it
-reads and writes, and charge it
+Method: run the graph once with ONNX Runtime at the concrete batch and sequence length to
+learn every tensor's shape, count each node's FLOPs (or int8 ops) and the bytes it reads and
+writes, and charge it
 
     time = max(ops / (peak x efficiency), bytes / bandwidth) + kernel overhead
 
 against a device profile (`benchmarks/profiles/*.yaml`, every figure with its source, the
-assumed ones marked). The result is an estimate and is always labelled so.
+assumed ones marked). The result is an estimate and is always labelled so. How far to trust
+it is measured in every run: `compressor benchmark <run> --target arm` also estimates this
+machine from its measured SGEMM rate and copy bandwidth (`host_profile`) and puts that next
+to the same files' measured p50 (the report's "Method check on this host" lines).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,9 +32,8 @@ PROFILES = Path(__file__).resolve().parent / "profiles"
 # ops that only relabel a buffer: no arithmetic, no traffic worth charging
 VIEWS = {"Reshape", "Shape", "Unsqueeze", "Squeeze", "Constant", "Identity", "Flatten",
          "ConstantOfShape", "Expand", "Range", "Cast", "Equal", "Where", "Not"}  # fmt: skip
-MATMULS = {"MatMul", "Gemm", "MatMulNBits", "FusedMatMul"}
-INT8_MATMULS = {"MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul",
-                "MatMulIntegerToFloat"}  # fmt: skip
+# matrix products of a float graph; quantized files add their own (`_matmul_kinds`)
+FLOAT_MATMULS = frozenset({"MatMul", "Gemm", "FusedMatMul"})
 # arithmetic per output element of the non-matmul ops BERT uses (a count, not a cost model)
 ELEMENTWISE_OPS = {"Softmax": 5, "LayerNormalization": 8, "SkipLayerNormalization": 9,
                    "Erf": 8, "Gelu": 8, "FastGelu": 8, "BiasGelu": 9, "Tanh": 8, "Sqrt": 1,
@@ -105,13 +107,67 @@ def tensor_shapes(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> di
     return shapes
 
 
+@dataclass(frozen=True)
+class _MatMulKinds:
+    float_ops: frozenset[str]
+    int8_ops: frozenset[str]
+    qdq: bool
+
+
+@functools.cache
+def _matmul_kinds() -> _MatMulKinds:
+    """Which op types multiply matrices and at which rate: each quantization mode states it
+    for the ops of its files (exporters.quant), so a new mode needs no edit here."""
+    from exporters.quant import all_modes
+
+    modes = all_modes()
+    return _MatMulKinds(
+        float_ops=FLOAT_MATMULS.union(*(mode.float_matmul_ops for mode in modes)),
+        int8_ops=frozenset().union(*(mode.int8_matmul_ops for mode in modes)),
+        qdq=any(mode.qdq_matmuls for mode in modes),
+    )
+
+
+def _qdq_fusions(graph: onnx.GraphProto, kinds: _MatMulKinds) -> tuple[set[str], set[str]]:
+    """Float matrix products whose operands both come out of DequantizeLinear, which ONNX
+    Runtime runs as one integer kernel on the quantized tensors, and the DequantizeLinear
+    nodes folded into them (every consumer such a product). Nodes by their first output."""
+    if not kinds.qdq:
+        return set(), set()
+    producers = {out: node for node in graph.node for out in node.output}
+    fused = {
+        node.output[0]
+        for node in graph.node
+        if node.op_type in kinds.float_ops
+        and len(node.input) >= 2
+        and all(
+            n in producers and producers[n].op_type == "DequantizeLinear" for n in node.input[:2]
+        )
+    }
+    users: dict[str, set[str]] = {o.name: {"graph output"} for o in graph.output}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, set()).add(node.output[0])
+    # one that feeds anything else, a graph output or nothing stays a node of its own
+    folded = {
+        node.output[0]
+        for node in graph.node
+        if node.op_type == "DequantizeLinear" and users.get(node.output[0], {""}) <= fused
+    }
+    return fused, folded
+
+
 def node_costs(model: onnx.ModelProto, shapes: Mapping[str, Any]) -> list[NodeCost]:
-    """Arithmetic and memory traffic of each node at the probed shapes."""
+    """Arithmetic and memory traffic of each node at the probed shapes; a fused QDQ product
+    reads the quantized tensors, not their dequantized copies."""
+    kinds = _matmul_kinds()
+    fused, folded = _qdq_fusions(model.graph, kinds)
+    dequantized = {n.output[0]: n.input[0] for n in model.graph.node if n.output[0] in folded}
     costs = []
     for node in model.graph.node:
-        if node.op_type in VIEWS:
+        if node.op_type in VIEWS or node.output[0] in folded:
             continue
-        ins = [shapes[n] for n in node.input if n and n in shapes]
+        ins = [shapes[dequantized.get(n, n)] for n in node.input if n and n in shapes]
         outs = [shapes[n] for n in node.output if n and n in shapes]
         if not outs:
             continue
@@ -119,10 +175,10 @@ def node_costs(model: onnx.ModelProto, shapes: Mapping[str, Any]) -> list[NodeCo
         out_elems = float(math.prod(outs[0][0]))
         if node.op_type == "Gather":  # an embedding lookup reads the rows it returns
             traffic = 2 * sum(_nbytes(s, d) for s, d in outs)
-        if node.op_type in MATMULS or node.op_type in INT8_MATMULS:
+        if node.op_type in kinds.float_ops or node.op_type in kinds.int8_ops:
             depth = _reduction_depth(node, ins)
-            costs.append(NodeCost(node.op_type, 2.0 * out_elems * depth, traffic,
-                                  node.op_type in INT8_MATMULS))  # fmt: skip
+            int8 = node.op_type in kinds.int8_ops or node.output[0] in fused
+            costs.append(NodeCost(node.op_type, 2.0 * out_elems * depth, traffic, int8))
         else:
             per = ELEMENTWISE_OPS.get(node.op_type, 1)
             costs.append(NodeCost(node.op_type, per * out_elems, traffic, False))

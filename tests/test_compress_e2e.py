@@ -119,7 +119,7 @@ def test_report_holds_every_figure(compressed: Path) -> None:
     assert models["student_onnx"]["dev_accuracy"] == pytest.approx(
         models["student"]["dev_accuracy"], abs=1 / 128
     )
-    latency = report["latency"]
+    latency = report["benchmarks"]["benchmark"]
     labels = {r["label"] for r in latency["results"]}
     assert labels == {
         "teacher PyTorch",
@@ -264,8 +264,8 @@ def test_benchmark_targets_on_the_run(compressed: Path) -> None:
     cuda = cli("benchmark", str(compressed), "--target", "cuda")
     assert cuda.returncode == 0, cuda.stderr
     report = json.loads((compressed / "report.json").read_text())
-    assert report["latency_cuda"]["mode"] == "skipped"
-    assert "no CUDA device" in report["latency_cuda"]["reason"]
+    assert report["benchmarks"]["benchmark_cuda"]["mode"] == "skipped"
+    assert "no CUDA device" in report["benchmarks"]["benchmark_cuda"]["reason"]
 
     arm = cli(
         "benchmark",
@@ -282,7 +282,8 @@ def test_benchmark_targets_on_the_run(compressed: Path) -> None:
         "cortex-a76",
     )
     assert arm.returncode == 0, arm.stderr
-    (estimated,) = json.loads((compressed / "report.json").read_text())["arm"]
+    sections = json.loads((compressed / "report.json").read_text())["benchmarks"]
+    (estimated,) = [s for key, s in sections.items() if key.startswith("benchmark_arm")]
     assert estimated["mode"] == "estimated" and set(estimated["profiles"]) == {
         "raspberry-pi-4",
         "cortex-a76",
@@ -323,7 +324,7 @@ def test_benchmark_targets_on_the_run(compressed: Path) -> None:
         "1",
     )
     assert cpu.returncode == 0, cpu.stderr
-    latency = json.loads((compressed / "report.json").read_text())["latency"]
+    latency = json.loads((compressed / "report.json").read_text())["benchmarks"]["benchmark"]
     assert {(r["threads"], r["seq_len"]) for r in latency["results"]} == {(1, "dev"), (2, "dev")}
     assert {s["threads"] for s in latency["speedups"]} == {1, 2}
 
@@ -347,7 +348,8 @@ def test_benchmark_remote_from_the_cli(compressed: Path, tmp_path: Path) -> None
     done = cli("benchmark", str(compressed), "--remote", "pi@board", "--remote-python",
                sys.executable, *flags, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    arms = json.loads((compressed / "report.json").read_text())["arm"]
+    sections = json.loads((compressed / "report.json").read_text())["benchmarks"]
+    arms = [s for key, s in sections.items() if key.startswith("benchmark_arm")]
     (measured,) = [a for a in arms if a["mode"] == "measured"]
     assert measured["remote"] == "pi@board"
     assert {r["label"] for r in measured["results"]} == {

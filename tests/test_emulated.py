@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 from optimum.exporters.onnx import main_export
 
-from benchmarks.targets import Artifacts
+from benchmarks.targets import Artifacts, arm_root, get_target
 from benchmarks.targets import emulated as em
-from benchmarks.targets.arm import measure_arm
 from compressor.errors import UserError
 from compressor.recipe import BenchmarkConfig
 
@@ -146,30 +145,32 @@ def test_missing_root_is_one_line_user_error(
     arts = Artifacts(tmp_path, tiny_onnx, tmp_path)
     cfg = BenchmarkConfig(arm_mode="emulated")
     with pytest.raises(UserError, match="make arm-root") as err:
-        measure_arm(arts, cfg, cores=1, lengths=None)
+        get_target("arm").measure(arts, cfg, cores=1, lengths=None)
     assert str(tmp_path / "cache" / "arm64-root") in str(err.value)
     assert "\n" not in str(err.value)
 
 
 def test_root_for_another_onnxruntime_is_refused(tmp_path: Path) -> None:
-    (tmp_path / em.ROOT_MANIFEST).write_text(json.dumps({"onnxruntime": "0.0.1"}))
+    (tmp_path / arm_root.ROOT_MANIFEST).write_text(json.dumps({"onnxruntime": "0.0.1"}))
     with pytest.raises(UserError, match="again"):
-        em.find_root(str(tmp_path))
+        arm_root.find_root(str(tmp_path))
 
 
 def test_build_without_debootstrap_says_how_to_get_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(em.shutil, "which", lambda tool: None if tool == "debootstrap" else tool)
+    monkeypatch.setattr(
+        arm_root.shutil, "which", lambda tool: None if tool == "debootstrap" else tool
+    )
     with pytest.raises(UserError, match="apt-get install debootstrap"):
-        em.build_arm_root(tmp_path / "root")
+        arm_root.build_arm_root(tmp_path / "root")
     assert not (tmp_path / "root").exists()
 
 
 def test_emulated_check_on_the_real_root(tiny_onnx: Path, tmp_path: Path) -> None:
     """The whole check under qemu: the ONNX file and its .ort on every emulated core."""
     try:
-        em.find_root(None)
+        arm_root.find_root(None)
     except UserError as exc:
         pytest.skip(f"no arm64 emulation root here ({exc})")
     from exporters.mobile import convert_to_ort
@@ -178,7 +179,8 @@ def test_emulated_check_on_the_real_root(tiny_onnx: Path, tmp_path: Path) -> Non
     onnx_path.write_bytes(tiny_onnx.read_bytes())
     convert_to_ort(onnx_path)
     arts = Artifacts(tmp_path, onnx_path, tmp_path)
-    result = measure_arm(arts, BenchmarkConfig(arm_mode="emulated"), cores=1, lengths=None)
+    cfg = BenchmarkConfig(arm_mode="emulated")
+    result = get_target("arm").measure(arts, cfg, cores=1, lengths=None).record()
     print(json.dumps({k: v for k, v in result.items() if k != "results"}, indent=1))
     for row in result["results"]:
         print(

@@ -74,6 +74,11 @@ def test_registered_names_are_checked_with_their_key() -> None:
         load_recipe(None, {"student.kind": "cnn"})
     with pytest.raises(UserError, match=r"prune\.criterion: unknown importance criterion"):
         load_recipe(None, {"prune.criterion": "magnitude"})
+    with pytest.raises(UserError, match=r"quantize\.mode: unknown quantization mode 'int3'"):
+        load_recipe(None, {"quantize.mode": "int3"})
+    with pytest.raises(UserError, match=r"benchmark\.target: unknown benchmark target 'tpu'"):
+        load_recipe(None, {"benchmark.target": "tpu"})
+    assert load_recipe(None, {"quantize.mode": "none"}).quantize.mode == "none"
     staged = {"stages": [{"name": "a", "distill": {"intermediate": [{"name": "nope"}]}}]}
     with pytest.raises(UserError, match=r"stages\.0\.distill\.intermediate\.0\.name"):
         load_recipe(None, staged)

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 from optimum.exporters.onnx import main_export
 
-from benchmarks.report import render_markdown
-from benchmarks.targets import Artifacts
-from benchmarks.targets.arm import measure_arm
+from benchmarks.report import Report, render_markdown
+from benchmarks.targets import Artifacts, get_target
 from benchmarks.targets.remote import stage
 from compressor.errors import UserError
 from compressor.recipe import BenchmarkConfig
@@ -89,7 +88,8 @@ def _cfg(**changes: object) -> BenchmarkConfig:
 def test_remote_device_times_the_copied_files_and_is_left_clean(
     arts: Artifacts, fake_ssh: Path
 ) -> None:
-    result = measure_arm(arts, _cfg(), cores=1, lengths=None)
+    section = get_target("arm").measure(arts, _cfg(), cores=1, lengths=None)
+    result = section.record()
     assert result["mode"] == "measured" and result["remote"] == "pi@board"
     assert result["machine"] == platform.machine()
     assert result["device"]["cores"] == os.cpu_count()
@@ -112,7 +112,7 @@ def test_remote_device_times_the_copied_files_and_is_left_clean(
     assert all(f"{root}/stage/models/" in c and "OMP_NUM_THREADS=1" in c for c in workers)
     assert not Path(root).exists(), "the device's temporary folder must be removed"
 
-    md = render_markdown({"arm": [result]})
+    md = render_markdown(Report(benchmarks={"benchmark_arm_measured": section}))
     assert "## ARM (measured)" in md and "Measured on the device pi@board over SSH" in md
     if platform.machine() not in ("aarch64", "arm64"):  # this "device" is the test machine
         assert f"WARNING: pi@board is {platform.machine()}, not ARM" in md
@@ -137,7 +137,7 @@ def test_staged_runner_is_what_the_device_imports(arts: Artifacts, tmp_path: Pat
 
 def test_unreachable_device_is_one_line_with_the_fix(arts: Artifacts, fake_ssh: Path) -> None:
     with pytest.raises(UserError, match=r"cannot reach unreachable\.example over SSH") as err:
-        measure_arm(arts, _cfg(remote="unreachable.example"), cores=1, lengths=None)
+        get_target("arm").measure(arts, _cfg(remote="unreachable.example"), cores=1, lengths=None)
     assert "Could not resolve hostname" in str(err.value)
     assert "`ssh unreachable.example true`" in str(err.value)
     assert not any(c.startswith("scp") for c in fake_ssh.read_text().splitlines())
@@ -150,7 +150,7 @@ def test_device_without_onnxruntime_says_what_to_install(
     python.write_text(NO_ORT_PYTHON)
     python.chmod(0o755)
     with pytest.raises(UserError, match="pip install onnxruntime") as err:
-        measure_arm(arts, _cfg(remote_python=str(python)), cores=1, lengths=None)
+        get_target("arm").measure(arts, _cfg(remote_python=str(python)), cores=1, lengths=None)
     assert "No module named 'onnxruntime'" in str(err.value)
     assert not any(c.startswith("scp") for c in fake_ssh.read_text().splitlines())
 
@@ -160,4 +160,4 @@ def test_missing_ssh_client_is_refused(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(UserError, match="needs ssh and scp"):
-        measure_arm(arts, _cfg(), cores=1, lengths=None)
+        get_target("arm").measure(arts, _cfg(), cores=1, lengths=None)

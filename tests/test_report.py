@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import pareto_front, render_markdown, write_report
+from benchmarks.report import Report, pareto_front, write_report
+from benchmarks.report import render_markdown as render_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SPEEDUP_CELL = "4.80\u00d7  (4.50\u20135.10)"  # escapes: ruff flags the look-alike characters
@@ -43,6 +44,10 @@ def _latency_result(label: str, engine: str, batch: int, p50: float) -> dict[str
         "peak_rss_mb": 512.0,
         "samples_ms": [p50 * f for f in (0.9, 1.0, 1.0, 1.1, 1.5)],
     }
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    return render_report(Report.model_validate(report))
 
 
 def full_report() -> dict[str, Any]:
@@ -104,32 +109,36 @@ def full_report() -> dict[str, Any]:
                 {"step": 300, "loss": 0.40, "dev_accuracy": 0.885},
             ],
         },
-        "latency": {
-            "threads": 2,
-            "results": [
-                _latency_result("teacher", "pytorch", 1, 12.0),
-                _latency_result("student_onnx", "onnxruntime", 1, 4.0),
-                _latency_result("student_int8", "onnxruntime", 1, 2.5),
-            ],
-            "speedups": [
-                {
-                    "baseline": "teacher",
-                    "candidate": "student_int8",
-                    "threads": 2,
-                    "batch": 1,
-                    "seq_len": 128,
-                    "ratio": 4.8,
-                    "ratio_min": 4.5,
-                    "ratio_max": 5.1,
-                }
-            ],
+        "benchmarks": {
+            "benchmark": {
+                "target": "cpu",
+                "mode": "measured",
+                "threads": 2,
+                "results": [
+                    _latency_result("teacher", "pytorch", 1, 12.0),
+                    _latency_result("student_onnx", "onnxruntime", 1, 4.0),
+                    _latency_result("student_int8", "onnxruntime", 1, 2.5),
+                ],
+                "speedups": [
+                    {
+                        "baseline": "teacher",
+                        "candidate": "student_int8",
+                        "threads": 2,
+                        "batch": 1,
+                        "seq_len": 128,
+                        "ratio": 4.8,
+                        "ratio_min": 4.5,
+                        "ratio_max": 5.1,
+                    }
+                ],
+            }
         },
     }
 
 
 def test_write_report_files(tmp_path: Path) -> None:
     report = full_report()
-    paths = write_report(tmp_path, report)
+    paths = write_report(tmp_path, Report.model_validate(report))
     assert paths == {
         "json": tmp_path / "report.json",
         "md": tmp_path / "report.md",
@@ -158,7 +167,9 @@ def test_markdown_numbers() -> None:
 
 
 def test_html_is_self_contained(tmp_path: Path) -> None:
-    page = write_report(tmp_path, full_report())["html"].read_text(encoding="utf-8")
+    page = write_report(tmp_path, Report.model_validate(full_report()))["html"].read_text(
+        encoding="utf-8"
+    )
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     # size bars, accuracy-vs-latency with its Pareto front, latency distribution
     assert [alt for alt, _ in images] == [
@@ -178,16 +189,20 @@ def test_missing_sections_still_render(tmp_path: Path) -> None:
         "run": None,
         "models": {"student": {"label": "student", "dev_accuracy": None, "parity": None}},
         "training": None,
-        "latency": {"threads": None, "results": None, "speedups": None},
+        "benchmarks": {
+            "benchmark": {"target": "cpu", "threads": None, "results": None, "speedups": None}
+        },
     }
     md = render_markdown(report)
     assert md.startswith("# Compression report\n")
     assert "| student | — | — | — | — | — | — | — |" in md
     for title in ("Run", "Notes", "Latency (CPU, measured)", "Speed-ups", "Training"):
         assert f"## {title}\n\n—\n" in md
-    page = write_report(tmp_path, report)["html"].read_text(encoding="utf-8")
+    page = write_report(tmp_path, Report.model_validate(report))["html"].read_text(encoding="utf-8")
     assert "data:image/png" not in page
-    assert render_markdown({"models": {}}).count("—") == 7
+    # a report shows the targets the run recorded; here one with nothing in it yet
+    empty_cpu = {"models": {}, "benchmarks": {"benchmark": {"target": "cpu"}}}
+    assert render_markdown(empty_cpu).count("—") == 7
 
 
 def test_long_history_is_thinned_but_keeps_best() -> None:
@@ -207,50 +222,47 @@ def test_pareto_front_keeps_only_unbeaten_models() -> None:
 
 def test_cuda_skip_and_arm_estimates_are_labelled() -> None:
     report = full_report()
-    report["latency_cuda"] = {"target": "cuda", "mode": "skipped", "reason": "no GPU here"}
+    benchmarks = report["benchmarks"]
+    benchmarks["benchmark_cuda"] = {"target": "cuda", "mode": "skipped", "reason": "no GPU here"}
     estimate = {"compute_bound_ms": 8.0, "memory_bound_ms": 1.0}
-    report["arm"] = [
-        {
-            "target": "arm",
-            "mode": "estimated",
-            "method": "roofline",
-            "profiles": {
-                "raspberry-pi-4": {"name": "Pi 4", "sources": ["brief"], "assumed": ["eff"]}
+    benchmarks["benchmark_arm_estimated"] = {
+        "target": "arm",
+        "mode": "estimated",
+        "method": "roofline",
+        "profiles": {"raspberry-pi-4": {"name": "Pi 4", "sources": ["brief"], "assumed": ["eff"]}},
+        "estimates": [
+            {
+                "label": "teacher ONNX",
+                "profile": "raspberry-pi-4",
+                "batch": 1,
+                "seq_len": 128,
+                "threads": 4,
+                "estimate_ms": 40.0,
+                **estimate,
             },
-            "estimates": [
-                {
-                    "label": "teacher ONNX",
-                    "profile": "raspberry-pi-4",
-                    "batch": 1,
-                    "seq_len": 128,
-                    "threads": 4,
-                    "estimate_ms": 40.0,
-                    **estimate,
-                },
-                {
-                    "label": "student ONNX",
-                    "profile": "raspberry-pi-4",
-                    "batch": 1,
-                    "seq_len": 128,
-                    "threads": 4,
-                    "estimate_ms": 16.0,
-                    **estimate,
-                },
-            ],
-            "calibration": [
-                {
-                    "label": "student ONNX",
-                    "batch": 1,
-                    "seq_len": 128,
-                    "estimate_ms": 4.0,
-                    "measured_p50_ms": 5.0,
-                    "measured_over_estimate": 1.25,
-                    "host_sgemm_gflops": 90.0,
-                    "host_copy_gbs": 20.0,
-                }
-            ],
-        }
-    ]
+            {
+                "label": "student ONNX",
+                "profile": "raspberry-pi-4",
+                "batch": 1,
+                "seq_len": 128,
+                "threads": 4,
+                "estimate_ms": 16.0,
+                **estimate,
+            },
+        ],
+        "calibration": [
+            {
+                "label": "student ONNX",
+                "batch": 1,
+                "seq_len": 128,
+                "estimate_ms": 4.0,
+                "measured_p50_ms": 5.0,
+                "measured_over_estimate": 1.25,
+                "host_sgemm_gflops": 90.0,
+                "host_copy_gbs": 20.0,
+            }
+        ],
+    }
     md = render_markdown(report)
     assert "## Latency (CUDA, measured)\n\n- Skipped: no GPU here" in md
     assert "## ARM (estimated)" in md and "ESTIMATE, not a measurement" in md
@@ -278,16 +290,14 @@ def test_emulated_arm_is_a_functional_check_with_labelled_times() -> None:
         "passed": False,
         "error": "exit 139",
     }
-    report["arm"] = [
-        {
-            "target": "arm",
-            "mode": "emulated",
-            "passed": False,
-            "note": "not a device",
-            "root": {"qemu": "10.0.13", "onnxruntime": "1.32.0"},
-            "results": [row, failed],
-        }
-    ]
+    report["benchmarks"]["benchmark_arm_emulated"] = {
+        "target": "arm",
+        "mode": "emulated",
+        "passed": False,
+        "note": "not a device",
+        "root": {"qemu": "10.0.13", "onnxruntime": "1.32.0"},
+        "results": [row, failed],
+    }
     md = render_markdown(report)
     assert "## ARM (emulated, functional check)" in md
     assert "Functional check under qemu-user: FAILED. not a device" in md
@@ -301,7 +311,7 @@ def test_emulated_arm_is_a_functional_check_with_labelled_times() -> None:
 
 def test_tradeoff_puts_the_accuracy_drop_next_to_the_speed_up() -> None:
     report = full_report()
-    report["latency"]["speedups"].append(
+    report["benchmarks"]["benchmark"]["speedups"].append(
         {
             "baseline": "student_onnx",
             "candidate": "student_int8",

@@ -1,127 +1,87 @@
-"""Mobile-like ARM targets, labelled by how the figure was obtained.
+"""Mobile-like ARM targets, labelled by how the figure was obtained (`benchmark.arm_mode`).
 
 - measured: this machine is aarch64, so the CPU target runs here as it is, or a device over
   SSH (`remote`, benchmarks/targets/remote.py) times the ONNX files with its own ONNX Runtime;
 - emulated: the aarch64 ONNX Runtime build under qemu-user (benchmarks/targets/emulated.py),
   a functional check of every file on several ARM cores; its timings are never device figures;
-- estimated: a roofline over the ONNX graph against device profiles (benchmarks/roofline.py),
-  with the method's error checked on this host against a measured latency in the same run.
+- estimated: a roofline over the ONNX graph against device profiles
+  (benchmarks/targets/estimated.py), with the method's error checked on this host against a
+  measured latency in the same run.
+
+Each mode records under its own key (`benchmark_arm_<mode>`), so one run can carry all three
+side by side without one overwriting another.
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from benchmarks.latency import Variant, run_latency
-from benchmarks.roofline import estimate_ms, graph_costs, host_profile, load_profile
 from benchmarks.targets import Artifacts
-from benchmarks.targets.cpu import measure_cpu
+from benchmarks.targets.cpu import measure_here
+from benchmarks.targets.emulated import EmulatedSection, measure_emulated
+from benchmarks.targets.estimated import EstimatedSection, estimate_arm
+from benchmarks.targets.remote import measure_remote
+from benchmarks.targets.sections import Block, LatencySection
 from compressor.errors import UserError
-from compressor.recipe import BenchmarkConfig
+from compressor.registry import TARGETS
 
-METHOD = (
-    "roofline: each ONNX node's FLOPs / int8 ops and bytes at the given shape, time = "
-    "max(ops / (peak x efficiency), bytes / bandwidth) + per-kernel overhead, summed over nodes"
-)
-CALIBRATION_SHAPE = (1, 128)
+if TYPE_CHECKING:
+    from compressor.recipe import BenchmarkConfig
+
+MODES = ("measured", "emulated", "estimated")
+ARM_MACHINES = ("aarch64", "arm64")
+ArmSection = LatencySection | EmulatedSection | EstimatedSection
 
 
-def measure_arm(
-    arts: Artifacts, cfg: BenchmarkConfig, *, cores: int, lengths: Sequence[int] | None
-) -> dict[str, Any]:
-    if cfg.arm_mode == "measured":
+@TARGETS.register("arm")
+class Arm:
+    """One target, three ways of getting a figure; the section type says which."""
+
+    def state_keys(self) -> tuple[str, ...]:
+        return tuple(f"benchmark_arm_{mode}" for mode in MODES)
+
+    def state_key(self, cfg: BenchmarkConfig) -> str:
+        return f"benchmark_arm_{cfg.arm_mode}"
+
+    def measure(
+        self,
+        artifacts: Artifacts,
+        cfg: BenchmarkConfig,
+        *,
+        cores: int,
+        lengths: Sequence[int] | None,
+    ) -> ArmSection:
+        if cfg.arm_mode == "emulated":
+            return measure_emulated(artifacts, cfg)
+        if cfg.arm_mode == "estimated":
+            return estimate_arm(artifacts, cfg)
         if cfg.remote:
-            from benchmarks.targets.remote import measure_remote
-
-            return measure_remote(arts, cfg, lengths=lengths)
-        if platform.machine() not in ("aarch64", "arm64"):
+            return measure_remote(artifacts, cfg, lengths=lengths)
+        if platform.machine() not in ARM_MACHINES:
             raise UserError(
                 f"arm_mode measured needs an ARM machine, this one is {platform.machine()} — "
                 "use arm_mode estimated here, or run on the device"
             )
-        return {**measure_cpu(arts, cfg, cores=cores, lengths=lengths), "target": "arm"}
-    if cfg.arm_mode == "emulated":
-        from benchmarks.targets.emulated import measure_emulated
+        return measure_here("arm", artifacts, cfg, cores=cores, lengths=lengths)
 
-        return measure_emulated(arts, cfg)
-    return estimate_arm(arts, cfg)
+    def parse(self, record: Mapping[str, Any]) -> ArmSection:
+        if record.get("mode") == "estimated":
+            return EstimatedSection.model_validate(record)
+        if record.get("mode") == "emulated":
+            return EmulatedSection.model_validate(record)
+        return LatencySection.model_validate(record)
 
+    def blocks(self, section: ArmSection) -> list[Block]:
+        if isinstance(section, EstimatedSection | EmulatedSection):
+            return [section.block()]
+        return section.blocks(f"ARM ({section.mode})", f"ARM speed-ups ({section.mode})")
 
-def estimate_arm(arts: Artifacts, cfg: BenchmarkConfig) -> dict[str, Any]:
-    """Estimates for every profile, file and fixed shape, plus the method's error here."""
-    profiles = [load_profile(key) for key in cfg.arm_profiles]
-    shapes = [(b, s) for b in cfg.batches for s in cfg.seq_lens if isinstance(s, int)]
-    estimates = []
-    costs = {}
-    for label, path in arts.onnx_files().items():
-        for batch, seq_len in {*shapes, CALIBRATION_SHAPE}:
-            costs[label, batch, seq_len] = graph_costs(path, batch, seq_len)
-    for profile in profiles:
-        for label in arts.onnx_files():
-            for batch, seq_len in shapes:
-                for threads in sorted({1, profile.cores}):
-                    figures = estimate_ms(costs[label, batch, seq_len], profile, threads)
-                    estimates.append(
-                        {
-                            "label": label,
-                            "profile": profile.key,
-                            "batch": batch,
-                            "seq_len": seq_len,
-                            "threads": threads,
-                            **figures,
-                        }
-                    )
-    return {
-        "target": "arm",
-        "mode": "estimated",
-        "method": METHOD,
-        "profiles": {
-            p.key: {
-                "name": p.name,
-                "sources": p.sources,
-                "assumed": p.assumed,
-                "peak_fp32_gflops": p.peak_gflops(p.cores),
-                "bandwidth_gbs": p.bandwidth_gbs,
-            }
-            for p in profiles
-        },
-        "estimates": estimates,
-        "calibration": calibrate_on_host(arts, costs),
-    }
-
-
-def calibrate_on_host(arts: Artifacts, costs: dict[tuple[str, int, int], Any]) -> list[dict]:
-    """The same estimate for this machine (its peak and bandwidth measured) next to the ONNX
-    files' measured p50 at one shape: how far to trust the device figures."""
-    batch, seq_len = CALIBRATION_SHAPE
-    profile = host_profile(1)
-    variants = [Variant(label, path, "onnxruntime") for label, path in arts.onnx_files().items()]
-    measured = run_latency(
-        variants,
-        batches=(batch,),
-        seq_lens=(seq_len,),
-        threads=1,
-        warmup=3,
-        iters=20,
-        rounds=1,
-        progress=False,
-    )
-    rows = []
-    for result in measured:
-        estimate = estimate_ms(costs[result["label"], batch, seq_len], profile, 1)["estimate_ms"]
-        rows.append(
-            {
-                "label": result["label"],
-                "batch": batch,
-                "seq_len": seq_len,
-                "threads": 1,
-                "estimate_ms": estimate,
-                "measured_p50_ms": result["p50_ms"],
-                "measured_over_estimate": result["p50_ms"] / estimate,
-                "host_sgemm_gflops": profile.peak_gflops(1),
-                "host_copy_gbs": profile.bandwidth_gbs,
-            }
-        )
-    return rows
+    def device(self, section: ArmSection) -> str | None:
+        if isinstance(section, EstimatedSection | EmulatedSection):
+            return f"arm ({section.mode})"
+        if section.mode != "measured":
+            return None
+        where = f" over SSH ({section.remote})" if section.remote else ""
+        return f"arm: {section.device_name or section.machine or 'unknown'}{where}"

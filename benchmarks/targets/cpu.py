@@ -4,12 +4,16 @@ its own process, teacher and students interleaved, intra-op threads swept."""
 from __future__ import annotations
 
 import platform
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.latency import Variant, Worker, run_latency, speedups
 from benchmarks.targets import Artifacts
-from compressor.recipe import BenchmarkConfig
+from benchmarks.targets.sections import Block, LatencySection, latency_section
+from compressor.registry import TARGETS
+
+if TYPE_CHECKING:
+    from compressor.recipe import BenchmarkConfig
 
 COMPILED = " torch.compile"
 OPTIMIZED = "student ONNX optimized"
@@ -74,19 +78,57 @@ def time_variants(
     )
 
 
-def measure_cpu(
-    arts: Artifacts, cfg: BenchmarkConfig, *, cores: int, lengths: Sequence[int] | None
-) -> dict[str, Any]:
+def measure_here(
+    target: str,
+    arts: Artifacts,
+    cfg: BenchmarkConfig,
+    *,
+    cores: int,
+    lengths: Sequence[int] | None,
+) -> LatencySection:
+    """Every variant on this machine's CPU, recorded under `target` (an aarch64 machine is
+    its own ARM target)."""
     variants = cpu_variants(arts, torch_compile=cfg.torch_compile)
     threads = cfg.thread_counts(cores)
     results = time_variants(variants, cfg, threads, lengths)
     pairs = comparison_pairs({v.label for v in variants}, arts.quantized_label)
-    return {
-        "target": "cpu",
-        "mode": "measured",
-        "machine": platform.machine(),
-        "device_name": results[0].get("device_name") if results else None,
-        "threads": threads,
-        "results": results,
-        "speedups": speedups(results, pairs),
-    }
+    return latency_section(
+        target,
+        results,
+        speedups(results, pairs),
+        machine=platform.machine(),
+        device_name=results[0].get("device_name") if results else None,
+        threads=threads,
+    )
+
+
+@TARGETS.register("cpu")
+class Cpu:
+    """The default target: the figures `compress` records under the plain `benchmark` key."""
+
+    def state_keys(self) -> tuple[str, ...]:
+        return ("benchmark",)
+
+    def state_key(self, cfg: BenchmarkConfig) -> str:
+        return "benchmark"
+
+    def measure(
+        self,
+        artifacts: Artifacts,
+        cfg: BenchmarkConfig,
+        *,
+        cores: int,
+        lengths: Sequence[int] | None,
+    ) -> LatencySection:
+        return measure_here("cpu", artifacts, cfg, cores=cores, lengths=lengths)
+
+    def parse(self, record: Mapping[str, Any]) -> LatencySection:
+        return LatencySection.model_validate(record)
+
+    def blocks(self, section: LatencySection) -> list[Block]:
+        return section.blocks("Latency (CPU, measured)", "Speed-ups")
+
+    def device(self, section: LatencySection) -> str | None:
+        if section.mode != "measured":
+            return None
+        return f"cpu: {section.device_name}" if section.device_name else "cpu"

@@ -3,14 +3,15 @@ binding, when this machine has them; a clear 'skipped' line when it does not."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks.latency import Variant, run_latency, speedups
 from benchmarks.targets import Artifacts
-from compressor.recipe import BenchmarkConfig
+from benchmarks.targets.sections import Block, LatencySection, latency_section
+from compressor.recipe import BenchmarkConfig, QuantizeConfig
+from compressor.registry import TARGETS
 
 
 def cuda_engines() -> dict[str, str | None]:
@@ -33,11 +34,15 @@ def cuda_engines() -> dict[str, str | None]:
 
 
 def fp16_onnx(onnx_path: Path) -> Path:
-    """The student in half precision for the GPU, made once next to the fp32 file."""
-    from exporters.quantize import convert_fp16
+    """The student in half precision for the GPU, made once next to the fp32 file: the file
+    and name the recipe's `quantize.mode: fp16` would make."""
+    from exporters.quant import get_mode
 
-    out = onnx_path.with_name(onnx_path.stem + "_fp16.onnx")
-    return out if out.is_file() else convert_fp16(onnx_path, out)
+    fp16 = get_mode("fp16")
+    out = fp16.path_for(onnx_path)
+    if not out.is_file():
+        fp16.make(onnx_path, out, QuantizeConfig(mode="fp16"))
+    return out
 
 
 def cuda_variants(arts: Artifacts, engines: dict[str, str | None]) -> list[Variant]:
@@ -64,45 +69,72 @@ def cuda_variants(arts: Artifacts, engines: dict[str, str | None]) -> list[Varia
     return variants
 
 
-def measure_cuda(
-    arts: Artifacts, cfg: BenchmarkConfig, *, lengths: Sequence[int] | None
-) -> dict[str, Any]:
-    engines = cuda_engines()
-    missing = {engine: why for engine, why in engines.items() if why is not None}
-    if engines["pytorch"] is not None and engines["onnxruntime"] is not None:
-        return {
-            "target": "cuda",
-            "mode": "skipped",
-            "reason": f"no GPU engine here: {engines['pytorch']}; {engines['onnxruntime']}",
-        }
-    variants = cuda_variants(arts, engines)
-    # the host threads only feed the GPU: one count, all cores
-    results = run_latency(
-        variants,
-        batches=tuple(cfg.batches),
-        seq_lens=tuple(cfg.seq_lens),
-        threads=os.cpu_count() or 1,
-        warmup=cfg.warmup,
-        iters=cfg.iters,
-        rounds=cfg.rounds,
-        lengths=lengths,
-    )
-    labels = {v.label for v in variants}
-    wanted = [
-        ("teacher PyTorch fp32", "student PyTorch fp32"),
-        ("teacher PyTorch fp32", "student PyTorch fp16"),
-        ("teacher PyTorch fp32", "student ONNX CUDA EP"),
-        ("teacher ONNX CUDA EP", "student ONNX CUDA EP"),
-        ("teacher ONNX CUDA EP", "student ONNX fp16 CUDA EP"),
-        ("teacher ONNX TensorRT EP", "student ONNX TensorRT EP"),
-    ]
-    pairs = [(a, b) for a, b in wanted if a in labels and b in labels]
-    return {
-        "target": "cuda",
-        "mode": "measured",
-        "device_name": results[0].get("device_name") if results else None,
-        "driver": results[0].get("driver") if results else None,
-        "unavailable": missing,
-        "results": results,
-        "speedups": speedups(results, pairs),
-    }
+PAIRS = [
+    ("teacher PyTorch fp32", "student PyTorch fp32"),
+    ("teacher PyTorch fp32", "student PyTorch fp16"),
+    ("teacher PyTorch fp32", "student ONNX CUDA EP"),
+    ("teacher ONNX CUDA EP", "student ONNX CUDA EP"),
+    ("teacher ONNX CUDA EP", "student ONNX fp16 CUDA EP"),
+    ("teacher ONNX TensorRT EP", "student ONNX TensorRT EP"),
+]
+
+
+@TARGETS.register("cuda")
+class Cuda:
+    """The GPU, or a 'skipped' section with the reason: a recipe that asks for the GPU on a
+    machine without one still finishes, and its report says why there are no GPU figures."""
+
+    def state_keys(self) -> tuple[str, ...]:
+        return ("benchmark_cuda",)
+
+    def state_key(self, cfg: BenchmarkConfig) -> str:
+        return "benchmark_cuda"
+
+    def measure(
+        self,
+        artifacts: Artifacts,
+        cfg: BenchmarkConfig,
+        *,
+        cores: int,
+        lengths: Sequence[int] | None,
+    ) -> LatencySection:
+        engines = cuda_engines()
+        if engines["pytorch"] is not None and engines["onnxruntime"] is not None:
+            return LatencySection(
+                target="cuda",
+                mode="skipped",
+                reason=f"no GPU engine here: {engines['pytorch']}; {engines['onnxruntime']}",
+            )
+        variants = cuda_variants(artifacts, engines)
+        # the host threads only feed the GPU: one count, all cores
+        results = run_latency(
+            variants,
+            batches=tuple(cfg.batches),
+            seq_lens=tuple(cfg.seq_lens),
+            threads=cores,
+            warmup=cfg.warmup,
+            iters=cfg.iters,
+            rounds=cfg.rounds,
+            lengths=lengths,
+        )
+        labels = {v.label for v in variants}
+        pairs = [(a, b) for a, b in PAIRS if a in labels and b in labels]
+        return latency_section(
+            "cuda",
+            results,
+            speedups(results, pairs),
+            device_name=results[0].get("device_name") if results else None,
+            driver=results[0].get("driver") if results else None,
+            unavailable={engine: why for engine, why in engines.items() if why is not None},
+        )
+
+    def parse(self, record: Mapping[str, Any]) -> LatencySection:
+        return LatencySection.model_validate(record)
+
+    def blocks(self, section: LatencySection) -> list[Block]:
+        return section.blocks("Latency (CUDA, measured)", "CUDA speed-ups (measured)")
+
+    def device(self, section: LatencySection) -> str | None:
+        if section.mode != "measured":
+            return None
+        return f"cuda: {section.device_name}" if section.device_name else "cuda"

@@ -6,10 +6,8 @@ emulated cores. What it cannot answer is how fast: emulated runs are 70-330x slo
 device and distort rankings (int8 looked 5-6x faster than fp32 under emulation, 1.6x natively),
 so its timings carry `_emulated` in their names and never sit where a device figure goes.
 
-The root (`make arm-root`, see `build_arm_root`) holds a static qemu-aarch64 from Debian 13
-(Debian 12's qemu 7.2 crashes on `import onnxruntime`: it shows ORT the host's x86
-/proc/cpuinfo), a Debian 12 arm64 minbase with python3, and the aarch64 onnxruntime wheel of
-the version installed here in its own site folder.
+The emulation root is `benchmarks.targets.arm_root`'s; `python -m benchmarks.targets.emulated
+build` (what `make arm-root` runs) builds it.
 """
 
 from __future__ import annotations
@@ -17,29 +15,24 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import os
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 from rich.console import Console
 
 from benchmarks.targets import Artifacts
+from benchmarks.targets.arm_root import build_arm_root, find_root
+from benchmarks.targets.sections import DASH, TIMES, BenchmarkSection, Block, Record, fmt, pct
 from compressor.errors import UserError
 from compressor.recipe import BenchmarkConfig
 from compressor.runfolder import cache_root
 
-# Cores that take different kernel paths: A55 and A76 (phones, Raspberry Pi 5) have int8 dot
-# product (SDOT), A72 (Raspberry Pi 4) has not, `max` adds i8mm and SVE, whose int8 path rounds
-# differently (logits 0.07 apart on the demo's int8 student, against 0.006 for the others).
-CPUS = ("cortex-a55", "cortex-a72", "cortex-a76", "max")
 NOTE = (
     "emulated timings: functional check only, 70-330x slower than a device, never a device figure"
 )
@@ -57,227 +50,9 @@ QUANTIZED_OPS = {
     "MatMulNBits",
     "GatherBlockQuantized",
 }
-ROOT_MANIFEST = "root.json"
+PASS = "\u2713"
+FAIL = "\u2717"
 console = Console(stderr=True)
-TRIXIE_SOURCE = (
-    "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
-    "http://deb.debian.org/debian trixie main\n"
-)
-BOOTSTRAP_SUITE = "bookworm"
-
-
-@dataclass(frozen=True)
-class ArmRoot:
-    """The folder `build_arm_root` fills, and how to run its python under qemu."""
-
-    folder: Path
-
-    @property
-    def qemu(self) -> Path:
-        return self.folder / "bin" / "qemu-aarch64"
-
-    @property
-    def sysroot(self) -> Path:
-        return self.folder / "sysroot"
-
-    @property
-    def site(self) -> Path:
-        return self.folder / "site"
-
-    @property
-    def manifest(self) -> dict[str, str]:
-        return json.loads((self.folder / ROOT_MANIFEST).read_text(encoding="utf-8"))
-
-    @property
-    def python(self) -> Path:
-        return self.sysroot / "usr" / "bin" / f"python{self.manifest['python']}"
-
-    def command(self, cpu: str) -> list[str]:
-        """-L makes qemu look up the loader and libraries in the root first, host paths
-        (the script, the model files) still resolve because missing ones fall through."""
-        return [str(self.qemu), "-cpu", cpu, "-L", str(self.sysroot), str(self.python)]
-
-    def env(self) -> dict[str, str]:
-        """The host's PYTHON* variables point at x86 packages, so none of them go through."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        return {**env, "PYTHONPATH": str(self.site), "PYTHONNOUSERSITE": "1"}
-
-    def cpus(self) -> list[str]:
-        """The cores of CPUS this qemu knows (older ones lack some). `-cpu help` exits 1
-        after listing, so its status says nothing."""
-        listing = subprocess.run(
-            [str(self.qemu), "-cpu", "help"], capture_output=True, text=True, check=False
-        ).stdout
-        known = {line.strip() for line in listing.splitlines() if line.startswith("  ")}
-        return [cpu for cpu in CPUS if cpu in known]
-
-
-def host_onnxruntime() -> str:
-    import onnxruntime
-
-    return onnxruntime.__version__
-
-
-def find_root(arm_root: str | None) -> ArmRoot:
-    """The built root, checked before any file is touched: a root without the manifest is a
-    build that stopped halfway, and one for another ORT version would test the wrong build."""
-    folder = Path(arm_root).expanduser() if arm_root else cache_root() / "arm64-root"
-    root = ArmRoot(folder)
-    if not (folder / ROOT_MANIFEST).is_file():
-        raise UserError(
-            f"no arm64 emulation root at {folder} — run `make arm-root` first "
-            f"(or `python -m benchmarks.targets.emulated build {folder}`)"
-        )
-    built, here = root.manifest["onnxruntime"], host_onnxruntime()
-    if built != here:
-        raise UserError(
-            f"the arm64 root at {folder} has onnxruntime {built}, this environment {here} — "
-            "run `make arm-root` again"
-        )
-    return root
-
-
-def build_arm_root(folder: Path) -> ArmRoot:
-    """Build (or bring up to date) the emulation root; each step is skipped when done, and the
-    manifest stays only once the root imports onnxruntime, so that a build that stopped or
-    broke is never taken for a root."""
-    missing = [tool for tool in ("apt-get", "dpkg", "debootstrap") if not shutil.which(tool)]
-    if missing:
-        raise UserError(
-            f"building the arm64 root needs {', '.join(missing)} — on Debian or Ubuntu: "
-            "`apt-get install debootstrap`"
-        )
-    if os.geteuid() != 0:
-        raise UserError("debootstrap needs root — run `make arm-root` as root")
-    folder = folder.expanduser().resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / ROOT_MANIFEST).unlink(missing_ok=True)
-    root = ArmRoot(folder)
-    qemu_version = _fetch_qemu(folder)
-    python = _bootstrap(root.sysroot)
-    ort_version = host_onnxruntime()
-    _install_onnxruntime(root.site, python, ort_version)
-    manifest = {
-        "qemu": qemu_version,
-        "python": python,
-        "onnxruntime": ort_version,
-        "numpy": _dist_version(root.site, "numpy"),
-        "suite": BOOTSTRAP_SUITE,
-    }
-    (folder / ROOT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    check = subprocess.run(
-        [*root.command("cortex-a76"), "-c", "import onnxruntime; print(onnxruntime.__file__)"],
-        env=root.env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if check.returncode != 0:
-        (folder / ROOT_MANIFEST).unlink()
-        raise RuntimeError(f"the new root cannot import onnxruntime:\n{check.stderr[-2000:]}")
-    return root
-
-
-def _fetch_qemu(folder: Path) -> str:
-    """qemu-user from Debian 13 (static binaries, so they run on this release), fetched with
-    apt through a private source list and state: the system's apt setup stays untouched. Only
-    qemu-aarch64 is kept, not the package's 450 MB of other targets."""
-    qemu = ArmRoot(folder).qemu
-    if not qemu.is_file():
-        state = folder / "apt"
-        for sub in ("lists/partial", "cache/archives/partial"):
-            (state / sub).mkdir(parents=True, exist_ok=True)
-        (state / "sources.list").write_text(TRIXIE_SOURCE, encoding="utf-8")
-        options = [
-            *("-o", f"Dir::Etc::sourcelist={state / 'sources.list'}"),
-            *("-o", "Dir::Etc::sourceparts=-"),
-            *("-o", f"Dir::State::Lists={state / 'lists'}"),
-            *("-o", f"Dir::Cache={state / 'cache'}"),
-            *("-o", "APT::Sandbox::User=root"),
-        ]
-        subprocess.run(["apt-get", *options, "-qq", "update"], check=True)
-        with tempfile.TemporaryDirectory(dir=folder) as tmp:
-            subprocess.run(
-                ["apt-get", *options, "-qq", "download", "qemu-user"], cwd=tmp, check=True
-            )
-            deb = next(Path(tmp).glob("qemu-user_*.deb"))
-            subprocess.run(["dpkg", "-x", str(deb), str(Path(tmp) / "x")], check=True)
-            qemu.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(Path(tmp) / "x" / "usr" / "bin" / "qemu-aarch64", qemu)
-    version = subprocess.run(
-        [str(qemu), "--version"], capture_output=True, text=True, check=True
-    ).stdout
-    return version.splitlines()[0].removeprefix("qemu-aarch64 version ")
-
-
-def _bootstrap(sysroot: Path) -> str:
-    """Debian arm64 minbase with python3. `--foreign` only unpacks the base set without
-    running any maintainer script (which would need arm64 execution); `dpkg -x` of the
-    downloaded packages adds the rest, python included. Returns the python version."""
-    if not _root_pythons(sysroot):
-        shutil.rmtree(sysroot, ignore_errors=True)
-        subprocess.run(
-            [
-                "debootstrap",
-                "--foreign",
-                "--arch=arm64",
-                "--variant=minbase",
-                "--include=python3",
-                BOOTSTRAP_SUITE,
-                str(sysroot),
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        for deb in sorted((sysroot / "var" / "cache" / "apt" / "archives").glob("*.deb")):
-            subprocess.run(["dpkg", "-x", str(deb), str(sysroot)], check=True)
-    versions = _root_pythons(sysroot)
-    if not versions:
-        raise RuntimeError(f"debootstrap left no python3.X in {sysroot}/usr/bin")
-    return versions[-1]
-
-
-def _root_pythons(sysroot: Path) -> list[str]:
-    found = []
-    for path in (sysroot / "usr" / "bin").glob("python3.*"):
-        match = re.fullmatch(r"python(3\.\d+)", path.name)
-        if match:
-            found.append(match.group(1))
-    return sorted(found, key=lambda v: int(v.split(".")[1]))
-
-
-def _install_onnxruntime(site: Path, python: str, version: str) -> None:
-    """The aarch64 wheels (onnxruntime and its numpy) for the root's python, not Debian's
-    numpy: that one needs BLAS alternatives that only maintainer scripts set up."""
-    if _dist_version(site, "onnxruntime") == version:
-        return
-    shutil.rmtree(site, ignore_errors=True)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--target",
-            str(site),
-            "--platform",
-            "manylinux_2_28_aarch64",
-            "--only-binary=:all:",
-            "--implementation",
-            "cp",
-            "--python-version",
-            python,
-            f"onnxruntime=={version}",
-        ],
-        check=True,
-    )
-
-
-def _dist_version(site: Path, name: str) -> str | None:
-    for info in site.glob(f"{name}-*.dist-info"):
-        return info.name.removeprefix(f"{name}-").removesuffix(".dist-info")
-    return None
 
 
 def runner_main(argv: list[str]) -> None:
@@ -422,11 +197,15 @@ def _vocab_size(graph: Any) -> int | None:
 
 def is_quantized(onnx_path: Path) -> bool:
     """Integer kernels round differently per instruction set, so their files are judged on the
-    decision (argmax), float files on the logits as well."""
+    decision (argmax), float files on the logits as well. Which mode made the file, and
+    whether its kernels are integer ones, is that quantization mode's knowledge."""
     import onnx
 
+    from exporters.quant import detect
+
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    return any(node.op_type in QUANTIZED_OPS for node in graph.node)
+    mode = detect(node.op_type for node in graph.node)
+    return mode is not None and mode.integer_kernels
 
 
 def compare_logits(reference: list[list[float]], candidate: list[list[float]]) -> dict[str, Any]:
@@ -473,7 +252,59 @@ def model_files(onnx_path: Path) -> list[tuple[str, Path]]:
     return files
 
 
-def measure_emulated(arts: Artifacts, cfg: BenchmarkConfig) -> dict[str, Any]:
+class EmulatedRow(Record):
+    """One file on one emulated core against this machine (`check_row`)."""
+
+    label: str | None = None
+    format: str | None = None
+    cpu: str | None = None
+    max_abs_diff: float | None = None
+    argmax_agree: float | None = None
+    passed: bool = False
+    error: str | None = None
+    p50_ms_emulated: float | None = None
+    emulation_slowdown: float | None = None
+
+
+class EmulatedSection(BenchmarkSection):
+    """The functional check's verdict and rows; its times are emulated and say so."""
+
+    cpus: list[str] = Field(default_factory=list)
+    root: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    iters: int | None = None
+    passed: bool = False
+    results: list[EmulatedRow] = Field(default_factory=list)
+    note: str = ""
+
+    def block(self) -> Block:
+        """The verdict leads and the emulated times are labelled as such: a reader must not
+        take them for a device's."""
+        lines = [
+            f"Functional check under qemu-user: {'PASSED' if self.passed else 'FAILED'}. "
+            f"{self.note}",
+            f"qemu {self.root.get('qemu', DASH)}, onnxruntime "
+            f"{self.root.get('onnxruntime', DASH)} (aarch64), inputs {self.inputs}",
+        ]
+        rows = [
+            [
+                str(r.label or DASH),
+                str(r.format or DASH),
+                str(r.cpu or DASH),
+                fmt(r.max_abs_diff, ".1e"),
+                pct(r.argmax_agree),
+                PASS if r.passed else f"{FAIL} {r.error or ''}".strip(),
+                fmt(r.p50_ms_emulated, ".1f"),
+                DASH if r.emulation_slowdown is None else f"{r.emulation_slowdown:.0f}{TIMES}",
+            ]
+            for r in self.results
+        ]
+        headers = ["Model", "File", "Emulated CPU", "Max |\u0394| vs x86", "Argmax agreement",
+                   "Passed", "p50 ms (EMULATED)", "Slower than host"]  # fmt: skip
+        return Block("ARM (emulated, functional check)", lines, headers, rows)
+
+
+def measure_emulated(arts: Artifacts, cfg: BenchmarkConfig) -> EmulatedSection:
     """Every ONNX (and .ort) file on every emulated core, against this machine's ORT on the
     same inputs. Batch 1, one thread and ITERS calls whatever the recipe asks: under
     emulation only correctness is worth the minutes."""
@@ -486,17 +317,17 @@ def measure_emulated(arts: Artifacts, cfg: BenchmarkConfig) -> dict[str, Any]:
             inputs = Path(tmp) / f"inputs-{index}.npz"
             np.savez(inputs, **fixed_inputs(onnx_path))
             tolerance = None if is_quantized(onnx_path) else ATOL
-            for fmt, path in model_files(onnx_path):
+            for kind, path in model_files(onnx_path):
                 args = {"model": str(path), "inputs": str(inputs), "threads": 1, "iters": ITERS}
                 host = run_runner([sys.executable], script, args)
                 for cpu in cpus:
-                    console.print(f"emulating {label} ({fmt}) on {cpu}", highlight=False)
+                    console.print(f"emulating {label} ({kind}) on {cpu}", highlight=False)
                     emulated = run_runner(root.command(cpu), script, args, env=root.env())
                     results.append(
                         {
                             "label": label,
                             "file": str(path),
-                            "format": fmt,
+                            "format": kind,
                             "cpu": cpu,
                             "batch": 1,
                             "seq_len": SEQ_LEN,
@@ -504,17 +335,19 @@ def measure_emulated(arts: Artifacts, cfg: BenchmarkConfig) -> dict[str, Any]:
                             **check_row(host, emulated, tolerance=tolerance),
                         }
                     )
-    return {
-        "target": "arm",
-        "mode": "emulated",
-        "cpus": cpus,
-        "root": {"folder": str(root.folder), **root.manifest},
-        "inputs": {"samples": N_SAMPLES, "batch": 1, "seq_len": SEQ_LEN, "seed": SEED},
-        "iters": ITERS,
-        "passed": bool(results) and all(row["passed"] for row in results),
-        "results": results,
-        "note": NOTE,
-    }
+    return EmulatedSection.model_validate(
+        {
+            "target": "arm",
+            "mode": "emulated",
+            "cpus": cpus,
+            "root": {"folder": str(root.folder), **root.manifest},
+            "inputs": {"samples": N_SAMPLES, "batch": 1, "seq_len": SEQ_LEN, "seed": SEED},
+            "iters": ITERS,
+            "passed": bool(results) and all(row["passed"] for row in results),
+            "results": results,
+            "note": NOTE,
+        }
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

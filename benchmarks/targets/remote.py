@@ -18,13 +18,15 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.latency import THREAD_VARS, Variant, speedups, worker_result
+from benchmarks.latency import THREAD_VARS, Variant, Worker, speedups, worker_result
 from benchmarks.targets import Artifacts
 from benchmarks.targets.cpu import comparison_pairs, time_variants
+from benchmarks.targets.sections import LatencySection, latency_section
 from compressor.errors import UserError
 from compressor.recipe import BenchmarkConfig
 
@@ -55,7 +57,9 @@ class Remote:
     host: str
     python: str = "python3"
 
-    def run(self, command: str, *, timeout: float = CALL_TIMEOUT_S) -> subprocess.CompletedProcess:
+    def run(
+        self, command: str, *, timeout: float = CALL_TIMEOUT_S
+    ) -> subprocess.CompletedProcess[str]:
         """A shell command on the device; an unreachable device is the user's to fix."""
         try:
             proc = subprocess.run(
@@ -144,7 +148,7 @@ def stage(files: dict[str, Path], folder: Path) -> dict[Path, str]:
     return placed
 
 
-def remote_worker(remote: Remote, base: str, placed: dict[Path, str]):
+def remote_worker(remote: Remote, base: str, placed: dict[Path, str]) -> Worker:
     """A run_latency worker that starts each (model, round) as its own process on the
     device, with the same pinned thread pools as a local worker."""
 
@@ -162,8 +166,8 @@ def remote_worker(remote: Remote, base: str, placed: dict[Path, str]):
 
 
 def measure_remote(
-    arts: Artifacts, cfg: BenchmarkConfig, *, lengths: list[int] | None
-) -> dict[str, Any]:
+    arts: Artifacts, cfg: BenchmarkConfig, *, lengths: Sequence[int] | None
+) -> LatencySection:
     """Teacher and student ONNX files timed on the device itself: figures labelled measured,
     with the device's name, cores and ONNX Runtime version."""
     if not cfg.remote:
@@ -192,18 +196,17 @@ def measure_remote(
         remote.run(f"rm -rf {shlex.quote(root)}", timeout=120)
     name = device["model"] or (results[0].get("device_name") if results else None)
     arm = device["machine"] in ARM_MACHINES
-    return {
-        "note": None
+    return latency_section(
+        "arm",
+        results,
+        speedups(results, comparison_pairs(set(files), arts.quantized_label)),
+        note=None
         if arm
         else f"{remote.host} is {device['machine']}, not ARM: these are "
         "that machine's figures, not a mobile device's",
-        "target": "arm",
-        "mode": "measured",
-        "remote": remote.host,
-        "machine": device["machine"],
-        "device_name": name,
-        "device": device,
-        "threads": threads,
-        "results": results,
-        "speedups": speedups(results, comparison_pairs(set(files), arts.quantized_label)),
-    }
+        remote=remote.host,
+        machine=device["machine"],
+        device_name=name,
+        device=device,
+        threads=threads,
+    )

@@ -1,12 +1,15 @@
 """Latency of teacher and students on the recipe's target (benchmark.target), recorded under
-that target's own state key so CPU, GPU and ARM figures sit side by side in one report."""
+that target's own state key so CPU, GPU and ARM figures sit side by side in one report. The
+target decides everything target-specific (`benchmarks.targets`): its key, how it measures,
+what it records."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
+from benchmarks.targets import Artifacts, get_target
+from benchmarks.targets.sections import BenchmarkSection
 from compressor.data import TaskData, load_task_data
 from compressor.models import load_tokenizer, resolve_model_dir
 from compressor.pipeline.artifacts import run_artifacts
@@ -15,15 +18,14 @@ from compressor.pipeline.stage import Stage
 from compressor.recipe import BenchmarkConfig, Recipe
 from compressor.runfolder import RunFolder
 
-ARM_MODES = ("measured", "emulated", "estimated")
+BASE_KEYS = ("teacher", "student", "student_onnx", "student_optimized")
 
 
 def benchmark_stage(cfg: BenchmarkConfig) -> str:
-    """Each target (and each ARM mode) keeps its own record, so a run can carry measured,
-    emulated and estimated figures side by side without one overwriting another."""
-    if cfg.target == "arm":
-        return f"benchmark_arm_{cfg.arm_mode}"
-    return "benchmark" if cfg.target == "cpu" else f"benchmark_{cfg.target}"
+    """The run-state key these settings record under: the target's, so a run can carry
+    several targets (and ARM measured, emulated and estimated) without one overwriting
+    another."""
+    return get_target(cfg.target).state_key(cfg)
 
 
 class Benchmark(Stage):
@@ -45,13 +47,13 @@ class Benchmark(Stage):
 
 def benchmark(
     run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData | None = None
-) -> dict[str, Any]:
+) -> BenchmarkSection:
     """Time the run's files on the recipe's target and record them; the teacher's ONNX file is
     exported (and parity-checked) once for a like-for-like comparison."""
-    from benchmarks.targets import Artifacts
     from exporters.artifacts import export_teacher_checked
 
     cfg = recipe.benchmark
+    target = get_target(cfg.target)
     teacher_dir = Path(resolve_model_dir(teacher_path))
     teacher_onnx = run.path / "teacher_onnx" / "model.onnx"
     needs_data = not teacher_onnx.is_file() or "dev" in cfg.seq_lens
@@ -81,26 +83,11 @@ def benchmark(
     lengths = None
     if "dev" in cfg.seq_lens:
         lengths = dev_lengths(artifacts.student_dir, data, recipe.data.max_length)
-    cores = os.cpu_count() or 1
-    if cfg.target == "cuda":
-        from benchmarks.targets.cuda import measure_cuda
-
-        result = measure_cuda(artifacts, cfg, lengths=lengths)
-        if result["mode"] == "skipped":
-            console.print(f"[yellow]CUDA benchmark skipped: {result['reason']}")
-    elif cfg.target == "arm":
-        from benchmarks.targets.arm import measure_arm
-
-        result = measure_arm(artifacts, cfg, cores=cores, lengths=lengths)
-    else:
-        from benchmarks.targets.cpu import measure_cpu
-
-        result = measure_cpu(artifacts, cfg, cores=cores, lengths=lengths)
-    run.complete(benchmark_stage(cfg), **result)
-    return result
-
-
-BASE_KEYS = ("teacher", "student", "student_onnx", "student_optimized")
+    section = target.measure(artifacts, cfg, cores=os.cpu_count() or 1, lengths=lengths)
+    if section.mode == "skipped":
+        console.print(f"[yellow]{cfg.target} benchmark skipped: {section.reason}")
+    run.complete(target.state_key(cfg), **section.record())
+    return section
 
 
 def dev_lengths(model_dir: Path, data: TaskData, max_length: int) -> list[int]:

@@ -4,12 +4,14 @@ student) while distilling, then save the physically smaller model as the run's s
 from __future__ import annotations
 
 from compressor import atomic
+from compressor.archs import heads_per_layer
 from compressor.distill.trainer import total_steps
 from compressor.models import count_parameters
 from compressor.pipeline.context import RunContext, describe_data
 from compressor.pipeline.distill import describe_loss
 from compressor.pipeline.inputs import load_teacher, training_split
 from compressor.pipeline.stage import Stage
+from compressor.students import kind_of, load_trained
 
 
 class Prune(Stage):
@@ -47,9 +49,7 @@ class Prune(Stage):
             student = copy.deepcopy(teacher).requires_grad_(True)
             source = "an exact copy of the teacher"
         else:
-            from transformers import AutoModelForSequenceClassification
-
-            student = AutoModelForSequenceClassification.from_pretrained(ctx.model_dir)
+            student = load_trained(ctx.model_dir)
             source = "the distilled student"
         before = count_parameters(student), count_parameters(student, embeddings=False)
         train_split, augmentation = (data.train, None) if ctx.mlm else training_split(ctx)
@@ -64,8 +64,7 @@ class Prune(Stage):
             resume=ctx.resume,
         )
         with atomic.atomic_dir(ctx.model_dir) as tmp:
-            outcome.model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
+            kind_of(outcome.model).save(outcome.model, tokenizer, tmp)
         state, pruner = outcome.state, outcome.pruner
         config = outcome.model.config
         _distill_cfg, train_cfg = recipe.prune_plan()
@@ -92,10 +91,7 @@ class Prune(Stage):
             architecture={
                 "hidden_size": config.hidden_size,
                 "intermediate_size": config.intermediate_size,
-                "heads_per_layer": [
-                    layer.attention.self.num_attention_heads
-                    for layer in outcome.model.base_model.encoder.layer
-                ],
+                "heads_per_layer": heads_per_layer(outcome.model),
             },
             shrink_max_abs_diff=outcome.shrink_max_abs_diff,
             trace=thin_trace(pruner.trace),

@@ -1,14 +1,34 @@
-"""The report of a compress run: every measured figure the stages recorded, assembled into
-the report schema and written as report.json / .md / .html."""
+"""The report of a compress run: every measured figure the stages recorded, assembled into the
+typed report model (`benchmarks.report.Report`) and written as report.json / .md / .html.
+
+Benchmark sections come from whichever targets the run recorded (`recorded_sections`), so a
+new target shows up here without an edit; the run's device line is built from those same
+sections, never assumed.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from benchmarks.report import Report, RunInfo, device_of, write_report
+from benchmarks.report.model import ModelEntry, Pruning, Training
+from benchmarks.targets import recorded_sections
 from compressor.pipeline.artifacts import run_artifacts
-from compressor.pipeline.benchmark import ARM_MODES
 from compressor.pipeline.context import size_mb
 from compressor.runfolder import RunFolder
+
+PRUNING_FIELDS = (
+    "source",
+    "criterion",
+    "targets",
+    "kept",
+    "schedule",
+    "architecture",
+    "shrink_max_abs_diff",
+    "non_embedding_parameters_before",
+    "trace",
+)
 
 
 def _teacher_notes(teacher_path: str) -> list[str]:
@@ -25,40 +45,45 @@ def _teacher_notes(teacher_path: str) -> list[str]:
     return []
 
 
-def build_report(run: RunFolder) -> dict:
-    """Assemble every measured figure of a compress run into the report schema."""
-    prune = run.result("prune")
-    distill = prune or run.result("distill")  # the stage that made the final student
-    teacher_path = distill.get("teacher", "")
+def _models(run: RunFolder, trained: dict[str, Any], teacher_path: str) -> dict[str, ModelEntry]:
+    """Every model file of the run with its size, dev accuracy and export parity."""
     accs = run.result("evaluate").get("dev_accuracy", {})
+    quantize = run.result("quantize")
     parities = {
         "student_onnx": run.result("export").get("parity"),
         "student_optimized": (run.result("export").get("optimized") or {}).get("parity"),
-        run.result("quantize").get("key", "student_int8"): run.result("quantize").get("parity"),
+        quantize.get("key", "student_int8"): quantize.get("parity"),
     }
-
     vocab = run.result("vocab")
 
     def params(key: str, prefix: str = "") -> int | None:
         owner = "teacher" if key == "teacher" else "student"
         if owner == "student" and not prefix and vocab:
             return vocab["student_parameters"]
-        return distill.get(f"{owner}_{prefix}parameters")
+        return trained.get(f"{owner}_{prefix}parameters")
 
-    models = {}
-    for key, artifact in run_artifacts(run, teacher_path).items():
-        path = artifact.path
-        models[key] = {
-            "label": artifact.label,
-            "format": artifact.format,
-            "path": str(path),
-            "parameters": params(key),
-            "non_embedding_parameters": params(key, "non_embedding_"),
-            "size_mb": size_mb(path) if path.exists() else None,
-            "dev_accuracy": accs.get(key),
-            "parity": parities.get(key),
-        }
-    notes = [f"student: {n}" for n in distill.get("data", {}).get("notes", [])]
+    return {
+        key: ModelEntry.model_validate(
+            {
+                "label": artifact.label,
+                "format": artifact.format,
+                "path": str(artifact.path),
+                "parameters": params(key),
+                "non_embedding_parameters": params(key, "non_embedding_"),
+                "size_mb": size_mb(artifact.path) if artifact.path.exists() else None,
+                "dev_accuracy": accs.get(key),
+                "parity": parities.get(key),
+            }
+        )
+        for key, artifact in run_artifacts(run, teacher_path).items()
+    }
+
+
+def _notes(run: RunFolder, trained: dict[str, Any], teacher_path: str) -> list[str]:
+    """What a reader must know to read the figures: data caveats, vocabulary pruning, a
+    masked-LM student, how the teacher was made."""
+    notes = [f"student: {n}" for n in trained.get("data", {}).get("notes", [])]
+    vocab = run.result("vocab")
     if vocab:
         notes.append(
             f"student: vocabulary pruned from {vocab['vocab_before']} to {vocab['vocab_after']} "
@@ -66,67 +91,49 @@ def build_report(run: RunFolder) -> dict:
             f"{vocab['size_mb_after']} MB; training text gives the same logits "
             f"(max diff {vocab['max_abs_diff_on_train_text']:.1e}), unseen word-pieces -> [UNK]"
         )
-    if prune.get("objective") == "mlm":
+    if run.result("prune").get("objective") == "mlm":
         notes.append(
             "task-agnostic (masked LM): dev accuracy is masked-token accuracy; fine-tune the "
             "student with `compressor finetune --model <run>/model` for a task"
         )
-    notes += _teacher_notes(teacher_path)
-    bench = run.result("benchmark")
-    return {
-        "run": {
-            "name": run.path.name,
-            "created": run.state.get("created"),
-            "recipe_hash": run.state.get("recipe_hash"),
-            "device": "cpu",
-            "teacher": teacher_path,
-            "data": distill.get("data", {}).get("source"),
-            "notes": notes,
-        },
-        "models": models,
-        "training": {
-            "steps": distill.get("steps"),
-            "best_step": distill.get("best_step"),
-            "best_dev_accuracy": distill.get("best_dev_accuracy"),
-            "train_examples": distill.get("train_examples"),
-            "samples_per_s": distill.get("train_samples_per_s"),
-            "history": distill.get("history"),
-            "stages": distill.get("stages"),
-            "augmentation": distill.get("augmentation"),
-        },
-        "pruning": {
-            key: prune.get(key)
-            for key in (
-                "source",
-                "criterion",
-                "targets",
-                "kept",
-                "schedule",
-                "architecture",
-                "shrink_max_abs_diff",
-                "non_embedding_parameters_before",
-                "trace",
-            )
-        }
+    return notes + _teacher_notes(teacher_path)
+
+
+def build_report(run: RunFolder) -> Report:
+    """Assemble every measured figure of a compress run into the report model."""
+    prune = run.result("prune")
+    trained = prune or run.result("distill")  # the stage that made the final student
+    teacher_path = trained.get("teacher", "")
+    benchmarks = recorded_sections(run.state["stages"])
+    return Report(
+        run=RunInfo(
+            name=run.path.name,
+            created=run.state.get("created"),
+            recipe_hash=run.state.get("recipe_hash"),
+            device=device_of(benchmarks),
+            teacher=teacher_path,
+            data=trained.get("data", {}).get("source"),
+            notes=_notes(run, trained, teacher_path),
+        ),
+        models=_models(run, trained, teacher_path),
+        training=Training.model_validate(
+            {
+                "steps": trained.get("steps"),
+                "best_step": trained.get("best_step"),
+                "best_dev_accuracy": trained.get("best_dev_accuracy"),
+                "train_examples": trained.get("train_examples"),
+                "samples_per_s": trained.get("train_samples_per_s"),
+                "history": trained.get("history"),
+                "stages": trained.get("stages"),
+                "augmentation": trained.get("augmentation"),
+            }
+        ),
+        pruning=Pruning.model_validate({key: prune.get(key) for key in PRUNING_FIELDS})
         if prune
         else None,
-        "latency": {
-            "mode": bench.get("mode", "measured"),
-            "device_name": bench.get("device_name"),
-            "threads": bench.get("threads"),
-            "results": bench.get("results", []),
-            "speedups": bench.get("speedups", []),
-        }
-        if bench
-        else None,
-        "latency_cuda": run.result("benchmark_cuda") or None,
-        "arm": [
-            run.result(f"benchmark_arm_{m}") for m in ARM_MODES if run.done(f"benchmark_arm_{m}")
-        ],
-    }
+        benchmarks=benchmarks,
+    )
 
 
 def write_run_report(run: RunFolder) -> dict[str, Path]:
-    from benchmarks.report import write_report
-
     return write_report(run.path, build_report(run))

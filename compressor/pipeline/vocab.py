@@ -7,6 +7,7 @@ from compressor import atomic
 from compressor.models import count_parameters, load_tokenizer
 from compressor.pipeline.context import RunContext, size_mb
 from compressor.pipeline.stage import Stage
+from compressor.students import kind_of, load_trained
 
 
 class Vocab(Stage):
@@ -23,12 +24,11 @@ class Vocab(Stage):
 
     def run(self, ctx: RunContext) -> None:
         import torch
-        from transformers import AutoModelForSequenceClassification
 
         from compressor.prune.vocab import check_same_logits, prune_vocabulary
 
         model_dir, recipe, data = ctx.model_dir, ctx.recipe, ctx.data
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        model = load_trained(model_dir).eval()
         tokenizer = load_tokenizer(model_dir)
         probe = data.train.take(64)
 
@@ -43,8 +43,7 @@ class Vocab(Stage):
         diff = float((logits(new_tokenizer) - before).abs().max())
         check_same_logits(diff, len(probe))
         with atomic.atomic_dir(model_dir) as tmp:
-            model.save_pretrained(tmp)
-            new_tokenizer.save_pretrained(tmp)
+            kind_of(model).save(model, new_tokenizer, tmp)
         ctx.folder.complete(
             self.name,
             **kept,

@@ -96,11 +96,14 @@ class Recipe(Strict):
         """Names the registries must know. Checked here, once the whole recipe exists, not
         in the sections' own validators: the sections' defaults are built while this module
         is imported, before the implementations (which import the recipe) can be."""
-        from compressor.registry import IMPORTANCE, LOSSES, STUDENT_KINDS
+        from compressor.registry import IMPORTANCE, LOSSES, QUANT_MODES, STUDENT_KINDS, TARGETS
 
+        quantized = [("quantize.mode", self.quantize.mode, QUANT_MODES)]
         for where, name, registry in [
             ("student.kind", self.student.kind, STUDENT_KINDS),
             ("prune.criterion", self.prune.criterion, IMPORTANCE),
+            ("benchmark.target", self.benchmark.target, TARGETS),
+            *(quantized if self.quantize.mode != "none" else []),
             *[
                 (f"{where}.intermediate.{i}.name", term.name, LOSSES)
                 for where, distill in plans.items()

@@ -30,9 +30,10 @@ class ExportConfig(Strict):
 class QuantizeConfig(Strict):
     """Post-training quantization of the exported student (ONNX Runtime's quantizer)."""
 
-    mode: Literal["dynamic-int8", "static-int8", "int4", "fp16", "none"] = Field(
+    mode: str = Field(
         "dynamic-int8",
-        description="'dynamic-int8': int8 weights, activations quantized at run time; "
+        description="A registered mode (exporters/quant) or 'none'. 'dynamic-int8': int8 "
+        "weights, activations quantized at run time; "
         "'static-int8': QDQ with activation ranges calibrated on training sentences; "
         "'int4': weight-only 4-bit MatMulNBits (smallest file, fp32 activations); "
         "'fp16': half precision for GPU targets, LayerNorm / Softmax kept in fp32.",
@@ -70,9 +71,10 @@ class QuantizeConfig(Strict):
 class BenchmarkConfig(Strict):
     """Latency measurement: engines in separate processes, teacher and student interleaved."""
 
-    target: Literal["cpu", "cuda", "arm"] = Field(
+    target: str = Field(
         "cpu",
-        description="cpu: this machine's CPU; cuda: the GPU (skipped with a note when there is "
+        description="A registered target (benchmarks/targets). cpu: this machine's CPU; "
+        "cuda: the GPU (skipped with a note when there is "
         "none); arm: mobile-like ARM targets, measured / emulated / estimated (arm_mode).",
     )
     batches: list[int] = Field(default_factory=lambda: [1, 32])
