@@ -17,10 +17,10 @@ from compressor.distill.losses import soft_kd
 from compressor.distill.objective import DistillObjective
 from compressor.errors import UserError
 from compressor.models import load_classifier, load_extra_teacher
-from compressor.students.transformer import build_student
 from compressor.pipeline import distill as distill_stage
 from compressor.recipe import DistillConfig, ExtraTeacher, StudentConfig, load_recipe
 from compressor.runfolder import RunFolder
+from compressor.students.transformer import build_student
 from tests.conftest import build_distilbert, build_tokenizer, save_variant, write_sst2_subset
 
 BASE = {
