@@ -32,11 +32,12 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/compressor finetune --recipe recipes/demo.yaml --out $(DEMO_OUT)/teacher --overwrite
 	$(VENV)/bin/compressor compress --recipe recipes/demo.yaml --teacher $(DEMO_OUT)/teacher --out $(DEMO_OUT)/student --overwrite
+	$(PY) -m benchmarks.experiments.demo_summary $(DEMO_OUT)/student
 
 # The demo run timed on every target (run `make demo` first): CPU over threads, lengths and
 # the dev set's own lengths; the GPU (skipped with its reason where there is none); ARM
 # estimates against the device profiles; then our CPU figures beside ONNX Runtime's own
-# bert_perf_test on the same files (runs/bench-latency/agreement.md).
+# bert_perf_test on the same files (benchmarks/results/bench-latency-agreement.md).
 bench: $(STAMP)
 	$(VENV)/bin/compressor benchmark $(DEMO_OUT)/student --target cpu --threads 1 --threads 2 \
 		--seq-len 32 --seq-len 128 --seq-len dev --iters 30 --rounds 3
@@ -76,6 +77,6 @@ arm-root: $(STAMP)
 
 # Meta-KD on ../shared/data/sentiment3 (each file split 80/20, seeded): per domain, at 100 %
 # and 10 % of its training data, a single-domain teacher, the meta-teacher, plain KD from the
-# single-domain teacher and the Meta-KD student (runs/bench-metakd/table.md; resumable).
+# single-domain teacher and the Meta-KD student (benchmarks/results/bench-metakd.md; resumable).
 bench-metakd: $(STAMP)
 	$(PY) -m benchmarks.experiments.metakd_compare runs/bench-metakd

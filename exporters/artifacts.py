@@ -1,6 +1,7 @@
 """Deployable files, each checked before it is recorded: ONNX export gated on parity with
-PyTorch, int8 quantization with its agreement measured. `compress` and the single-stage
-`export` / `quantize` commands share these functions, so both write the same manifest."""
+PyTorch, quantized files (one module per mode in `exporters.quant`) with their agreement
+measured. `compress` and the single-stage `export` / `quantize` commands share these
+functions, so both write the same manifest."""
 
 from __future__ import annotations
 
@@ -152,14 +153,6 @@ def calibration_feeds(
     ]
 
 
-QUANTIZED_NAMES = {
-    "dynamic-int8": "int8",
-    "static-int8": "static_int8",
-    "int4": "int4",
-    "fp16": "fp16",
-}
-
-
 def quantize_checked(
     fp32: Path,
     reference: Path,
@@ -172,76 +165,36 @@ def quantize_checked(
     out_path: Path | None = None,
     **manifest_fields: object,
 ) -> dict:
-    """int8 next to `fp32` (dynamic, or static calibrated on `calibration`); its argmax
-    agreement with `reference` is measured.
+    """The file of quantization mode `cfg.mode` made from `fp32`, judged against `reference`
+    on `probe` by the mode's gate; modes that calibrate read `cfg.calibration_samples` of
+    `calibration`.
 
-    int8 logits differ from fp32 by design, so the gate is prediction agreement
-    (`cfg.min_agreement`) and the max |difference| is only reported. A file under the gate
-    is deleted and its result has path None. `out_path` (default `<stem>_<mode>.onnx`) lets
-    several settings of one mode live side by side, each under its own manifest entry.
+    A file under the gate is deleted and its result has path None. `out_path` (default: the
+    mode's name beside `fp32`) lets several settings of one mode live side by side, each under
+    its own manifest entry. The result carries the mode's report `label`, `format` and `key`,
+    so callers list the file without a table of their own.
     """
     from exporters.manifest import update_manifest
-    from exporters.parity import check_parity
-    from exporters.quantize import (
-        FP32_OPS,
-        convert_fp16,
-        excluded_nodes,
-        quantize_dynamic_int8,
-        quantize_int4_weights,
-        quantize_static_int8,
-        resolve_reduce_range,
-    )
+    from exporters.quant import get_mode
 
-    target = out_path or fp32.with_name(f"{fp32.stem}_{QUANTIZED_NAMES[cfg.mode]}.onnx")
-    reduce_range = resolve_reduce_range(cfg.reduce_range)
-    settings: dict = {"mode": cfg.mode, "per_channel": cfg.per_channel,
-                      "reduce_range": reduce_range}  # fmt: skip
-    if cfg.mode == "fp16":
-        convert_fp16(fp32, target)
-        settings = {"mode": cfg.mode, "kept_fp32": FP32_OPS}
-    elif cfg.mode == "int4":
-        quantize_int4_weights(fp32, target, block_size=cfg.int4_block_size)
-        settings = {"mode": cfg.mode, "block_size": cfg.int4_block_size}
-    elif cfg.mode == "static-int8":
+    mode = get_mode(cfg.mode)
+    target = out_path or mode.path_for(fp32)
+    feeds = None
+    if mode.needs_calibration:
         if calibration is None:
-            raise ValueError("static int8 needs calibration sentences")
+            raise ValueError(f"{cfg.mode} needs calibration sentences")
         sample = calibration.take(cfg.calibration_samples)
-        settings["excluded_nodes"] = quantize_static_int8(
-            fp32,
-            target,
-            calibration_feeds(fp32, sample, max_length=max_length),
-            method=cfg.calibration,
-            per_channel=cfg.per_channel,
-            exclude=cfg.exclude,
-            reduce_range=reduce_range,
-        )
-        settings |= {"calibration": cfg.calibration, "calibration_samples": len(sample)}
-    else:
-        quantize_dynamic_int8(fp32, target, per_channel=cfg.per_channel, exclude=cfg.exclude,
-                              reduce_range=reduce_range)  # fmt: skip
-        settings["excluded_nodes"] = excluded_nodes(fp32, cfg.exclude) if cfg.exclude else []
-    parity = check_parity(
-        reference,
-        target,
-        probe.texts,
-        probe.pairs,
-        tolerance=float("inf"),
-        min_agreement=cfg.min_agreement,
-        max_length=max_length,
-    )
-    if not parity.passed:
+        feeds = calibration_feeds(fp32, sample, max_length=max_length)
+    settings = mode.make(fp32, target, cfg, feeds)
+    parity = mode.check(reference, target, probe, cfg=cfg, max_length=max_length).to_dict()
+    made = {"parity": parity, "quantization": settings, **mode.names()}
+    if not parity["passed"]:
         target.unlink()
-        return {"path": None, "parity": parity.to_dict(), "quantization": settings}
-    update_manifest(
-        target.parent,
-        target.name,
-        source_model=str(fp32),
-        recipe_hash=recipe_hash,
-        quantization=settings,
-        parity=parity.to_dict(),
-        **manifest_fields,
-    )
-    return {"path": str(target), "parity": parity.to_dict(), "quantization": settings}
+        return {"path": None, **made}
+    update_manifest(target.parent, target.name, source_model=str(fp32), recipe_hash=recipe_hash,
+                    quantization=settings, parity=parity, report=mode.names(),
+                    **manifest_fields)  # fmt: skip
+    return {"path": str(target), **made}
 
 
 def record_dev_accuracy(path: Path, dev: Split, *, max_length: int) -> float:
@@ -277,15 +230,17 @@ def export_model(
 
 
 def quantize_model(onnx_dir: Path, recipe: Recipe) -> dict:
-    """`compressor quantize`: int8 beside model.onnx, both files scored on the dev set and
-    their scores written into the manifest."""
+    """`compressor quantize`: the recipe's mode beside model.onnx, both files scored on the dev
+    set and their scores written into the manifest."""
     fp32 = Path(onnx_dir)
     if fp32.is_dir():
         fp32 = fp32 / "model.onnx"
     if not fp32.is_file():
         raise UserError(f"{fp32} does not exist — pass the folder written by `compressor export`")
     if recipe.quantize.mode == "none":
-        raise UserError("--mode none quantizes nothing — pick dynamic-int8 or static-int8")
+        from compressor.registry import QUANT_MODES
+
+        raise UserError(f"--mode none quantizes nothing — pick one of {', '.join(QUANT_MODES)}")
     data = load_task_data(recipe.data)
     dev = data.dev
     max_length = recipe.data.max_length
@@ -306,10 +261,12 @@ def quantize_model(onnx_dir: Path, recipe: Recipe) -> dict:
             f"{recipe.quantize.min_agreement:.0%}) and was removed — try static-int8 with more "
             "calibration samples, per-channel weights, or excluding sensitive nodes"
         )
-    acc_int8 = record_dev_accuracy(Path(result["path"]), dev, max_length=max_length)
     return {
         "path": result["path"],
+        "label": result["label"],
         "dev_accuracy_fp32": acc_fp32,
-        "dev_accuracy_int8": acc_int8,
+        "dev_accuracy_quantized": record_dev_accuracy(
+            Path(result["path"]), dev, max_length=max_length
+        ),
         "argmax_agreement_with_fp32": result["parity"]["argmax_agreement"],
     }

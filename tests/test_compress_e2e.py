@@ -142,6 +142,34 @@ def test_report_holds_every_figure(compressed: Path) -> None:
     assert f"{models['teacher']['dev_accuracy'] * 100:.2f}" in md
 
 
+def test_demo_summary_publishes_the_runs_own_ratios(compressed: Path, tmp_path: Path) -> None:
+    """`make demo`'s results file quotes each model's speed-up exactly as the run measured it
+    (batch 1, the longest fixed length, the most threads), stamped with its provenance."""
+    from benchmarks.experiments import demo_summary
+
+    assert demo_summary.main([str(compressed), "--results", str(tmp_path)]) == 0
+    text = (tmp_path / "demo.md").read_text(encoding="utf-8")
+    assert text.splitlines()[1].startswith("- commit: ")
+    report = json.loads((compressed / "report.json").read_text())
+    rows = {row[0]: row for row in json.loads((tmp_path / "demo.json").read_text())["data"]["rows"]}
+    assert set(rows) == {m["label"] for m in report["models"].values()}
+    assert rows["teacher PyTorch"][4] == "1.00x"
+    (int8,) = [
+        s
+        for s in report["benchmarks"]["benchmark"]["speedups"]
+        if s["baseline"] == "teacher ONNX"
+        and s["candidate"] == "student ONNX int8"
+        and s["batch"] == 1
+        and s["seq_len"] == 16
+    ]
+    assert rows["student ONNX int8"][5] == f"{int8['ratio']:.2f}x ({int8['ratio_min']:.2f}-" + (
+        f"{int8['ratio_max']:.2f})"
+    )
+    accuracy = report["models"]["student"]["dev_accuracy"]
+    assert rows["student PyTorch"][2] == f"{100 * accuracy:.2f} %"
+    assert f"| student PyTorch | pytorch | {100 * accuracy:.2f} % |" in text
+
+
 def test_an_export_failing_parity_stops_compress_and_ships_nothing(
     compressed: Path, recipe_file: Path, tmp_path: Path
 ) -> None:

@@ -13,11 +13,12 @@ from transformers import AutoTokenizer, BertForSequenceClassification
 
 from compressor.errors import UserError
 from compressor.inference import predict_logits
-from exporters import quantize
 from exporters.manifest import update_manifest
 from exporters.onnx import export_onnx
 from exporters.parity import check_parity
-from exporters.quantize import quantize_dynamic_int8, quantize_static_int8
+from exporters.quant import static_int8
+from exporters.quant.dynamic_int8 import quantize_dynamic_int8
+from exporters.quant.static_int8 import quantize_static_int8
 from tests.conftest import FEW_BINS, save_variant, sst2_rows
 
 TEXTS = [text for text, _ in sst2_rows("dev", limit=64)]
@@ -133,7 +134,7 @@ def test_static_int8_is_qdq_calibrated_and_agrees(
     from compressor.data import Split
     from exporters.artifacts import calibration_feeds
 
-    monkeypatch.setitem(quantize.CALIBRATOR_OPTIONS, "entropy", FEW_BINS)
+    monkeypatch.setitem(static_int8.CALIBRATOR_OPTIONS, "entropy", FEW_BINS)
     folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
     calibration = Split([t for t, _ in sst2_rows("dev", 96)[64:]], [0] * 32)
     feeds = calibration_feeds(folder / "model.onnx", calibration, max_length=64)
@@ -144,12 +145,28 @@ def test_static_int8_is_qdq_calibrated_and_agrees(
     assert skipped and all("classifier" in name for name in skipped)
     ops = [n.op_type for n in onnx.load(str(out)).graph.node]
     assert ops.count("QuantizeLinear") > 10 and "DequantizeLinear" in ops
-    quantized = {n.name for n in onnx.load(str(out)).graph.node if n.op_type == "MatMul"}
-    assert set(skipped) <= quantized | set(skipped)  # the excluded MatMul stays a float MatMul
+    # in QDQ a product is quantized when both its operands come out of DequantizeLinear
+    operands = _operand_producers(out)
+    assert skipped == ["/classifier/Gemm"] and len(operands) == 4 * 8 + 2
+    assert "DequantizeLinear" not in operands["/classifier/Gemm"]  # the excluded head: float
+    quantized = {name for name, made_by in operands.items() if made_by == ["DequantizeLinear"] * 2}
+    assert quantized == set(operands) - set(skipped)  # every other product is quantized
     # a random hidden-32 model is harsh on 8-bit activations; chance agreement would be ~0.5
     result = check_parity(folder / "model.onnx", out, TEXTS, tolerance=math.inf, min_agreement=0.75)
     assert result.passed and 0 < result.max_abs_diff < 0.5
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def _operand_producers(path: Path) -> dict[str, list[str | None]]:
+    """Matrix product name -> op types that produce its two operands (None: a graph input or
+    an initializer)."""
+    graph = onnx.load(str(path)).graph
+    producers = {out: node.op_type for node in graph.node for out in node.output}
+    return {
+        node.name: [producers.get(name) for name in node.input[:2]]
+        for node in graph.node
+        if node.op_type in ("MatMul", "Gemm")
+    }
 
 
 def _activation_scales(path: Path) -> dict[str, float]:
@@ -182,7 +199,7 @@ def test_optimized_int4_and_ort_files_keep_the_predictions(
 ) -> None:
     from exporters.mobile import convert_to_ort
     from exporters.optimize import optimize_transformer
-    from exporters.quantize import quantize_int4_weights
+    from exporters.quant.int4 import quantize_int4_weights
 
     folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
     fp32 = folder / "model.onnx"
@@ -358,7 +375,7 @@ def test_ort_files_carry_the_onnx_facts_and_a_mismatch_is_removed(
     import exporters.mobile
     from compressor.data import Split
     from exporters.artifacts import ort_format_checked
-    from exporters.quantize import quantize_int4_weights
+    from exporters.quant.int4 import quantize_int4_weights
 
     folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
     update_manifest(folder, "model.onnx", recipe_hash="h")
@@ -393,7 +410,7 @@ def test_ort_files_carry_the_onnx_facts_and_a_mismatch_is_removed(
 
 
 def test_reduce_range_auto_follows_the_cpus_int8_dot_product(tmp_path: Path) -> None:
-    from exporters.quantize import cpu_has_vnni, resolve_reduce_range
+    from exporters.quant._common import cpu_has_vnni, resolve_reduce_range
 
     avx2 = tmp_path / "avx2"
     avx2.write_text("processor : 0\nflags : fpu sse2 avx avx2 fma\n")

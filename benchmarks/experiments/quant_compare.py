@@ -13,7 +13,8 @@ Runtime (also written into its manifest entry), its size, and its CPU latency at
 32 in one interleaved run over both models (each file in its own process), with the speed-up
 over the same model's fp32 file as a median of paired rounds. Our static int8 must stay
 within 1 point of dev accuracy of fp32; the table says per model whether it does. Writes
-`table.md` / `table.json`.
+`table.md` / `table.json` in the output folder and, once every file is measured,
+`benchmarks/results/bench-quant.md` / `.json`.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import argparse
 import math
 from pathlib import Path
 
-from benchmarks.report import EN_DASH, TIMES
-from compressor import atomic
+from benchmarks.experiments.results import RESULTS, write_results
+from benchmarks.targets.sections import EN_DASH, TIMES
+from compressor import atomic, markdown
 from compressor.data import Split, load_task_data
 from compressor.errors import UserError
 from compressor.recipe import QuantizeConfig, load_recipe
@@ -36,6 +38,7 @@ from exporters.artifacts import (
 )
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
+RESULTS_NAME = "bench-quant"
 CALIBRATION = 512
 PROBE = 128
 FP32 = "fp32"
@@ -231,8 +234,33 @@ def _verdict(row: dict) -> str:
     return f"- {row['file']}: **{delta:+.2f} pts vs fp32 — NOT within 1 point**"
 
 
-def table_lines(rows: list[dict], threads: int, dev_examples: int) -> list[str]:
-    """The Markdown table, one section per model, each with its static int8 verdicts."""
+HEADERS = ["file", "dev acc %", "vs fp32 (pts)", "agreement", "size MB", "p50 b1 ms",
+           "p50 b32 ms", "speed-up b1", "speed-up b32"]  # fmt: skip
+
+
+def _cells(row: dict, base: float | None) -> list[object]:
+    """One file's cells; a removed file says why, with dashes for what it could not measure."""
+    if row["failed"]:
+        return [row["file"], f"**failed**: {row['failed']}", *[None] * (len(HEADERS) - 2)]
+    parity = row["parity"]
+    agreement = f"{parity['argmax_agreement'] * 100:.1f}%" + (
+        "" if parity["passed"] else " **(under gate)**"
+    )
+    return [
+        row["file"],
+        f"{row['dev_accuracy'] * 100:.2f}",
+        "" if base is None else f"{(row['dev_accuracy'] - base) * 100:+.2f}",
+        agreement,
+        row["size_mb"],
+        f"{row.get('p50_ms_b1', float('nan')):.2f}",
+        f"{row.get('p50_ms_b32', float('nan')):.2f}",
+        _ratio(row.get("speedup_b1")),
+        _ratio(row.get("speedup_b32")),
+    ]
+
+
+def render(rows: list[dict], threads: int, dev_examples: int) -> str:
+    """The Markdown tables, one section per model, each with its static int8 verdicts."""
     probe = next((r["parity"]["n"] for r in rows if r["parity"]), 0)
     lines = [
         f"ONNX Runtime CPU, {threads} threads, seq {SEQ_LEN}; speed-up = the same model's fp32 "
@@ -243,42 +271,27 @@ def table_lines(rows: list[dict], threads: int, dev_examples: int) -> list[str]:
     for model in dict.fromkeys(r["model"] for r in rows):
         own = [r for r in rows if r["model"] == model]
         base = own[0].get("dev_accuracy")
-        lines += [
-            "",
-            f"## {model}",
-            "",
-            "| file | dev acc % | vs fp32 (pts) | agreement | size MB | p50 b1 ms | p50 b32 ms "
-            "| speed-up b1 | speed-up b32 |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for r in own:
-            if r["failed"]:
-                reason = r["failed"].replace("|", "\\|")  # a bare | would split the cell
-                lines.append(f"| {r['file']} | **failed**: {reason} |" + " — |" * 7)
-                continue
-            parity = r["parity"]
-            agreement = f"{parity['argmax_agreement'] * 100:.1f}%" + (
-                "" if parity["passed"] else " **(under gate)**"
-            )
-            delta = "" if base is None else f"{(r['dev_accuracy'] - base) * 100:+.2f}"
-            lines.append(
-                f"| {r['file']} | {r['dev_accuracy'] * 100:.2f} | {delta} | {agreement} | "
-                f"{r['size_mb']} | {r.get('p50_ms_b1', float('nan')):.2f} | "
-                f"{r.get('p50_ms_b32', float('nan')):.2f} | "
-                f"{_ratio(r.get('speedup_b1'))} | {_ratio(r.get('speedup_b32'))} |"
-            )
+        body = markdown.table(HEADERS, [_cells(r, base) for r in own])
+        lines += ["", f"## {model}", "", body.rstrip("\n")]
         statics = [r for r in own if r["file"].startswith("static int8")]
         if statics:
             lines += ["", f"Our static int8 within {MAX_STATIC_DROP_POINTS:g} point of fp32:"]
             lines += [_verdict(r) for r in statics]
-    return lines
+    return "\n".join(lines) + "\n"
 
 
-def write_table(out: Path, rows: list[dict], threads: int, dev_examples: int) -> None:
+def write_table(
+    out: Path, rows: list[dict], threads: int, dev_examples: int, *, results: Path | None = None
+) -> str:
+    """The tables into the run folder and, once every file is measured (`results` set), into
+    the committed results file: the same text in both. Returns the text."""
+    text = render(rows, threads, dev_examples)
     atomic.write_json(out / "table.json", rows)
-    lines = table_lines(rows, threads, dev_examples)
-    atomic.write_text(out / "table.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    atomic.write_text(out / "table.md", text)
+    if results is not None:
+        write_results(RESULTS_NAME, text, rows, folder=results)
+    print(text, end="")
+    return text
 
 
 def main() -> None:
@@ -298,7 +311,7 @@ def main() -> None:
                             calibration=calibration, max_length=max_length,
                             recipe_hash=recipe.hash())  # fmt: skip
     measured = measure(rows, data.dev, max_length=max_length, threads=args.threads)
-    write_table(args.out, measured, args.threads, len(data.dev))
+    write_table(args.out, measured, args.threads, len(data.dev), results=RESULTS)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ ACCURACY_TITLE = "dev accuracy vs p50 latency (batch 1)"
 SIZE_TITLE = "size on disk"
 SPREAD_TITLE = "latency distribution (batch 1)"
 GAP_TITLE = "prediction gap while pruning"
-FORMAT_MARKERS = {"pytorch": "o", "onnx": "s", "onnx-int8": "^"}
+# every quantized format ("onnx-int8", "onnx-fp16", ...) shares the triangle
+FORMAT_MARKERS = {"pytorch": "o", "onnx": "s"}
 
 
 def _figure(height: float) -> Figure:
@@ -74,7 +75,8 @@ def accuracy_latency_png(
     fig = _figure(4.2)
     ax = fig.add_subplot()
     for i, (label, fmt, p50, accuracy) in enumerate(points):
-        ax.scatter([p50], [accuracy], marker=FORMAT_MARKERS.get(fmt, "D"), s=60)
+        marker = FORMAT_MARKERS.get(fmt, "^" if fmt.startswith("onnx-") else "D")
+        ax.scatter([p50], [accuracy], marker=marker, s=60)
         # students often tie on accuracy (ONNX fp32 = PyTorch): alternate labels above/below
         offset = (6, 6) if i % 2 == 0 else (6, -14)
         ax.annotate(label, (p50, accuracy), textcoords="offset points", xytext=offset)

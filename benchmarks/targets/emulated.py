@@ -42,14 +42,6 @@ SEED = 0
 ITERS = 5
 TIMEOUT_S = 900
 ATOL = 1e-3
-QUANTIZED_OPS = {
-    "MatMulInteger",
-    "DynamicQuantizeLinear",
-    "QuantizeLinear",
-    "QLinearMatMul",
-    "MatMulNBits",
-    "GatherBlockQuantized",
-}
 PASS = "\u2713"
 FAIL = "\u2717"
 console = Console(stderr=True)

@@ -1,0 +1,45 @@
+"""Weight-only int4 (MatMulNBits, blockwise symmetric scales): the smallest file; activations
+stay fp32. Only MatMuls with constant weights are converted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from compressor.registry import QUANT_MODES
+from exporters.quant import Feeds, QuantMode
+from exporters.quant._common import written_atomically
+
+if TYPE_CHECKING:
+    from compressor.recipe import QuantizeConfig
+
+
+def quantize_int4_weights(onnx_path: Path, out_path: Path, *, block_size: int = 32) -> Path:
+    """Write the int4 copy of `onnx_path` to `out_path` and return `out_path`."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    with written_atomically(onnx_path, out_path) as tmp:
+        quantizer = MatMulNBitsQuantizer(
+            onnx.load(str(onnx_path)), bits=4, block_size=block_size, is_symmetric=True
+        )
+        quantizer.process()
+        quantizer.model.save_model_to_file(tmp, use_external_data_format=False)
+    return Path(out_path)
+
+
+@QUANT_MODES.register("int4")
+class Int4(QuantMode):
+    """For size-bound targets: weights unpacked to fp32 in the kernel, so the arithmetic (and
+    the roofline's count of it) stays float."""
+
+    suffix = "int4"
+    label = "int4"
+    marker_ops = frozenset({"MatMulNBits", "GatherBlockQuantized"})
+    float_matmul_ops = frozenset({"MatMulNBits"})
+
+    def make(
+        self, fp32: Path, out: Path, cfg: QuantizeConfig, feeds: Feeds | None = None
+    ) -> dict[str, Any]:
+        quantize_int4_weights(fp32, out, block_size=cfg.int4_block_size)
+        return {"mode": self.name, "block_size": cfg.int4_block_size}
