@@ -4,8 +4,9 @@ On CPU the online `ORT_ENABLE_ALL` optimisation at session start already gives m
 gain (`make bench-quant` times the optimized file against the fp32 one in the same run); the
 offline file matters for GPU execution providers and for inspecting which fusions applied.
 Head count and width are detected from the graph, so a pruned model with uneven heads may
-fuse wrongly: that is why every optimized file goes through the parity check before it counts. ORT imports its fusion modules by their bare
-names (`fusion_attention`, ...), so their loggers sit outside "onnxruntime.transformers";
+fuse wrongly: that is why every optimized file goes through the parity check before it
+counts. ORT imports its fusion modules by their bare names (`fusion_attention`, ...), so their
+loggers sit outside "onnxruntime.transformers";
 the attention fusion warns on every layer of a head-pruned model that its heads' total width
 differs from the hidden width, which is true and expected there, so it is silenced too.
 """
