@@ -50,14 +50,16 @@ class Registry(Generic[T]):
                 importlib.import_module(f"{self.package}.{info.name}")
 
     def names(self) -> list[str]:
+        """Sorted, so listings and messages do not depend on which module was imported
+        first."""
         self._load()
-        return list(self._entries)
+        return sorted(self._entries)
 
     def get(self, name: str) -> T:
         """The implementation, or a UserError that lists the known names."""
         self._load()
         if name not in self._entries:
-            raise UserError(f"unknown {self.kind} {name!r} — known: {', '.join(self._entries)}")
+            raise UserError(f"unknown {self.kind} {name!r} — known: {', '.join(self.names())}")
         return self._entries[name]
 
     def check(self, name: str) -> str:
@@ -65,7 +67,7 @@ class Registry(Generic[T]):
         the known names (the recipe loader turns it into one line with the key's path)."""
         self._load()
         if name not in self._entries:
-            raise ValueError(f"unknown {self.kind} {name!r}; known: {', '.join(self._entries)}")
+            raise ValueError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
         return name
 
     def __getitem__(self, name: str) -> T:
@@ -79,8 +81,7 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     def items(self) -> list[tuple[str, T]]:
-        self._load()
-        return list(self._entries.items())
+        return [(name, self._entries[name]) for name in self.names()]
 
 
 # Every registry of the project, in one place; each names the package of its implementations.

@@ -182,3 +182,11 @@ def test_a_student_with_another_tokenizer_is_refused(
         tiny_teacher_dir, tmp_path / "o", small_data, "--student-model", str(student), "--dry-run"
     )
     assert_user_error(result, "its tokenizer does not match the teacher's")
+
+
+def test_help_shows_the_defaults_written_in_option_help() -> None:
+    """Typer renders help as Rich markup, where `[default: 3]` is a tag and vanished; the
+    defaults that only the help text states must reach the user."""
+    options = " ".join(cli("compress", "--help").stdout.split())
+    for shown in ("[default: sentence]", "[default: 3]", "[default: 32]", "[default: 0.5]"):
+        assert shown in options, shown

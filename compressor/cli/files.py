@@ -46,10 +46,10 @@ def quantize(
     per_channel: Annotated[bool, typer.Option(help="Per-channel weight scales.")] = True,
     calibration: Annotated[
         str | None,
-        typer.Option(help="static-int8: minmax, entropy or percentile. [default: percentile]"),
+        typer.Option(help="static-int8: minmax, entropy or percentile. \\[default: percentile]"),
     ] = None,
     calibration_samples: Annotated[
-        int | None, typer.Option(help="static-int8: calibration sentences. [default: 512]")
+        int | None, typer.Option(help="static-int8: calibration sentences. \\[default: 512]")
     ] = None,
     exclude: Annotated[
         list[str] | None,

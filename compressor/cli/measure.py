@@ -15,27 +15,27 @@ from compressor.errors import UserError
 def benchmark(
     run_dir: Annotated[Path, typer.Argument(help="A compress run folder.")],
     against: Annotated[
-        str | None, typer.Option(help="Teacher to compare with. [default: the run's teacher]")
+        str | None, typer.Option(help="Teacher to compare with. \\[default: the run's teacher]")
     ] = None,
     target: Annotated[
         str | None,
         typer.Option(
             help="cpu (this machine), cuda (the GPU; skipped with a note when absent) or arm "
-            "(see --arm-mode). [default: the recipe's benchmark.target]"
+            "(see --arm-mode). \\[default: the recipe's benchmark.target]"
         ),
     ] = None,
     threads: Annotated[
         list[int] | None,
-        typer.Option(help="Intra-op thread count; repeat to sweep. [default: 1, 2, all cores]"),
+        typer.Option(help="Intra-op thread count; repeat to sweep. \\[default: 1, 2, all cores]"),
     ] = None,
     batch: Annotated[
-        list[int] | None, typer.Option(help="Batch size; repeat for several. [default: 1, 32]")
+        list[int] | None, typer.Option(help="Batch size; repeat for several. \\[default: 1, 32]")
     ] = None,
     seq_len: Annotated[
         list[str] | None,
         typer.Option(
             help="Sequence length, or 'dev' for the dev set's own lengths in dynamically padded "
-            "batches; repeat for several. [default: 32, 128, dev]"
+            "batches; repeat for several. \\[default: 32, 128, dev]"
         ),
     ] = None,
     iters: Annotated[int | None, typer.Option(help="Timed calls per round.")] = None,
@@ -50,7 +50,7 @@ def benchmark(
         typer.Option(
             help="arm target: estimated (roofline against device profiles), measured (on an "
             "aarch64 machine, or on the --remote device), emulated (qemu-user functional "
-            "check). [default: estimated; measured with --remote]"
+            "check). \\[default: estimated; measured with --remote]"
         ),
     ] = None,
     profile: Annotated[

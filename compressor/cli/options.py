@@ -21,12 +21,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 RecipeOpt = Annotated[
     Path | None, typer.Option("--recipe", "-r", help="YAML recipe; flags override its keys.")
 ]
-TextCol = Annotated[str | None, typer.Option(help="Column holding the text. [default: sentence]")]
+TextCol = Annotated[str | None, typer.Option(help="Column holding the text. \\[default: sentence]")]
 PairCol = Annotated[
-    str | None, typer.Option(help="Second text column for sentence-pair tasks. [default: none]")
+    str | None, typer.Option(help="Second text column for sentence-pair tasks. \\[default: none]")
 ]
-LabelCol = Annotated[str | None, typer.Option(help="Column holding the label. [default: label]")]
-BatchSize = Annotated[int | None, typer.Option(help="Examples per batch. [default: 32]")]
+LabelCol = Annotated[str | None, typer.Option(help="Column holding the label. \\[default: label]")]
+BatchSize = Annotated[int | None, typer.Option(help="Examples per batch. \\[default: 32]")]
 TeacherOpt = Annotated[
     str,
     typer.Option(help="Fine-tuned teacher: a finetune run folder, a model folder or a hub id."),
@@ -65,7 +65,7 @@ class TrainOptions:
 
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides --epochs).")] = None
     epochs: Annotated[
-        float | None, typer.Option(help="Passes over the training set. [default: 1]")
+        float | None, typer.Option(help="Passes over the training set. \\[default: 1]")
     ] = None
     batch_size: BatchSize = None
     lr: Annotated[
@@ -90,7 +90,7 @@ class ChainOptions:
         bool | None,
         typer.Option(
             help="Keep only the tokens of the training text in the vocabulary and embeddings "
-            "(WordPiece tokenizers). [default: off]"
+            "(WordPiece tokenizers). \\[default: off]"
         ),
     ] = None
     skip_benchmark: Annotated[bool, typer.Option(help="Stop after evaluation.")] = False

@@ -31,7 +31,9 @@ def finetune(
     ],
     model: Annotated[
         str | None,
-        typer.Option(help="Hub id or folder of the backbone. [default: all-MiniLM-L6-v2, bundled]"),
+        typer.Option(
+            help="Hub id or folder of the backbone. \\[default: all-MiniLM-L6-v2, bundled]"
+        ),
     ] = None,
     data: DataOptions = DataOptions(),
     training: TrainOptions = TrainOptions(),
@@ -59,7 +61,7 @@ def compress(
     teacher: TeacherOpt,
     out: Annotated[Path, typer.Option(help="Run folder to create for the student.")],
     data: DataOptions = DataOptions(),
-    layers: Annotated[int | None, typer.Option(help="Student layers. [default: 3]")] = None,
+    layers: Annotated[int | None, typer.Option(help="Student layers. \\[default: 3]")] = None,
     student_model: Annotated[
         str | None,
         typer.Option(
@@ -69,11 +71,11 @@ def compress(
     ] = None,
     training: TrainOptions = TrainOptions(),
     temperature: Annotated[
-        float | None, typer.Option(help="KD temperature T. [default: 2]")
+        float | None, typer.Option(help="KD temperature T. \\[default: 2]")
     ] = None,
     alpha: Annotated[
         float | None,
-        typer.Option(help="Weight of soft KD; 1-alpha goes to hard CE. [default: 0.5]"),
+        typer.Option(help="Weight of soft KD; 1-alpha goes to hard CE. \\[default: 0.5]"),
     ] = None,
     recipe: RecipeOpt = None,
     chain: ChainOptions = ChainOptions(),
@@ -112,7 +114,7 @@ def prune(
         typer.Option(
             help="'task': distil a fine-tuned classifier on labelled task data; 'mlm': "
             "task-agnostic, as in the paper: a masked-LM teacher on unlabelled text (only "
-            "--text-column is read), giving a smaller pre-trained model. [default: task]"
+            "--text-column is read), giving a smaller pre-trained model. \\[default: task]"
         ),
     ] = None,
     training: TrainOptions = TrainOptions(),
@@ -178,7 +180,7 @@ def metakd(
         str | None,
         typer.Option(
             help="Backbone of the meta-teacher (hub id or folder). "
-            "[default: all-MiniLM-L6-v2, bundled]"
+            "\\[default: all-MiniLM-L6-v2, bundled]"
         ),
     ] = None,
     data: Annotated[
@@ -196,7 +198,7 @@ def metakd(
     fraction: Annotated[
         float | None,
         typer.Option(
-            help="Share of the target domain's training part used (few-shot). [default: 1]"
+            help="Share of the target domain's training part used (few-shot). \\[default: 1]"
         ),
     ] = None,
     max_train_examples: Annotated[
@@ -204,16 +206,18 @@ def metakd(
     ] = None,
     alpha: Annotated[
         float | None,
-        typer.Option(help="Prototype score: weight of the own domain's prototype. [default: 0.5]"),
+        typer.Option(
+            help="Prototype score: weight of the own domain's prototype. \\[default: 0.5]"
+        ),
     ] = None,
     gamma1: Annotated[
-        float | None, typer.Option(help="Weight of the domain-adversarial loss. [default: 0.5]")
+        float | None, typer.Option(help="Weight of the domain-adversarial loss. \\[default: 0.5]")
     ] = None,
     gamma2: Annotated[
         float | None,
-        typer.Option(help="Weight of the transferable-knowledge loss. [default: 0.5]"),
+        typer.Option(help="Weight of the transferable-knowledge loss. \\[default: 0.5]"),
     ] = None,
-    layers: Annotated[int | None, typer.Option(help="Student layers. [default: 3]")] = None,
+    layers: Annotated[int | None, typer.Option(help="Student layers. \\[default: 3]")] = None,
     teacher_steps: Annotated[
         int | None, typer.Option(help="Optimizer steps of the meta-teacher.")
     ] = None,

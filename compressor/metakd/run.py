@@ -20,6 +20,7 @@ from compressor import atomic
 from compressor.data import Split
 from compressor.distill.trainer import seed_fresh_weights, total_steps, train
 from compressor.errors import UserError
+from compressor.markdown import table
 from compressor.metakd.data import DomainData, load_domains
 from compressor.metakd.objectives import DomainHead, MetaDistillObjective, MetaTeacherObjective
 from compressor.metakd.prototypes import mean_pooled, prototype_scores
@@ -215,17 +216,26 @@ def write_metakd_report(run: RunFolder, data: DomainData) -> dict:
         f"alpha {cfg.alpha}, gamma1 {cfg.gamma1}, gamma2 {cfg.gamma2}, "
         f"target fraction {cfg.fraction}.",
         "",
-        "| model | parameters | steps | " + " | ".join(data.names) + " |",
-        "|---|---|---|" + "---|" * len(data.names),
-        f"| meta-teacher | {teacher['parameters']:,} | {teacher['steps']} | "
-        + " | ".join(f"{teacher['dev_accuracy'][n]:.4f}" for n in data.names)
-        + " |",
-        f"| student ({cfg.target_domain}) | {student['parameters']:,} | {student['steps']} | "
-        + " | ".join(
-            f"{student['dev_accuracy']:.4f}" if n == cfg.target_domain else "—" for n in data.names
-        )
-        + " |",
-        "",
+        table(
+            ["model", "parameters", "steps", *data.names],
+            [
+                [
+                    "meta-teacher",
+                    f"{teacher['parameters']:,}",
+                    teacher["steps"],
+                    *(f"{teacher['dev_accuracy'][n]:.4f}" for n in data.names),
+                ],
+                [
+                    f"student ({cfg.target_domain})",
+                    f"{student['parameters']:,}",
+                    student["steps"],
+                    *(
+                        f"{student['dev_accuracy']:.4f}" if n == cfg.target_domain else None
+                        for n in data.names
+                    ),
+                ],
+            ],
+        ),
     ]
     atomic.write_json(run.path / "report.json", report)
     atomic.write_text(run.path / "report.md", "\n".join(lines))
