@@ -82,8 +82,7 @@ class DistillObjective:
             attentions=any(m.needs_attentions for *_, m in self.terms),
             qkv=qkv,
         )
-        out = self._kind(model).adapt(model, inputs, wants)
-        return ModelView(out.logits, out.hidden_states, out.attentions, out.qkv)
+        return self._kind(model).adapt(model, inputs, wants)
 
     def _prediction(
         self,

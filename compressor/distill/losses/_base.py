@@ -4,8 +4,7 @@ intermediate terms, one module each in this package."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -13,20 +12,10 @@ from torch import nn
 
 from compressor.distill.mapping import LayerMap
 from compressor.registry import LOSSES
+from compressor.students import Features
 
-if TYPE_CHECKING:
-    from compressor.students import LayerQKV
-
-
-@dataclass
-class ModelView:
-    """What a loss may read of one model's forward pass: logits, hidden states (0 =
-    embeddings), post-softmax attentions and hooked Q/K/V, each present when asked for."""
-
-    logits: torch.Tensor
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
-    qkv: list[LayerQKV] | None = None
+# What a loss may read of one model's forward pass is what its student kind's adaptor returns.
+ModelView = Features
 
 
 def register(cls: type[IntermediateLossModule]) -> type[IntermediateLossModule]:
