@@ -77,6 +77,7 @@ def test_report_holds_every_figure(compressed: Path) -> None:
     models = report["models"]
     assert set(models) == {
         "teacher",
+        "teacher_int8",
         "student",
         "student_onnx",
         "student_optimized",
@@ -124,6 +125,7 @@ def test_report_holds_every_figure(compressed: Path) -> None:
     assert labels == {
         "teacher PyTorch",
         "teacher ONNX",
+        "teacher ONNX int8",
         "student PyTorch",
         "student ONNX",
         "student ONNX optimized",
@@ -135,6 +137,18 @@ def test_report_holds_every_figure(compressed: Path) -> None:
     assert ("teacher ONNX", "student ONNX", 4) in ratios
     assert ("student ONNX", "student ONNX int8", 1) in ratios
     assert ("student ONNX", "student ONNX optimized", 1) in ratios
+    # the number to beat: the teacher's own int8 file, gated, scored and timed in the same run
+    assert ("teacher ONNX int8", "student ONNX int8", 1) in ratios
+    assert ("teacher ONNX", "teacher ONNX int8", 4) in ratios
+    baseline = state.result("teacher_files")["int8"]
+    assert baseline["parity"]["passed"] and baseline["key"] == "student_int8"
+    assert models["teacher_int8"]["parity"]["argmax_agreement"] >= 0.9
+    assert models["teacher_int8"]["parameters"] == models["teacher"]["parameters"]
+    teacher_manifest = json.loads((compressed / "teacher_onnx" / "manifest.json").read_text())
+    assert (
+        teacher_manifest["model_int8.onnx"]["dev_accuracy"]
+        == models["teacher_int8"]["dev_accuracy"]
+    )
     assert report["training"]["steps"] == 16
     assert [h["step"] for h in report["training"]["history"]] == [8, 16]
     assert any(n.startswith("teacher: fine-tuned from") for n in report["run"]["notes"])
@@ -317,7 +331,8 @@ def test_benchmark_targets_on_the_run(compressed: Path) -> None:
         "cortex-a76",
     }
     by_key = {(e["profile"], e["label"], e["threads"]): e for e in estimated["estimates"]}
-    assert len(by_key) == 2 * 3 * 2  # profiles x (teacher, student, int8) x (1, 4 threads)
+    # profiles x (teacher, teacher int8, student, student int8) x (1, 4 threads)
+    assert len(by_key) == 2 * 4 * 2
     for profile in ("raspberry-pi-4", "cortex-a76"):
         for threads in (1, 4):
             teacher = by_key[profile, "teacher ONNX", threads]
@@ -326,8 +341,10 @@ def test_benchmark_targets_on_the_run(compressed: Path) -> None:
             assert student["gflop"] == pytest.approx(teacher["gflop"] / 2, rel=0.05)
             assert student["estimate_ms"] < teacher["estimate_ms"]
         assert by_key[profile, "student ONNX int8", 1]["int8_gop"] > 0
+        assert by_key[profile, "teacher ONNX int8", 1]["int8_gop"] > 0
     assert {c["label"] for c in estimated["calibration"]} == {
         "teacher ONNX",
+        "teacher ONNX int8",
         "student ONNX",
         "student ONNX int8",
     }
@@ -382,6 +399,7 @@ def test_benchmark_remote_from_the_cli(compressed: Path, tmp_path: Path) -> None
     assert measured["remote"] == "pi@board"
     assert {r["label"] for r in measured["results"]} == {
         "teacher ONNX",
+        "teacher ONNX int8",
         "student ONNX",
         "student ONNX int8",
     }

@@ -1,6 +1,7 @@
 """The `make demo` run as a results file: every model's dev accuracy, size and speed-up over
-the teacher's own files, read from the run's report.json (where all of them were measured in
-one interleaved run) and stamped with the commit, machine, date and command.
+the teacher's own files (PyTorch, ONNX, and its own int8 file: the number to beat), read
+from the run's report.json (where all of them were measured in one interleaved run) and
+stamped with the commit, machine, date and command.
 
     python -m benchmarks.experiments.demo_summary runs/demo/student
 """
@@ -23,6 +24,7 @@ HEADERS = [
     "size MB",
     "vs teacher PyTorch",
     "vs teacher ONNX",
+    "vs teacher ONNX int8",
 ]
 
 
@@ -73,6 +75,7 @@ def summary(report: dict[str, Any]) -> tuple[str, list[list[Any]]]:
                 if key == "teacher"
                 else _ratio(speedups, setting, "teacher PyTorch", label),
                 _ratio(speedups, setting, "teacher ONNX", label),
+                _ratio(speedups, setting, "teacher ONNX int8", label),
             ]
         )
     run = report.get("run") or {}

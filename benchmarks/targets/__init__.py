@@ -29,11 +29,14 @@ if TYPE_CHECKING:
     from compressor.recipe import BenchmarkConfig
 
 S = TypeVar("S", bound=BenchmarkSection)
+# The teacher's own dynamic int8 file: what a user gets without us, so the number to beat.
+TEACHER_INT8 = "teacher ONNX int8"
 
 
 @dataclass(frozen=True)
 class Artifacts:
-    """The files a benchmark compares: the teacher and the student, PyTorch and ONNX."""
+    """The files a benchmark compares: the teacher (PyTorch, ONNX and its own int8 file) and
+    the student's files."""
 
     teacher_dir: Path
     teacher_onnx: Path
@@ -42,10 +45,13 @@ class Artifacts:
     quantized_label: str | None = None
     quantized: Path | None = None
     optimized: Path | None = None
+    teacher_quantized: Path | None = None
 
     def onnx_files(self) -> dict[str, Path]:
         """label -> ONNX file, for targets that only run ONNX (estimates, emulation)."""
         files = {"teacher ONNX": self.teacher_onnx}
+        if self.teacher_quantized is not None:
+            files[TEACHER_INT8] = self.teacher_quantized
         if self.student_onnx is not None:
             files["student ONNX"] = self.student_onnx
         if self.quantized is not None and self.quantized_label:

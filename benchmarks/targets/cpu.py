@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from benchmarks.latency import Variant, Worker, run_latency, speedups
-from benchmarks.targets import Artifacts
+from benchmarks.targets import TEACHER_INT8, Artifacts
 from benchmarks.targets.sections import Block, LatencySection, latency_section
 from compressor.registry import TARGETS
 
@@ -25,6 +25,8 @@ def cpu_variants(arts: Artifacts, *, torch_compile: bool) -> list[Variant]:
         Variant("teacher ONNX", arts.teacher_onnx, "onnxruntime"),
         Variant("student PyTorch", arts.student_dir, "pytorch"),
     ]
+    if arts.teacher_quantized is not None:
+        variants.insert(2, Variant(TEACHER_INT8, arts.teacher_quantized, "onnxruntime"))
     if arts.student_onnx is not None:
         variants.append(Variant("student ONNX", arts.student_onnx, "onnxruntime"))
     if arts.optimized is not None:
@@ -46,6 +48,9 @@ def comparison_pairs(labels: set[str], quantized: str | None) -> list[tuple[str,
         ("teacher PyTorch", "student ONNX"),
         ("teacher ONNX", "student ONNX"),
         ("teacher ONNX", quantized),
+        (TEACHER_INT8, "student ONNX"),
+        (TEACHER_INT8, quantized),
+        ("teacher ONNX", TEACHER_INT8),
         ("teacher PyTorch", quantized),
         ("student PyTorch", "student ONNX"),
         ("student ONNX", OPTIMIZED),

@@ -1,6 +1,6 @@
 """The chain behind the CLI, one module per stage (see ARCHITECTURE.md): `finetune` makes a
 teacher; `compress` runs distill -> prune -> vocab -> export -> quantize -> ort_format ->
-evaluate -> benchmark, then writes the report."""
+teacher_files -> evaluate -> benchmark, then writes the report."""
 
 from compressor.pipeline.benchmark import benchmark
 from compressor.pipeline.chain import STAGES, compress, plan

@@ -21,8 +21,9 @@ class Artifact:
 
 
 def run_artifacts(run: RunFolder, teacher_path: str) -> dict[str, Artifact]:
-    """key -> artifact, in the order the report lists them: the teacher, the PyTorch student,
-    then each ONNX file the run kept (a file that failed its gate has no path)."""
+    """key -> artifact, in the order the report lists them: the teacher (and its own int8
+    file, the baseline to beat), the PyTorch student, then each ONNX file the run kept (a
+    file that failed its gate has no path)."""
     items = [
         Artifact("teacher", "teacher PyTorch", "pytorch", Path(resolve_model_dir(teacher_path))),
         Artifact("student", "student PyTorch", "pytorch", run.path / "model"),
@@ -35,6 +36,11 @@ def run_artifacts(run: RunFolder, teacher_path: str) -> dict[str, Artifact]:
             items.append(
                 Artifact("student_optimized", "student ONNX optimized", "onnx", Path(optimized))
             )
+    baseline = (run.result("teacher_files").get("int8") or {}).get("path")
+    if baseline:
+        items.insert(
+            1, Artifact("teacher_int8", "teacher ONNX int8", "onnx-int8", Path(baseline))
+        )
     quantized = run.result("quantize")
     if quantized.get("path"):
         mode = quantized.get("quantization", {}).get("mode", "dynamic-int8")

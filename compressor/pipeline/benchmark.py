@@ -18,7 +18,7 @@ from compressor.pipeline.stage import Stage
 from compressor.recipe import BenchmarkConfig, Recipe
 from compressor.runfolder import RunFolder
 
-BASE_KEYS = ("teacher", "student", "student_onnx", "student_optimized")
+BASE_KEYS = ("teacher", "teacher_int8", "student", "student_onnx", "student_optimized")
 
 
 def benchmark_stage(cfg: BenchmarkConfig) -> str:
@@ -48,14 +48,16 @@ class Benchmark(Stage):
 def benchmark(
     run: RunFolder, teacher_path: str, recipe: Recipe, data: TaskData | None = None
 ) -> BenchmarkSection:
-    """Time the run's files on the recipe's target and record them; the teacher's ONNX file is
-    exported (and parity-checked) once for a like-for-like comparison."""
+    """Time the run's files on the recipe's target and record them, against the teacher's
+    files from the `teacher_files` stage; a run without them (export skipped) gets the
+    teacher's ONNX file exported (and parity-checked) here, for a like-for-like comparison."""
     from exporters.artifacts import export_teacher_checked
 
     cfg = recipe.benchmark
     target = get_target(cfg.target)
     teacher_dir = Path(resolve_model_dir(teacher_path))
-    teacher_onnx = run.path / "teacher_onnx" / "model.onnx"
+    recorded = run.result("teacher_files").get("onnx")
+    teacher_onnx = Path(recorded) if recorded else run.path / "teacher_onnx" / "model.onnx"
     needs_data = not teacher_onnx.is_file() or "dev" in cfg.seq_lens
     data = data or (load_task_data(recipe.data) if needs_data else None)
     if not teacher_onnx.is_file():
@@ -79,6 +81,7 @@ def benchmark(
         quantized_label=quantized.label if quantized else None,
         quantized=quantized.path if quantized else None,
         optimized=arts["student_optimized"].path if "student_optimized" in arts else None,
+        teacher_quantized=arts["teacher_int8"].path if "teacher_int8" in arts else None,
     )
     lengths = None
     if "dev" in cfg.seq_lens:

@@ -18,6 +18,7 @@ from compressor.pipeline.prune import Prune
 from compressor.pipeline.quantize import Quantize
 from compressor.pipeline.report import write_run_report
 from compressor.pipeline.stage import Stage
+from compressor.pipeline.teacher import TeacherFiles
 from compressor.pipeline.vocab import Vocab
 from compressor.recipe import Recipe
 from compressor.runfolder import RunFolder
@@ -30,6 +31,7 @@ STAGES: list[Stage] = [
     Export(),
     Quantize(),
     OrtFormat(),
+    TeacherFiles(),
     Evaluate(),
     Benchmark(),
 ]

@@ -53,11 +53,12 @@ def _models(run: RunFolder, trained: dict[str, Any], teacher_path: str) -> dict[
         "student_onnx": run.result("export").get("parity"),
         "student_optimized": (run.result("export").get("optimized") or {}).get("parity"),
         quantize.get("key", "student_int8"): quantize.get("parity"),
+        "teacher_int8": (run.result("teacher_files").get("int8") or {}).get("parity"),
     }
     vocab = run.result("vocab")
 
     def params(key: str, prefix: str = "") -> int | None:
-        owner = "teacher" if key == "teacher" else "student"
+        owner = "teacher" if key.startswith("teacher") else "student"
         if owner == "student" and not prefix and vocab:
             return vocab["student_parameters"]
         return trained.get(f"{owner}_{prefix}parameters")
