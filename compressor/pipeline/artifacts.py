@@ -38,9 +38,7 @@ def run_artifacts(run: RunFolder, teacher_path: str) -> dict[str, Artifact]:
             )
     baseline = (run.result("teacher_files").get("int8") or {}).get("path")
     if baseline:
-        items.insert(
-            1, Artifact("teacher_int8", "teacher ONNX int8", "onnx-int8", Path(baseline))
-        )
+        items.insert(1, Artifact("teacher_int8", "teacher ONNX int8", "onnx-int8", Path(baseline)))
     quantized = run.result("quantize")
     if quantized.get("path"):
         mode = quantized.get("quantization", {}).get("mode", "dynamic-int8")
