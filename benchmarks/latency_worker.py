@@ -187,7 +187,8 @@ def device_info(device: str) -> dict[str, str]:
 
 def _run_pytorch(args: dict[str, Any]) -> tuple[list[float], str, str, float | None]:
     import torch
-    from transformers import AutoModelForSequenceClassification
+
+    from compressor.models import load_saved_classifier
 
     model_dir = Path(args["model_path"])
     if not (model_dir / "config.json").is_file():
@@ -198,7 +199,7 @@ def _run_pytorch(args: dict[str, Any]) -> tuple[list[float], str, str, float | N
     # Pinned before the model exists, so no pool is ever created with the default size.
     torch.set_num_threads(args["threads"])
     torch.set_num_interop_threads(1)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval().to(device)
+    model = load_saved_classifier(model_dir).eval().to(device)
     if args.get("precision", "fp32") == "fp16":
         model = model.half()
     _check_seq_len(model.config.to_dict(), args)

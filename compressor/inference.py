@@ -15,14 +15,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import torch
-from transformers import (
-    AutoModelForSequenceClassification,
-    BatchEncoding,
-    PreTrainedTokenizerBase,
-)
+from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 from compressor.errors import UserError
-from compressor.models import load_tokenizer
+from compressor.models import load_saved_classifier, load_tokenizer
 
 Batches = Iterator[tuple[np.ndarray, BatchEncoding]]
 Parts = list[tuple[np.ndarray, np.ndarray]]
@@ -72,7 +68,7 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
 
 def _torch_logits(model_dir: Path, batches: Batches, threads: int | None) -> Parts:
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+        model = load_saved_classifier(model_dir)
     except OSError as exc:
         raise UserError(
             f"could not load a classifier from {model_dir} ({exc}) — pass a folder with "

@@ -1,6 +1,7 @@
 """Loading teachers and pre-trained models, with the checks that keep them plain Hugging Face
 models (loadable by stock `from_pretrained`, exportable by stock tooling). Students are
-built by their kind (`compressor.students`)."""
+built by their kind (`compressor.students`); a saved student of any kind, custom code
+included, loads for inference through `load_saved_classifier`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from transformers import (
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -54,6 +56,16 @@ def resolve_model_dir(path: str | Path) -> str:
     if p.exists() or str(path).startswith((".", "/")) or str(path).count("/") > 1:
         raise UserError(f"model path {path} does not exist — pass a model folder or a hub id")
     return str(path)
+
+
+def load_saved_classifier(model_dir: Path) -> PreTrainedModel:
+    """A saved sequence classifier of any student kind, for inference and timing. A folder
+    whose config has an `auto_map` ships its model's code (what a student kind that is no
+    stock transformers model saves, `compressor.students`), so only then is that code run."""
+    config = PretrainedConfig.get_config_dict(str(model_dir))[0]
+    return AutoModelForSequenceClassification.from_pretrained(
+        model_dir, trust_remote_code=bool(config.get("auto_map"))
+    )
 
 
 def _check_supported(config: AutoConfig, where: str) -> None:

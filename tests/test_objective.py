@@ -106,6 +106,7 @@ class ToyKind:
     tuple, and only its adaptor knows that."""
 
     name = "toy"
+    provides = Wants(hidden_states=True)
 
     def claims(self, config: dict) -> bool:
         return config.get("auto_map") == {"toy": "ToyStudent"}

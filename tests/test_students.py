@@ -42,11 +42,13 @@ def _layer_params(model: PreTrainedModel, index: int) -> list[torch.Tensor]:
     return list(arch_of(model).encoder_layers(model)[index].parameters())
 
 
-def test_transformer_is_the_only_kind_and_unknown_names_are_refused() -> None:
-    assert STUDENT_KINDS.names() == ["transformer"]
+def test_kinds_are_listed_and_unknown_names_are_refused() -> None:
+    assert STUDENT_KINDS.names() == ["bilstm", "cnn", "transformer"]
     assert kind_named("transformer") is TRANSFORMER
-    with pytest.raises(UserError, match="unknown student kind 'bilstm' — known: transformer"):
-        kind_named("bilstm")
+    with pytest.raises(
+        UserError, match="unknown student kind 'gru' — known: bilstm, cnn, transformer"
+    ):
+        kind_named("gru")
 
 
 @pytest.mark.parametrize("family", ["bert", "distilbert"])
@@ -94,7 +96,7 @@ def test_a_folder_with_custom_code_is_no_transformer(spread_teacher: Path, tmp_p
     config["auto_map"] = {"AutoModelForSequenceClassification": "modeling_lstm.LSTMClassifier"}
     (custom / "config.json").write_text(json.dumps(config))
     with pytest.raises(
-        UserError, match=r"custom is of no known student kind \(known: transformer\)"
+        UserError, match=r"custom is of no known student kind \(known: bilstm, cnn, transformer\)"
     ):
         kind_of(custom)
 

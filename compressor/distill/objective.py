@@ -22,8 +22,32 @@ from transformers import PreTrainedModel
 from compressor.distill.losses import INTERMEDIATE_LOSSES, ModelView, hard_ce, soft_kd
 from compressor.distill.mapping import hidden_pairs
 from compressor.distill.schedules import temperature_at, weight_factor
+from compressor.errors import UserError
 from compressor.recipe import DistillConfig, IntermediateLoss
 from compressor.students import StudentKind, Wants, kind_of
+
+
+def check_servable(kind: StudentKind, cfg: DistillConfig) -> None:
+    """Refuse, before any training, a term that reads what a student of `kind` cannot give
+    (a BiLSTM has no attentions, Q/K/V or per-layer hidden states to match the teacher's)."""
+    has = kind.provides
+    for spec in cfg.intermediate:
+        loss = INTERMEDIATE_LOSSES[spec.name]
+        lacking = [
+            what
+            for what, wanted, given in (
+                ("hidden states", loss.needs_hidden_states, has.hidden_states),
+                ("attentions", loss.needs_attentions, has.attentions),
+                ("Q/K/V", loss.needs_qkv, has.qkv),
+            )
+            if wanted and not given
+        ]
+        if spec.weight > 0 and lacking:
+            raise UserError(
+                f"loss {spec.name} reads {' and '.join(lacking)}, which a {kind.name} student "
+                "does not have — drop it from distill.intermediate (logits_mse reads logits "
+                "only), or use student.kind transformer"
+            )
 
 
 class DistillObjective:
@@ -42,7 +66,14 @@ class DistillObjective:
         self.cfg = cfg
         self.extra_teachers = extra_teachers or []
         self._kinds: dict[int, StudentKind] = {}
-        s_dims, t_dims = self._kind(student).dims(student), self._kind(teacher).dims(teacher)
+        kind = self._kind(student)
+        check_servable(kind, cfg)
+        if self.needs_hidden_states and not kind.provides.hidden_states:
+            raise UserError(
+                f"{type(self).__name__} reads hidden states, which a {kind.name} student does "
+                "not have — use student.kind transformer"
+            )
+        s_dims, t_dims = kind.dims(student), self._kind(teacher).dims(teacher)
         self.terms: list[tuple[str, float, str, nn.Module]] = [
             (spec.name, spec.weight, spec.schedule, self._term(spec, s_dims, t_dims))
             for spec in cfg.intermediate
@@ -78,7 +109,8 @@ class DistillObjective:
 
     def _view(self, model: nn.Module, inputs: dict[str, torch.Tensor], qkv: bool) -> ModelView:
         wants = Wants(
-            hidden_states=bool(self.terms) or self.needs_hidden_states,
+            hidden_states=any(m.needs_hidden_states for *_, m in self.terms)
+            or self.needs_hidden_states,
             attentions=any(m.needs_attentions for *_, m in self.terms),
             qkv=qkv,
         )

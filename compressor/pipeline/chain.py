@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from compressor.distill.objective import check_servable
 from compressor.models import count_parameters, load_tokenizer, resolve_model_dir
 from compressor.pipeline.benchmark import Benchmark
 from compressor.pipeline.context import RunContext, console
@@ -22,7 +23,7 @@ from compressor.pipeline.teacher import TeacherFiles
 from compressor.pipeline.vocab import Vocab
 from compressor.recipe import Recipe
 from compressor.runfolder import RunFolder
-from compressor.students import make_student
+from compressor.students import kind_named, kind_of, make_student
 
 STAGES: list[Stage] = [
     Distill(),
@@ -79,12 +80,9 @@ def plan(teacher: str, recipe: Recipe) -> dict[str, str]:
     data = ctx.data
     model, tokenizer = load_teacher(ctx)
     load_extra_teachers(recipe, data, model, tokenizer)
+    for _name, distill_cfg, _train_cfg in recipe.stage_plan():
+        check_servable(kind_named(recipe.student.kind), distill_cfg)
     student, _tok = make_student(model, tokenizer, recipe.student, data.train.texts[:32])
-    source = (
-        f"{recipe.student.model} (pre-trained; tokenizer matches the teacher's)"
-        if recipe.student.model
-        else f"cut from teacher layers {recipe.student.init}"
-    )
     notes = f" ({'; '.join(data.notes)})" if data.notes else ""
     lines = {
         "data": f"{data.source}: {len(data.train)} train / {len(data.dev)} dev examples, "
@@ -92,7 +90,7 @@ def plan(teacher: str, recipe: Recipe) -> dict[str, str]:
         "augmentation": describe_augmentation(ctx),
         "teacher": f"{teacher}: {model.config.num_hidden_layers} layers, "
         f"{count_parameters(model) / 1e6:.1f} M parameters",
-        "student": f"{student.config.num_hidden_layers} layers, {source}, "
+        "student": f"{kind_of(student).describe(student, recipe.student)}, "
         f"{count_parameters(student) / 1e6:.1f} M parameters",
     }
     for stage in STAGES:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from compressor.distill.objective import DistillObjective
+from compressor.distill.objective import DistillObjective, check_servable
 from compressor.distill.trainer import seed_fresh_weights, total_steps, train
 from compressor.models import count_parameters
 from compressor.pipeline.context import RunContext, describe_data
@@ -14,7 +14,7 @@ from compressor.pipeline.inputs import load_extra_teachers, load_teacher, traini
 from compressor.pipeline.stage import Stage
 from compressor.recipe import DistillConfig
 from compressor.runfolder import cache_root
-from compressor.students import load_trained, make_student
+from compressor.students import kind_named, kind_of, load_trained, make_student
 
 
 def describe_loss(cfg: DistillConfig) -> str:
@@ -51,6 +51,8 @@ class Distill(Stage):
 
     def run(self, ctx: RunContext) -> None:
         run, recipe, data = ctx.folder, ctx.recipe, ctx.data
+        for _name, distill_cfg, _train_cfg in recipe.stage_plan():  # before any teacher pass
+            check_servable(kind_named(recipe.student.kind), distill_cfg)
         teacher, tokenizer = load_teacher(ctx)
         extra = load_extra_teachers(recipe, data, teacher, tokenizer)
         train_split, augmentation = training_split(ctx)
@@ -89,7 +91,7 @@ class Distill(Stage):
                 extra_modules=objective.modules,
                 frozen_modules=objective.frozen,
                 resume=ctx.resume,
-                description=f"distilling {student.config.num_hidden_layers}-layer student"
+                description=f"distilling the student ({kind_of(student).describe(student)})"
                 + stage_label,
             )
             run.promote(train_dir, target)
@@ -117,7 +119,8 @@ class Distill(Stage):
         run.complete(
             self.name,
             teacher=ctx.teacher,
-            student_source=recipe.student.model or "cut from the teacher",
+            student_source=recipe.student.model
+            or kind_of(student).describe(student, recipe.student),
             extra_teachers=[spec.model for spec in recipe.distill.extra_teachers],
             data=describe_data(data),
             augmentation=augmentation,

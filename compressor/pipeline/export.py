@@ -1,5 +1,7 @@
 """ONNX export: the fp32 file (a parity failure raises, so `compress` stops with nothing
-shipped), then the optimized file, which is only dropped when it fails: fp32 still serves."""
+shipped), then the optimized file, which is only dropped when it fails: fp32 still serves.
+ONNX Runtime's optimizer fuses transformer patterns (attention, LayerNorm, GELU), so a
+student of another kind gets no optimized file, and the export records why."""
 
 from __future__ import annotations
 
@@ -7,6 +9,17 @@ from pathlib import Path
 
 from compressor.pipeline.context import RunContext, console
 from compressor.pipeline.stage import Stage
+from compressor.students import DEFAULT_KIND
+
+
+def no_optimization(kind: str) -> str | None:
+    """Why a student of this kind gets no optimized file, or None when it gets one."""
+    if kind == DEFAULT_KIND:
+        return None
+    return (
+        f"ONNX Runtime's optimizer fuses transformer attention, LayerNorm and GELU; a {kind} "
+        "student has none of them"
+    )
 
 
 class Export(Stage):
@@ -20,10 +33,14 @@ class Export(Stage):
 
     def plan(self, ctx: RunContext) -> str:
         cfg = ctx.recipe.export
-        return (
+        line = (
             f"ONNX opset {cfg.opset}, parity within {cfg.parity_tolerance:g} on "
-            f"{cfg.parity_samples} dev sentences" + (" + optimized file" if cfg.optimize else "")
+            f"{cfg.parity_samples} dev sentences"
         )
+        if not cfg.optimize:
+            return line
+        skipped = no_optimization(ctx.recipe.student.kind)
+        return f"{line} (no optimized file: {skipped})" if skipped else f"{line} + optimized file"
 
     def run(self, ctx: RunContext) -> None:
         from exporters.artifacts import export_checked, optimize_checked
@@ -39,7 +56,10 @@ class Export(Stage):
             max_length=recipe.data.max_length,
             recipe_hash=recipe.hash(),
         )
-        if recipe.export.optimize:
+        skipped = no_optimization(recipe.student.kind)
+        if recipe.export.optimize and skipped:
+            result["optimized"] = {"path": None, "skipped": skipped}
+        elif recipe.export.optimize:
             result["optimized"] = optimize_checked(
                 Path(result["path"]),
                 ctx.model_dir,

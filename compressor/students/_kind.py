@@ -43,9 +43,12 @@ class Features:
 
 
 class StudentKind(Protocol):
-    """One family of students, registered in `STUDENT_KINDS` under `name`."""
+    """One family of students, registered in `STUDENT_KINDS` under `name`; `provides` is
+    what its adaptor can return beyond the logits, so a loss reading anything else is
+    refused before training starts (`compressor.distill.objective.check_servable`)."""
 
     name: str
+    provides: Wants
 
     def claims(self, config: dict[str, Any]) -> bool:
         """Whether a saved model with this config.json content is of this kind."""
@@ -59,6 +62,10 @@ class StudentKind(Protocol):
     ) -> tuple[nn.Module, PreTrainedTokenizerBase]:
         """A fresh student for `teacher` and the tokenizer its inputs are built with;
         `samples` are real sentences for tokenizer checks."""
+
+    def describe(self, model: nn.Module, cfg: StudentConfig | None = None) -> str:
+        """What plans and progress lines say the student is; with `cfg`, also where it came
+        from."""
 
     def load(self, folder: Path) -> nn.Module:
         """A trained student back from its folder."""

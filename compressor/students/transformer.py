@@ -64,6 +64,7 @@ class TransformerKind:
     """The seam for plain HF encoder classifiers; one stateless instance is registered."""
 
     name = "transformer"
+    provides = Wants(hidden_states=True, attentions=True, qkv=True)
 
     def claims(self, config: dict[str, Any]) -> bool:
         """Any HF config whose model class ships with transformers: custom code (an
@@ -91,6 +92,14 @@ class TransformerKind:
             "pick a student pre-trained with the teacher's tokenizer",
         )
         return student, student_tok
+
+    def describe(self, model: nn.Module, cfg: StudentConfig | None = None) -> str:
+        layers = f"{getattr(model, 'module', model).config.num_hidden_layers} layers"
+        if cfg is None:
+            return layers
+        if cfg.model is not None:
+            return f"{layers}, {cfg.model} (pre-trained; tokenizer matches the teacher's)"
+        return f"{layers}, cut from teacher layers {cfg.init}"
 
     def load(self, folder: Path) -> PreTrainedModel:
         return AutoModelForSequenceClassification.from_pretrained(resolve_model_dir(folder))

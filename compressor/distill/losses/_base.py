@@ -57,15 +57,16 @@ def hard_ce(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class IntermediateLossModule(nn.Module):
     """A term over pairs of (student, teacher) layer indices (0 = embeddings).
 
-    `needs_attentions` asks both models for `output_attentions`, `needs_qkv` hooks their
-    Q/K/V projections (`capture.py`); hidden states are always collected when any term is
-    present. Terms read a `ModelView` of each model. `default_map` is the layer map of the
+    `needs_hidden_states` asks both models for their hidden states, `needs_attentions` for
+    `output_attentions`, `needs_qkv` hooks their Q/K/V projections (`capture.py`). Terms read
+    a `ModelView` of each model. `default_map` is the layer map of the
     term's paper, used when the recipe names none, so a bare `{name: attention_kl}` is
     MiniLM's method rather than a uniform variant of it.
     """
 
     name: ClassVar[str]
     default_map: ClassVar[LayerMap] = "uniform"
+    needs_hidden_states: ClassVar[bool] = True
     needs_attentions: ClassVar[bool] = False
     needs_qkv: ClassVar[bool] = False
     uses_embeddings: ClassVar[bool] = True

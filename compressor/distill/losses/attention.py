@@ -34,6 +34,7 @@ class AttentionMSE(IntermediateLossModule):
 
     name = "attention_mse"
     needs_qkv = True
+    needs_hidden_states = False
     uses_embeddings = False
 
     def forward(self, student, teacher, attention_mask):
@@ -57,6 +58,7 @@ class AttentionProbMSE(IntermediateLossModule):
 
     name = "attention_prob_mse"
     needs_attentions = True
+    needs_hidden_states = False
     uses_embeddings = False
 
     def forward(self, student, teacher, attention_mask):
@@ -82,6 +84,7 @@ class AttentionKL(IntermediateLossModule):
     name = "attention_kl"
     default_map = "last"
     needs_attentions = True
+    needs_hidden_states = False
     uses_embeddings = False
 
     def forward(self, student, teacher, attention_mask):

@@ -21,6 +21,7 @@ class ValueRelationKL(IntermediateLossModule):
     name = "value_relation_kl"
     default_map = "last"
     needs_qkv = True
+    needs_hidden_states = False
     uses_embeddings = False
 
     def forward(self, student, teacher, attention_mask):
