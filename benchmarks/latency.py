@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from benchmarks.latency_worker import ENGINES
 from benchmarks.stats import ratio_with_spread, summarize
 from compressor.errors import UserError
+from compressor.progress import LoggedProgress, LogLine
 
 STDERR_TAIL_CHARS = 3000
 MAX_KEPT_SAMPLES = 200
@@ -157,8 +158,8 @@ def run_latency(
     shapes = list(itertools.product(thread_counts, batches, seq_lens))
     total = len(shapes) * rounds * len(variants)
     results: list[dict[str, Any]] = []
-    bar = Progress(
-        TextColumn("[bold]latency[/] {task.description}"),
+    bar = LoggedProgress(
+        TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -167,7 +168,7 @@ def run_latency(
         disable=not progress,
     )
     with bar:
-        task = bar.add_task("", total=total)
+        task = bar.add_task("latency", total=total, log=LogLine(items="runs"))
         for n_threads, batch, seq_len in shapes:
             env = worker_env(n_threads)
             per_variant: dict[str, list[dict[str, Any]]] = {v.label: [] for v in variants}
@@ -175,7 +176,7 @@ def run_latency(
                 for v in variants:
                     bar.update(
                         task,
-                        description=f"{v.label} t{n_threads} b{batch} s{seq_len} "
+                        description=f"latency {v.label} t{n_threads} b{batch} s{seq_len} "
                         f"round {round_idx + 1}/{rounds}",
                     )
                     args = {

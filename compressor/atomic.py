@@ -1,7 +1,10 @@
 """Atomic writes: a crash or a full disk never leaves a half-written file under its real name.
 
 Every output of a run goes through here (write to a temporary name in the same folder, then
-`os.replace`, which is atomic on POSIX file systems).
+`os.replace`, which is atomic on POSIX file systems). A folder cannot be renamed onto a full
+one, so `atomic_dir` moves the old folder aside first: at every instant the real name holds
+the old folder or the new one, or it is missing with the old one aside, which `recover`
+puts back before anything reads or replaces it.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -83,6 +87,60 @@ def atomic_file(path: Path) -> Iterator[Path]:
         raise
 
 
+ASIDE_SUFFIX = ".aside"
+
+
+def aside_path(path: Path) -> Path:
+    """The hidden sibling a replaced folder waits in until its successor is in place."""
+    return path.parent / f".{path.name}{ASIDE_SUFFIX}"
+
+
+def _stale_temporaries(path: Path) -> list[Path]:
+    """Temporary folders `atomic_dir` made for `path` (mkdtemp adds 8 characters) that a
+    killed process left behind."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+    if not path.parent.is_dir():
+        return []
+    return [p for p in path.parent.iterdir() if p.is_dir() and pattern.fullmatch(p.name)]
+
+
+def recover(path: Path) -> None:
+    """Finish a folder swap that a crash interrupted: the old folder is put back when the
+    real name is missing, and dropped when its successor made it in; temporary folders of an
+    unfinished write are removed."""
+    path = Path(path)
+    aside = aside_path(path)
+    if aside.is_dir():
+        if path.exists():
+            shutil.rmtree(aside)
+        else:
+            os.replace(aside, path)
+    for tmp in _stale_temporaries(path):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def recover_under(folder: Path) -> None:
+    """`recover` every folder under `folder` whose swap was interrupted, before a resumed run
+    reads them (a stage recorded as done may own a folder that is still aside)."""
+    for aside in sorted(Path(folder).rglob(f".*{ASIDE_SUFFIX}")):
+        if aside.is_dir():
+            recover(aside.parent / aside.name[1 : -len(ASIDE_SUFFIX)])
+
+
+def _swap_in(tmp: Path, path: Path) -> None:
+    """Two renames and a delete; `recover` completes them from any point a crash stops at,
+    and puts the old folder back at once when the second rename fails."""
+    aside = aside_path(path)
+    if path.exists():
+        os.replace(path, aside)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        recover(path)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces `path` whole.
@@ -91,13 +149,12 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    recover(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
         _publish_mode(tmp, directory=True)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        _swap_in(tmp, path)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         _raise_disk_error(path, exc)

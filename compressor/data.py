@@ -2,12 +2,16 @@
 
 Local files are read with `datasets`' csv / json builders (quoting disabled, as our TSVs
 contain bare quotes). A folder contributes `train.*` and, when present, `dev.*` /
-`validation.*`; otherwise a seeded fraction of train is held out as dev.
+`validation.*`; otherwise a seeded fraction of train is held out as dev. A .tsv / .csv file
+starts with a header line unless `data.columns` names its columns; a headerless file read
+without them is recognised by its first row reading like an example, and said so.
 """
 
 from __future__ import annotations
 
+import csv
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from compressor.recipe import DataConfig
 
 SUFFIXES = {".tsv": "csv", ".csv": "csv", ".jsonl": "json", ".json": "json"}
 DEV_NAMES = ("dev", "validation", "valid", "val")
+HEADER_MAX_WORDS = 4  # a header cell of this many words is more likely a sentence of data
 SHARED_SST2 = ("../shared/data/sst2", "shared/data/sst2")
 
 
@@ -62,7 +67,8 @@ def default_source() -> str:
     return "hf:glue:sst2"
 
 
-def read_rows(path: Path) -> list[dict]:
+def read_rows(path: Path, columns: list[str] | None = None) -> list[dict]:
+    """The file's rows as dicts; `columns` names the columns of a headerless .tsv / .csv."""
     from datasets import load_dataset
     from datasets.utils.logging import disable_progress_bar
 
@@ -73,21 +79,30 @@ def read_rows(path: Path) -> list[dict]:
         raise UserError(
             f"{path}: unsupported file type {path.suffix!r} — use .tsv, .csv, .jsonl or .json"
         )
+    if columns is not None and builder != "csv":
+        raise UserError(
+            f"{path}: --columns (data.columns) names the columns of headerless .tsv / .csv "
+            f"files, and {path.suffix} rows name their own fields — drop --columns"
+        )
     if path.stat().st_size == 0:
         raise UserError(f"{path} is empty — it needs a header row and at least one example")
+    tsv = path.suffix.lower() == ".tsv"
     if builder == "csv":
         with open(path, encoding="utf-8", errors="replace") as fh:
             lines = [line for line in itertools.islice(fh, 2) if line.strip()]
-        if len(lines) < 2:
+        if len(lines) < (1 if columns else 2):
             raise UserError(f"{path} has no examples — add at least one row under the header")
+        if columns is not None:
+            _check_named_columns(path, columns, _cells(lines[0], tsv))
     kwargs: dict = {}
     if builder == "csv":
         # TSVs here carry bare quotes inside sentences, so quoting is off for them (csv
         # QUOTE_NONE); CSV keeps standard quoting because commas inside text need it.
-        tsv = path.suffix.lower() == ".tsv"
         kwargs = {"delimiter": "\t" if tsv else ",", "keep_default_na": False}
         if tsv:
-            kwargs["quoting"] = 3
+            kwargs["quoting"] = csv.QUOTE_NONE
+        if columns is not None:
+            kwargs["column_names"] = list(columns)
     try:
         ds = load_dataset(builder, data_files={"train": str(path)}, split="train", **kwargs)
     except Exception as exc:  # the builders raise many types for malformed files
@@ -95,6 +110,66 @@ def read_rows(path: Path) -> list[dict]:
     if len(ds) == 0:
         raise UserError(f"{path} has no examples — it needs at least one row under the header")
     return ds.to_list()
+
+
+def _cells(line: str, tsv: bool) -> list[str]:
+    """One line split as the reader splits it: tabs without quoting, CSV with quoting."""
+    if tsv:
+        return line.rstrip("\r\n").split("\t")
+    return next(csv.reader([line]))
+
+
+def _check_named_columns(path: Path, columns: list[str], first_row: list[str]) -> None:
+    """Names for every column, each once, on a file whose first row is not those names."""
+    if not all(columns):
+        raise UserError(f"--columns {','.join(columns)} has an empty name — name every column")
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    if repeated:
+        raise UserError(
+            f"--columns names {repeated[0]!r} twice — give every column of {path} its own name"
+        )
+    if len(columns) != len(first_row):
+        raise UserError(
+            f"{path} has {len(first_row)} columns but --columns names {len(columns)} "
+            f"({','.join(columns)}) — name every column, in order"
+        )
+    if [cell.strip().lower() for cell in first_row] == [name.lower() for name in columns]:
+        raise UserError(
+            f"{path} already has a header line ({', '.join(first_row)}) — drop --columns"
+        )
+
+
+def _reads_like_data(cell: str) -> bool:
+    """A number (a label value) or a sentence: what a header cell almost never is."""
+    text = cell.strip()
+    return bool(re.fullmatch(r"-?\d+(\.\d+)?", text)) or len(text.split()) >= HEADER_MAX_WORDS
+
+
+def _suggested_columns(first_row: list[str], cfg: DataConfig) -> list[str]:
+    """Names for --columns guessed from the first row: the number is the label, the first
+    sentence the text (the second the pair, when the recipe reads pairs)."""
+    numbers = [k for k, cell in enumerate(first_row) if re.fullmatch(r"-?\d+", cell.strip())]
+    label = numbers[0] if numbers else len(first_row) - 1
+    names = [f"column{k + 1}" for k in range(len(first_row))]
+    names[label] = cfg.label_column
+    texts = [cfg.text_column] + ([cfg.text_pair_column] if cfg.text_pair_column else [])
+    free = [k for k in range(len(first_row)) if k != label]
+    free.sort(key=lambda k: not _reads_like_data(first_row[k]))  # sentences first, stable
+    for k, name in zip(sorted(free[: len(texts)]), texts, strict=False):
+        names[k] = name
+    return names
+
+
+def _headerless_error(where: str, first_row: list[str], cfg: DataConfig) -> UserError:
+    shown = ", ".join(repr(_shortened(cell.strip())) for cell in first_row)
+    return UserError(
+        f"{where} seems to have no header line (its first row reads like data: {shown}) — add "
+        f"a header line or pass --columns {','.join(_suggested_columns(first_row, cfg))}"
+    )
+
+
+def _shortened(text: str, limit: int = 48) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _find(folder: Path, stems: tuple[str, ...]) -> Path | None:
@@ -128,6 +203,8 @@ def _columns(rows: list[dict], cfg: DataConfig, where: str, labelled: bool = Tru
     wanted = [cfg.text_column, cfg.label_column] if labelled else [cfg.text_column]
     if cfg.text_pair_column:
         wanted.append(cfg.text_pair_column)
+    if not set(wanted) & set(available) and any(_reads_like_data(c) for c in available):
+        raise _headerless_error(where, available, cfg)
     for column in wanted:
         if column not in available:
             raise UserError(
@@ -196,8 +273,14 @@ def load_task_data(cfg: DataConfig, labelled: bool = True) -> TaskData:
     source = cfg.source or default_source()
     notes: list[str] = []
     if source.startswith("hf:"):
+        if cfg.columns is not None:
+            raise UserError(
+                f"{source}: --columns (data.columns) names the columns of headerless .tsv / "
+                ".csv files, and a hub data set names its own — drop --columns"
+            )
         train_rows, dev_rows = _read_hub(source)
-        where = source
+        train = _columns(train_rows, cfg, source, labelled)
+        dev_where = f"{source} (dev)"
     else:
         path = Path(source)
         if not path.exists():
@@ -213,12 +296,12 @@ def load_task_data(cfg: DataConfig, labelled: bool = True) -> TaskData:
             dev_file = _find(path, DEV_NAMES)
         else:
             train_file, dev_file = path, None
-        train_rows = read_rows(train_file)
-        dev_rows = read_rows(dev_file) if dev_file else None
-        where = str(train_file)
-    train = _columns(train_rows, cfg, where, labelled)
+        # the training file is checked first: a headerless folder is named by it
+        train = _columns(read_rows(train_file, cfg.columns), cfg, str(train_file), labelled)
+        dev_rows = read_rows(dev_file, cfg.columns) if dev_file else None
+        dev_where = str(dev_file)
     if dev_rows is not None:
-        dev = _columns(dev_rows, cfg, f"{source} (dev)", labelled)
+        dev = _columns(dev_rows, cfg, dev_where, labelled)
     else:
         train, dev = _hold_out(train, cfg.dev_fraction, cfg.seed)
         notes.append(f"no dev file: held out {len(dev)} training examples (seed {cfg.seed})")

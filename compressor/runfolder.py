@@ -80,6 +80,7 @@ class RunFolder:
                 f"{path} is not a compressor run folder (no {STATE}) — pass the --out folder "
                 "of a finetune or compress run"
             )
+        atomic.recover_under(path)  # a folder swap a crash interrupted, before it is read
         return cls(path, atomic.read_json(path / STATE))
 
     def recipe(self) -> Recipe:

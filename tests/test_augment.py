@@ -315,3 +315,20 @@ def test_max_examples_caps_with_a_seeded_subset(
     assert kept == [row for row in rows if row in kept]  # a subset, in order
     again, _ = augment_split(paired, tiny_teacher_dir, capped_cfg, tmp_path / "again")
     assert again.texts == capped.texts
+
+
+def test_labelling_logs_its_progress_without_a_terminal(
+    single: Split,
+    tiny_teacher_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    monkeypatch.setenv("COMPRESSOR_LOG_EVERY_S", "0")
+    out, _ = augment_split(single, tiny_teacher_dir, _cfg(methods=["mask"], per_example=2),
+                           tmp_path, batch_size=8)  # fmt: skip
+    copies = len(out) - N
+    lines = [line for line in capsys.readouterr().out.splitlines() if "teacher labels" in line]
+    done = [int(line.split(": ")[1].split("/")[0]) for line in lines]
+    assert copies > 8 and done == [*range(8, copies, 8), copies]  # a line per batch of 8
+    assert all(f"/{copies}, " in line and " examples/s, ETA " in line for line in lines)

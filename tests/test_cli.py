@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import build_distilbert, write_sst2_subset
+from tests.conftest import SST2, build_distilbert, write_sst2_subset
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "200"}
 
@@ -172,6 +172,29 @@ def test_interrupted_compress_resumes_from_its_checkpoint(
     state = json.loads((out / "state.json").read_text())
     assert state["stages"]["distill"]["steps"] == 60
     assert (out / "report.md").is_file()
+
+
+def test_a_headerless_file_is_named_and_read_with_columns(
+    tiny_teacher_dir: Path, tmp_path: Path
+) -> None:
+    """SST-2 as many tools export it: no header line. Without --columns the first example
+    used to become the header ("no column 'sentence' (columns: it 's a charming ...)")."""
+    rows = (SST2 / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    (tmp_path / "train.tsv").write_text("\n".join(rows[:40]) + "\n", encoding="utf-8")
+    (tmp_path / "dev.tsv").write_text("\n".join(rows[40:56]) + "\n", encoding="utf-8")
+    out = tmp_path / "o"
+    result = compress_cli(tiny_teacher_dir, out, tmp_path, "--dry-run")
+    assert_user_error(
+        result,
+        f"{tmp_path / 'train.tsv'} seems to have no header line (its first row reads like "
+        "data: \"it 's a charming and often affecting journey .\", '1') — add a header line "
+        "or pass --columns sentence,label",
+    )
+    result = compress_cli(tiny_teacher_dir, out, tmp_path, "--columns", "sentence,label",
+                          "--dry-run")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "40 train / 16 dev examples, 2 labels" in result.stdout  # the first rows count too
+    assert not out.exists()
 
 
 def test_a_student_with_another_tokenizer_is_refused(

@@ -80,3 +80,40 @@ def test_bad_data_gives_one_clear_error(
         source.write_text(content)
     with pytest.raises(UserError, match=match):
         load_task_data(DataConfig(source=str(source)))
+
+
+def test_headerless_csv_pairs_read_with_named_columns(tmp_path: Path) -> None:
+    """AG-news-like export: label first, then two texts, CSV quoting, no header line."""
+    rows = [
+        '3,"Wall St. Bears Claw Back Into the Black","Short-sellers, Wall St.\'s dwindling band"',
+        '4,"Stocks end up, but near year lows",Stocks ended slightly higher on Friday',
+        '3,"Oil and Economy Cloud Stocks\' Outlook","Soaring crude prices plus worries"',
+    ]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "dev.csv").write_text('4,"Iraq Halts Oil Exports",Authorities have halted oil\n')
+    cfg = DataConfig(source=str(tmp_path), text_pair_column="body")
+    with pytest.raises(UserError, match=r"no header line .* pass --columns label,sentence,body$"):
+        load_task_data(cfg)
+    data = load_task_data(cfg.model_copy(update={"columns": ["label", "sentence", "body"]}))
+    assert (len(data.train), len(data.dev)) == (3, 1)  # the first rows are examples
+    assert data.label_names == ["0", "1", "2", "3", "4"]
+    assert data.train.labels == [3, 4, 3] and data.dev.labels == [4]
+    assert data.train.texts[1] == "Stocks end up, but near year lows"
+    assert data.train.pairs[1] == "Stocks ended slightly higher on Friday"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "columns", "match"),
+    [
+        ("wide.tsv", "good\t1\nbad\t0\n", ["sentence", "label", "x"], "has 2 columns but"),
+        ("twice.tsv", "good\t1\nbad\t0\n", ["sentence", "sentence"], "'sentence' twice"),
+        ("header.tsv", "Sentence\tlabel\ngood\t1\n", ["sentence", "label"], "already has a hea"),
+        ("rows.jsonl", '{"sentence": "a", "label": 1}\n', ["sentence", "label"], "drop --col"),
+    ],
+)
+def test_named_columns_are_checked_against_the_file(
+    tmp_path: Path, name: str, content: str, columns: list[str], match: str
+) -> None:
+    (tmp_path / name).write_text(content)
+    with pytest.raises(UserError, match=match):
+        load_task_data(DataConfig(source=str(tmp_path / name), columns=columns))

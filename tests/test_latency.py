@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 import warnings
@@ -369,3 +370,18 @@ def test_run_latency_sweeps_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert [(r["threads"], r["ratio"]) for r in ratios] == [(1, 4.0), (2, 4.0)]
     with pytest.raises(ValueError, match="lengths"):
         run_latency(variants, seq_lens=("dev",), progress=False)
+
+
+def test_run_latency_logs_its_progress_without_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("COMPRESSOR_LOG_EVERY_S", "0")
+    monkeypatch.setattr(latency, "_run_worker", _fake_worker([]))
+    variants = [Variant("A", tmp_path, "pytorch"), Variant("B", tmp_path, "pytorch")]
+    run_latency(variants, batches=(1,), seq_lens=(16,), threads=2, rounds=2)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("latency A t2 b1 s16 round 1/2: 0/4, ETA ?")
+    assert re.fullmatch(
+        r"latency B t2 b1 s16 round 2/2: 4/4, [\d.]+ runs/s, ETA 0:00:00", lines[-1]
+    )
+    assert sorted({int(line.split(": ")[1].split("/")[0]) for line in lines}) == [0, 1, 2, 3, 4]

@@ -54,8 +54,13 @@ def test_hash_changes_with_settings_only() -> None:
     assert load_recipe(None, {"train.lr": 0.5}).hash() != Recipe().hash()
     # a setting added later, at its default, keeps older runs' hashes (so they resume)
     assert load_recipe(None, {"quantize.reduce_range": False}).hash() != Recipe().hash()
+    assert load_recipe(None, {"student.hidden": 150}).hash() != Recipe().hash()
+    assert load_recipe(None, {"student.cells": [[["zero", 0, 2]]]}).hash() != Recipe().hash()
+    assert load_recipe(None, {"data.columns": ["sentence", "label"]}).hash() != Recipe().hash()
     tree = Recipe().model_dump(mode="json")
-    del tree["metakd"], tree["quantize"]["reduce_range"], tree["student"]["kind"]
+    del tree["metakd"], tree["quantize"]["reduce_range"], tree["data"]["columns"]
+    for key in ("kind", "hidden", "mlp", "embedding_dim", "siamese", "cells"):  # kinds' keys
+        del tree["student"][key]
     blob = json.dumps(tree, sort_keys=True).encode()
     assert Recipe().hash() == hashlib.sha256(blob).hexdigest()[:16]
 
@@ -70,8 +75,8 @@ def test_recipes_keep_the_hashes_they_had_before_the_registries() -> None:
 
 
 def test_registered_names_are_checked_with_their_key() -> None:
-    with pytest.raises(UserError, match=r"student\.kind: unknown student kind 'cnn'.*transformer"):
-        load_recipe(None, {"student.kind": "cnn"})
+    with pytest.raises(UserError, match=r"student\.kind: unknown student kind 'gru'.*transformer"):
+        load_recipe(None, {"student.kind": "gru"})
     with pytest.raises(UserError, match=r"prune\.criterion: unknown importance criterion"):
         load_recipe(None, {"prune.criterion": "magnitude"})
     with pytest.raises(UserError, match=r"quantize\.mode: unknown quantization mode 'int3'"):

@@ -1,5 +1,6 @@
 """The training loop: it learns, keeps the best model, and resumes exactly where it stopped."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,22 @@ def test_every_registered_loss_runs_on_real_models(tiny_teacher_dir: Path) -> No
         assert torch.isfinite(loss) and parts[name] >= 0, name
         grad = student.bert.encoder.layer[0].attention.self.query.weight.grad
         assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_logs_without_a_terminal_get_progress_lines(
+    tiny_teacher_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch
+) -> None:
+    """CI and `nohup` see no bar: a line with step / total, loss, samples/s and ETA must
+    come every COMPRESSOR_LOG_EVERY_S seconds (0 here: every step)."""
+    monkeypatch.setenv("COMPRESSOR_LOG_EVERY_S", "0")
+    train_split, dev_split = _splits(48, 16)
+    model, tok = load_classifier(tiny_teacher_dir)
+    cfg = TrainConfig(max_steps=6, batch_size=8, eval_every=100, checkpoint_every=100)
+    train(model, tok, train_split, dev_split, cfg, max_length=32, out_dir=tmp_path,
+          compute_loss=_ce, description="tuning")  # fmt: skip
+    pattern = r"tuning: step (\d)/6, loss (\d+\.\d{4}), ([\d.]+) samples/s, ETA (\d+):(\d\d):(\d\d)"
+    lines = re.findall(pattern, capsys.readouterr().out)
+    assert sorted({int(step) for step, *_ in lines}) == [1, 2, 3, 4, 5, 6]
+    assert all(float(rate) > 0 and 0 < float(loss) < 5 for _, loss, rate, *_ in lines)
+    last = [eta for step, _, _, *eta in lines if step == "6"]
+    assert last and all(eta == ["0", "00", "00"] for eta in last)

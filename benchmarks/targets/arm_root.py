@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from compressor import atomic
 from compressor.errors import UserError
 from compressor.runfolder import cache_root
 
@@ -133,7 +134,7 @@ def build_arm_root(folder: Path) -> ArmRoot:
         "numpy": _dist_version(root.site, "numpy"),
         "suite": BOOTSTRAP_SUITE,
     }
-    (folder / ROOT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    atomic.write_json(folder / ROOT_MANIFEST, manifest)
     check = subprocess.run(
         [*root.command("cortex-a76"), "-c", "import onnxruntime; print(onnxruntime.__file__)"],
         env=root.env(),
@@ -156,7 +157,7 @@ def _fetch_qemu(folder: Path) -> str:
         state = folder / "apt"
         for sub in ("lists/partial", "cache/archives/partial"):
             (state / sub).mkdir(parents=True, exist_ok=True)
-        (state / "sources.list").write_text(TRIXIE_SOURCE, encoding="utf-8")
+        atomic.write_text(state / "sources.list", TRIXIE_SOURCE)
         options = [
             *("-o", f"Dir::Etc::sourcelist={state / 'sources.list'}"),
             *("-o", "Dir::Etc::sourceparts=-"),

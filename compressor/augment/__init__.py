@@ -38,8 +38,7 @@ import json
 from pathlib import Path
 
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from compressor import atomic
@@ -48,6 +47,7 @@ from compressor.augment.replace import make_replacer
 from compressor.data import Split
 from compressor.errors import UserError
 from compressor.models import load_classifier, resolve_model_dir
+from compressor.progress import LoggedProgress, LogLine
 from compressor.recipe import AugmentConfig
 
 CACHE_FORMAT = 1  # bump when generation changes, so old cached sets are not reused
@@ -91,12 +91,11 @@ def augment_split(
         raise UserError(
             f"the tokenizer of {teacher_dir} has no mask token — drop 'mask' from augment.methods"
         )
-    progress = Progress(
+    progress = LoggedProgress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        disable=not Console().is_terminal,
     )
     with progress:
         source, candidates = None, {}
@@ -185,7 +184,7 @@ def _teacher_labels(
     tokenizer: PreTrainedTokenizerBase,
     texts: list[str],
     pairs: list[str] | None,
-    progress: Progress,
+    progress: LoggedProgress,
     *,
     max_length: int,
     batch_size: int,
@@ -193,7 +192,7 @@ def _teacher_labels(
     """The teacher's argmax on each text (pair), batched by length to limit padding."""
     order = sorted(range(len(texts)), key=lambda k: len(texts[k]) + len(pairs[k] if pairs else ""))
     labels = [0] * len(texts)
-    task = progress.add_task("teacher labels", total=len(texts))
+    task = progress.add_task("teacher labels", total=len(texts), log=LogLine(items="examples"))
     for batch in chunks(order, batch_size):
         enc = tokenizer(
             [texts[k] for k in batch],

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from rich.progress import Progress
 from transformers import AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from compressor.augment.perturb import Position, chunks
 from compressor.errors import UserError
 from compressor.models import load_tokenizer, resolve_model_dir
+from compressor.progress import LoggedProgress, LogLine
 from compressor.recipe import AugmentConfig
 
 WORD_START_MARKS = "Ġ▁"  # word-start marks of byte-level BPE / SentencePiece vocabularies
@@ -85,7 +85,7 @@ class Replacer:
         self,
         texts: list[str],
         positions: set[Position],
-        progress: Progress,
+        progress: LoggedProgress,
         *,
         max_length: int,
         batch_size: int,
@@ -110,7 +110,9 @@ class Replacer:
         neighbours = self._neighbours(sorted(set(by_piece.values())))
         found = {position: neighbours[piece] for position, piece in by_piece.items()}
         layouts = {i: word_layout(sentences[i], pieces) for i, _ in masked}
-        task = progress.add_task("masked-LM candidates", total=len(masked))
+        task = progress.add_task(
+            "masked-LM candidates", total=len(masked), log=LogLine(items="words")
+        )
         masked.sort(key=lambda position: len(layouts[position[0]][0]))
         for batch in chunks(masked, batch_size):
             found.update(self._predict(batch, layouts, max_length))

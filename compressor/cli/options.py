@@ -48,14 +48,23 @@ class DataOptions:
     max_train_examples: Annotated[
         int | None, typer.Option(help="Train on a seeded subset of this many examples.")
     ] = None
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            help="Names of the columns of .tsv/.csv files without a header line, in order and "
+            "comma-separated, e.g. sentence,label. \\[default: the first line is the header]"
+        ),
+    ] = None
 
     def overrides(self) -> dict[str, Any]:
+        columns = None if self.columns is None else [c.strip() for c in self.columns.split(",")]
         return {
             "data.source": self.data,
             "data.text_column": self.text_column,
             "data.text_pair_column": self.text_pair_column,
             "data.label_column": self.label_column,
             "data.max_train_examples": self.max_train_examples,
+            "data.columns": columns,
         }
 
 

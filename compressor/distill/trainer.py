@@ -20,7 +20,7 @@ from typing import Protocol
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
 from transformers import (
     DataCollatorForLanguageModeling,
@@ -33,6 +33,7 @@ from transformers import (
 from compressor import atomic
 from compressor.data import Split
 from compressor.errors import UserError
+from compressor.progress import LoggedProgress, LogLine
 from compressor.recipe import TrainConfig
 from compressor.students import accepted_inputs, kind_of
 
@@ -265,7 +266,7 @@ def train(
                 with atomic.atomic_dir(Path(out_dir) / "best") as tmp:
                     kind_of(kept).save(kept, tokenizer, tmp)
         progress.update(task, acc=f"{acc:.4f}")
-        if not progress.console.is_terminal:  # logs and CI get a line per evaluation instead
+        if progress.logs_lines:  # besides the timed progress lines: each dev accuracy
             progress.console.print(
                 f"{description}: step {state.step}/{total} loss {loss:.4f} dev acc {acc:.4f}"
             )
@@ -281,7 +282,7 @@ def train(
 
     model.train()
     running = 0.0
-    progress = Progress(
+    progress = LoggedProgress(
         TextColumn(f"[bold]{description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -289,8 +290,16 @@ def train(
         TimeRemainingColumn(),
         disable=not accelerator.is_main_process,
     )
+    log = LogLine(
+        unit="step",
+        fields=("loss",),
+        items="samples",
+        items_per_unit=cfg.batch_size * cfg.grad_accum * accelerator.num_processes,
+    )
     with progress:
-        task = progress.add_task(description, total=total, completed=state.step, loss="—", acc="—")
+        task = progress.add_task(
+            description, total=total, completed=state.step, log=log, loss="—", acc="—"
+        )
         epoch = state.step // steps_per_epoch
         while state.step < total:
             train_loader.set_epoch(epoch)

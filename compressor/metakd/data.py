@@ -112,13 +112,13 @@ def _read_domains(source: Path, cfg: DataConfig, domain_column: str | None) -> d
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in SUFFIXES)
         if not files:
             raise UserError(f"{source} has no .tsv / .csv / .jsonl / .json files — one per domain")
-        return {p.stem: _rows_to_split(read_rows(p), cfg, str(p)) for p in files}
+        return {p.stem: _rows_to_split(read_rows(p, cfg.columns), cfg, str(p)) for p in files}
     if domain_column is None:
         raise UserError(
             f"{source} is one file — pass --domain-column naming its domain column, or a "
             "folder with one file per domain"
         )
-    rows = read_rows(source)
+    rows = read_rows(source, cfg.columns)
     if domain_column not in rows[0]:
         raise UserError(
             f"{source}: no column {domain_column!r} (columns: {', '.join(rows[0])}) — fix "

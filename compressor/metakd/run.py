@@ -117,7 +117,8 @@ def _teacher(run: RunFolder, model: str, recipe: Recipe, data: DomainData, score
         example_fields={"domain_ids": ids, "prototype_score": relative_weights(scores)},
     )
     run.promote(run.path / "training" / "teacher", run.path / "teacher")
-    torch.save(head.state_dict(), run.path / HEAD)
+    with atomic.atomic_file(run.path / HEAD) as tmp:
+        torch.save(head.state_dict(), tmp)
     run.complete(
         "teacher",
         base_model=str(model),

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
 from compressor.pipeline.artifacts import run_artifacts
 from compressor.pipeline.context import RunContext, console
 from compressor.pipeline.stage import Stage
+from compressor.progress import LoggedProgress, LogLine
 
 
 class Evaluate(Stage):
@@ -23,20 +26,36 @@ class Evaluate(Stage):
         return f"dev accuracy of every model and file on {len(ctx.data.dev)} examples"
 
     def run(self, ctx: RunContext) -> None:
+        """One model or file after another, under a bar that also logs progress lines
+        without a terminal: on a large dev set one teacher pass takes minutes."""
         from compressor.inference import accuracy
         from exporters.artifacts import record_dev_accuracy
 
         run, dev, max_length = ctx.folder, ctx.data.dev, ctx.recipe.data.max_length
+        artifacts = run_artifacts(run, ctx.teacher)
+        ort_files = [Path(i["ort"]) for i in run.result("ort_format").get("files", []) if i["ort"]]
+        progress = LoggedProgress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
         scores = {}
-        for key, artifact in run_artifacts(run, ctx.teacher).items():
-            with console.status(f"dev accuracy of {key}"):
+        with progress:
+            task = progress.add_task(
+                "dev accuracy", total=len(artifacts) + len(ort_files), log=LogLine(items="files")
+            )
+            for key, artifact in artifacts.items():
+                progress.update(task, description=f"dev accuracy of {key}")
                 if artifact.path.suffix == ".onnx":
                     scores[key] = record_dev_accuracy(artifact.path, dev, max_length=max_length)
                 else:
                     scores[key] = accuracy(artifact.path, dev.texts, dev.pairs, dev.labels,
                                            max_length=max_length)  # fmt: skip
-        for item in run.result("ort_format").get("files", []):
-            if item["ort"]:
-                with console.status(f"dev accuracy of {Path(item['ort']).name}"):
-                    record_dev_accuracy(Path(item["ort"]), dev, max_length=max_length)
+                progress.advance(task)
+            for ort_file in ort_files:
+                progress.update(task, description=f"dev accuracy of {ort_file.name}")
+                record_dev_accuracy(ort_file, dev, max_length=max_length)
+                progress.advance(task)
         run.complete(self.name, dev_accuracy=scores, dev_examples=len(dev))

@@ -57,6 +57,9 @@ __all__ = [
     "set_dotted",
 ]
 
+# student keys added with the student kinds: left out of the hash at their defaults
+ADDED_STUDENT_KEYS = ("kind", "hidden", "mlp", "embedding_dim", "siamese", "cells")
+
 
 class Recipe(Strict):
     """A whole run: data, teacher fine-tuning, student, distillation, export, benchmark."""
@@ -90,6 +93,16 @@ class Recipe(Strict):
         self._check_registered(plans)
         if self.vocab.prune and self.prune.enabled and self.prune.objective == "mlm":
             raise ValueError("vocab.prune applies to classifiers, not to prune.objective 'mlm'")
+        if self.prune.enabled and self.student.kind != "transformer":
+            raise ValueError(
+                f"prune.enabled prunes transformer layers and a {self.student.kind} student "
+                "has none: set prune.enabled false or student.kind transformer"
+            )
+        if self.student.siamese and self.data.text_pair_column is None:
+            raise ValueError(
+                "student.siamese encodes the two sentences of a pair and the data has no "
+                "pairs: set data.text_pair_column, or student.siamese false"
+            )
         return self
 
     def _check_registered(self, plans: dict[str, DistillConfig]) -> None:
@@ -150,16 +163,20 @@ class Recipe(Strict):
 
     def hash(self) -> str:
         """Identifies the recipe in manifests: same settings, same hash. An untouched
-        `metakd` section, a `quantize.reduce_range` left at auto and the default student kind
-        are left out, so recipes written before they existed keep their hash (and their runs
-        stay resumable)."""
+        `metakd` section, a `quantize.reduce_range` left at auto and student keys added with
+        the student kinds, at their defaults, are left out, so recipes written before they
+        existed keep their hash (and their runs stay resumable)."""
         tree = self.model_dump(mode="json")
         if self.metakd == MetaKDConfig():
             del tree["metakd"]
         if self.quantize.reduce_range == "auto":
             del tree["quantize"]["reduce_range"]
-        if self.student.kind == "transformer":
-            del tree["student"]["kind"]
+        if self.data.columns is None:  # added with headerless files
+            del tree["data"]["columns"]
+        defaults = StudentConfig()
+        for key in ADDED_STUDENT_KEYS:
+            if getattr(self.student, key) == getattr(defaults, key):
+                del tree["student"][key]
         blob = json.dumps(tree, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

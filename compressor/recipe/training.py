@@ -21,6 +21,12 @@ class DataConfig(Strict):
     text_column: str = "sentence"
     text_pair_column: str | None = None
     label_column: str = "label"
+    columns: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Names of the columns of .tsv / .csv files that have no header line, in "
+        "order; their first row is then read as an example. Unset: the first row is the header.",
+    )
     dev_fraction: float = Field(0.1, gt=0, lt=0.5, description="Held out when no dev file.")
     max_length: int = Field(128, ge=8, le=4096)
     max_train_examples: int | None = Field(None, ge=1, description="Subsample the training set.")
@@ -49,9 +55,18 @@ class TrainConfig(Strict):
     )
 
 
+DEFAULT_CELLS = [
+    [("conv3", 0, 2), ("dil_conv3", 1, 2), ("conv5", 2, 3), ("max_pool3", 1, 3)],
+    [("conv3", 0, 2), ("conv3", 1, 2), ("dil_conv5", 2, 3), ("identity", 1, 3)],
+]
+"""A small two-cell CNN for `student.kind: cnn`: two nodes per cell, two edges each, as in
+DARTS' derived cells, mixing plain, dilated and pooling operations."""
+
+
 class StudentConfig(Strict):
-    """How the student is cut from the teacher (DistilBERT-style layer initialisation), or
-    which separately pre-trained model is the student instead."""
+    """What the student is (`kind`): cut from the teacher (DistilBERT-style layer
+    initialisation), a separately pre-trained model, or a BiLSTM (Tang et al. 2019) or a
+    cell-based CNN (AdaBERT, Chen et al. 2020) built on the teacher's word embeddings."""
 
     model: str | None = Field(
         None,
@@ -62,7 +77,10 @@ class StudentConfig(Strict):
     kind: str = Field(
         "transformer",
         description="What the student is (compressor/students): 'transformer' is the "
-        "teacher's architecture with fewer layers, or `model`.",
+        "teacher's architecture with fewer layers, or `model`; 'bilstm' is Tang et al.'s "
+        "one-layer BiLSTM on the teacher's tokenizer and word embeddings, sized by the keys "
+        "below (`layers` and `init` do not apply to it); 'cnn' is AdaBERT's convolutional "
+        "student with the architecture in `cells`.",
     )
     layers: int = Field(3, ge=1)
     init: Literal["uniform", "first", "last"] | list[int] = Field(
@@ -70,6 +88,34 @@ class StudentConfig(Strict):
         description="Teacher layers copied into the student: 'uniform' takes every k-th "
         "(TinyBERT's g(m) = m*N/M), 'first' / 'last' the first / last M, or an explicit "
         "list of 0-based teacher layer indices.",
+    )
+    hidden: int = Field(
+        300,
+        ge=1,
+        description="bilstm: LSTM units per direction (Tang et al. 2019: 300); cnn: channels "
+        "of every cell. Ignored by the transformer kind, like the keys below.",
+    )
+    mlp: int = Field(400, ge=1, description="bilstm, cnn: width of the ReLU layer (Tang: 400).")
+    embedding_dim: int | None = Field(
+        None,
+        ge=1,
+        description="bilstm, cnn: width of the word embeddings, initialised from the teacher's; "
+        "unset keeps the teacher's width, a smaller one projects them on their first "
+        "principal components.",
+    )
+    siamese: bool = Field(
+        False,
+        description="bilstm: encode the two sentences of a pair apart and compare them "
+        "(Tang's siamese model); needs data.text_pair_column. Off, a pair is read as one "
+        "sequence (the only way a cnn student reads pairs).",
+    )
+    cells: list[list[tuple[str, int, int]]] = Field(
+        DEFAULT_CELLS,
+        description="cnn: the architecture, a list of cells, each a list of [op, source, "
+        "target] edges. Nodes 0 and 1 are the two previous cells' outputs, 2, 3, ... the "
+        "cell's own; a node sums its edges and the cell outputs their mean. ops: conv3, "
+        "conv5, conv7, dil_conv3, dil_conv5, dil_conv7 (dilation 2), max_pool3, avg_pool3, "
+        "identity, zero. Written by hand or by a search; training never changes it.",
     )
 
 
