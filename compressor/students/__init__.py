@@ -1,8 +1,8 @@
 """Student kinds: what a student is, how it is built from a teacher, saved, loaded,
 exported, and read by the distillation losses.
 
-Each kind is one module of this package registered in `STUDENT_KINDS` (today only
-`transformer`); everything else asks for a kind by the recipe's name (`make_student`) or by
+Each kind is one module of this package registered in `STUDENT_KINDS` (`transformer`,
+`bilstm`, `cnn`); everything else asks for a kind by the recipe's name (`make_student`) or by
 what a saved folder holds (`kind_of`), never by type checks of its own.
 """
 
