@@ -237,7 +237,9 @@ def test_a_saved_student_loads_without_this_project(student_dir: Path, tmp_path:
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.splitlines()[-1])
     assert out["module"].startswith("transformers_modules.")
-    assert torch.equal(torch.tensor(out["logits"]), here) and here.std() > 0.05
+    # another process may sum in another order (its thread count): equal up to rounding
+    assert torch.allclose(torch.tensor(out["logits"]), here, rtol=0, atol=1e-5)
+    assert here.std() > 0.05
 
 
 def test_onnx_export_passes_parity_on_real_sentences(student_dir: Path, onnx_path: Path) -> None:
