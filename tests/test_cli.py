@@ -213,3 +213,24 @@ def test_help_shows_the_defaults_written_in_option_help() -> None:
     options = " ".join(cli("compress", "--help").stdout.split())
     for shown in ("[default: sentence]", "[default: 3]", "[default: 32]", "[default: 0.5]"):
         assert shown in options, shown
+
+
+def test_student_kind_flag_picks_the_kind_and_its_losses_are_checked(
+    tiny_teacher_dir: Path, small_data: Path, tmp_path: Path
+) -> None:
+    """The default recipe distils hidden states, which a BiLSTM does not have: refused in
+    one line before anything trains; with logits-only losses the plan describes the BiLSTM."""
+    refused = compress_cli(
+        tiny_teacher_dir, tmp_path / "o", small_data, "--student-kind", "bilstm", "--dry-run"
+    )
+    assert_user_error(refused, "loss hidden_mse reads hidden states, which a bilstm student")
+    recipe = tmp_path / "logits.yaml"
+    recipe.write_text(
+        "distill:\n  prediction_weight: 0\n  intermediate: [{name: logits_mse}]\n"
+        "student:\n  hidden: 16\n  mlp: 8\n"
+    )
+    planned = compress_cli(tiny_teacher_dir, tmp_path / "o", small_data, "--student-kind",
+                           "bilstm", "--recipe", str(recipe), "--dry-run")  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+    assert "BiLSTM, 16 units per direction, 8-unit ReLU layer" in " ".join(planned.stdout.split())
+    assert not (tmp_path / "o").exists()

@@ -61,6 +61,14 @@ def compress(
     teacher: TeacherOpt,
     out: Annotated[Path, typer.Option(help="Run folder to create for the student.")],
     data: DataOptions = DataOptions(),
+    student_kind: Annotated[
+        str | None,
+        typer.Option(
+            help="What the student is: transformer (the teacher's architecture, fewer "
+            "layers), bilstm (Tang et al.) or cnn (AdaBERT cells); see recipes/bilstm.yaml and "
+            "recipes/cnn.yaml for their losses. \\[default: transformer]"
+        ),
+    ] = None,
     layers: Annotated[int | None, typer.Option(help="Student layers. \\[default: 3]")] = None,
     student_model: Annotated[
         str | None,
@@ -84,6 +92,7 @@ def compress(
     """Distil -> export ONNX -> quantize -> evaluate -> benchmark -> report, in one run folder."""
     overrides = data.overrides() | training.overrides("train")
     overrides |= {
+        "student.kind": student_kind,
         "student.layers": layers,
         "student.model": student_model,
         "distill.temperature": temperature,
