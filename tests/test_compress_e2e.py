@@ -144,6 +144,9 @@ def test_report_holds_every_figure(compressed: Path) -> None:
     assert baseline["parity"]["passed"] and baseline["key"] == "student_int8"
     assert models["teacher_int8"]["parity"]["argmax_agreement"] >= 0.9
     assert models["teacher_int8"]["parameters"] == models["teacher"]["parameters"]
+    md = (compressed / "report.md").read_text()
+    tradeoff = md.split("## Export and quantization trade-off")[1].split("\n## ")[0]
+    assert "student ONNX int8" in tradeoff and "teacher ONNX int8" not in tradeoff
     teacher_manifest = json.loads((compressed / "teacher_onnx" / "manifest.json").read_text())
     assert (
         teacher_manifest["model_int8.onnx"]["dev_accuracy"]

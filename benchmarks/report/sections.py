@@ -114,7 +114,10 @@ def _tradeoff_block(report: Report) -> Block:
     columns = [column for column in found if column is not None]
     rows = []
     for key, model in report.models.items():
-        if key == "student_onnx" or not str(model.format or "").startswith("onnx"):
+        # the student's own files only: the teacher's int8 file is another model
+        if not key.startswith("student_") or key == "student_onnx":
+            continue
+        if not str(model.format or "").startswith("onnx"):
             continue
         label = model.label or key
         acc, base = model.dev_accuracy, fp32.dev_accuracy
