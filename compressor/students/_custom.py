@@ -80,6 +80,36 @@ class CustomKind:
             )
         return (table, 1.0) if width == table.shape[1] else principal_components(table, width)
 
+    def fresh(
+        self,
+        model_class: type[PreTrainedModel],
+        teacher: PreTrainedModel,
+        teacher_tokenizer: PreTrainedTokenizerBase,
+        cfg: StudentConfig,
+        **fields: Any,
+    ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        """A new student of `model_class` on the teacher's tokenizer and labels, its embedding
+        table the teacher's (projected to `cfg.embedding_dim` when narrower); `fields` are
+        the kind's own config entries."""
+        weights, kept = self.teacher_embeddings(teacher, teacher_tokenizer, cfg)
+        labels = teacher.config
+        config = model_class.config_class(
+            vocab_size=weights.shape[0],
+            embedding_dim=weights.shape[1],
+            hidden_size=cfg.hidden,
+            mlp_size=cfg.mlp,
+            pad_token_id=teacher_tokenizer.pad_token_id,
+            num_labels=labels.num_labels,
+            id2label=labels.id2label,
+            label2id=labels.label2id,
+            embedding_variance_kept=round(kept, 4),
+            **fields,
+        )
+        student = model_class(config)
+        with torch.no_grad():
+            student.get_input_embeddings().weight.copy_(weights)
+        return student, teacher_tokenizer
+
     def load(self, folder: Path) -> PreTrainedModel:
         """Through the code saved beside the weights, as any user of the folder loads it."""
         return AutoModelForSequenceClassification.from_pretrained(

@@ -35,7 +35,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -64,24 +63,9 @@ class BiLSTMKind(CustomKind):
     ) -> tuple[BiLSTMForSequenceClassification, PreTrainedTokenizerBase]:
         """A fresh BiLSTM on the teacher's tokenizer, its embedding table the teacher's
         (projected to `cfg.embedding_dim` when narrower)."""
-        weights, kept = self.teacher_embeddings(teacher, teacher_tokenizer, cfg)
-        labels = teacher.config
-        config = BiLSTMConfig(
-            vocab_size=weights.shape[0],
-            embedding_dim=weights.shape[1],
-            hidden_size=cfg.hidden,
-            mlp_size=cfg.mlp,
-            siamese=cfg.siamese,
-            pad_token_id=teacher_tokenizer.pad_token_id,
-            num_labels=labels.num_labels,
-            id2label=labels.id2label,
-            label2id=labels.label2id,
-            embedding_variance_kept=round(kept, 4),
+        return self.fresh(
+            BiLSTMForSequenceClassification, teacher, teacher_tokenizer, cfg, siamese=cfg.siamese
         )
-        student = BiLSTMForSequenceClassification(config)
-        with torch.no_grad():
-            student.embeddings.weight.copy_(weights)
-        return student, teacher_tokenizer
 
     def describe(self, model: nn.Module, cfg: StudentConfig | None = None) -> str:
         config = getattr(model, "module", model).config

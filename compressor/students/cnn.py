@@ -36,7 +36,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -79,24 +78,9 @@ class CNNKind(CustomKind):
             check_cells(cfg.cells)
         except ValueError as exc:
             raise UserError(f"student.cells: {exc} — fix the architecture in the recipe") from exc
-        weights, kept = self.teacher_embeddings(teacher, teacher_tokenizer, cfg)
-        labels = teacher.config
-        config = CNNConfig(
-            vocab_size=weights.shape[0],
-            embedding_dim=weights.shape[1],
-            hidden_size=cfg.hidden,
-            mlp_size=cfg.mlp,
-            cells=cfg.cells,
-            pad_token_id=teacher_tokenizer.pad_token_id,
-            num_labels=labels.num_labels,
-            id2label=labels.id2label,
-            label2id=labels.label2id,
-            embedding_variance_kept=round(kept, 4),
+        return self.fresh(
+            CNNForSequenceClassification, teacher, teacher_tokenizer, cfg, cells=cfg.cells
         )
-        student = CNNForSequenceClassification(config)
-        with torch.no_grad():
-            student.embeddings.weight.copy_(weights)
-        return student, teacher_tokenizer
 
     def describe(self, model: nn.Module, cfg: StudentConfig | None = None) -> str:
         config = getattr(model, "module", model).config
