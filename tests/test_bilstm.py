@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,43 +13,41 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from compressor.data import Split
 from compressor.distill.objective import DistillObjective
 from compressor.errors import UserError
-from compressor.models import count_parameters, load_classifier, load_tokenizer
+from compressor.models import count_parameters, load_tokenizer
 from compressor.pipeline import compress
 from compressor.prune.vocab import prune_vocabulary
 from compressor.recipe import (
     DistillConfig,
     IntermediateLoss,
-    QuantizeConfig,
     StudentConfig,
     load_recipe,
 )
 from compressor.students import kind_of, load_trained, make_student
 from compressor.students.bilstm import BILSTM
-from exporters.artifacts import quantize_checked
 from exporters.onnx import export_onnx
 from exporters.parity import check_parity
-from tests.conftest import save_variant, sst2_rows, write_sst2_subset
+from tests.conftest import write_sst2_subset
+from tests.custom_students import (
+    LABELS,
+    RECIPES,
+    TEXTS,
+    Teacher,
+    dynamic_int8,
+    load_in_clean_process,
+    logits_mse_training,
+    logits_of,
+    spread_teacher,
+)
 
-ROWS = sst2_rows("dev", limit=48)
-TEXTS = [text for text, _ in ROWS]  # 48 real sentences, 4 to 50 word pieces
-LABELS = [label for _, label in ROWS]
 SMALL = StudentConfig(kind="bilstm", hidden=12, mlp=16)
-RECIPES = Path(__file__).parents[1] / "recipes"
-Teacher = tuple[PreTrainedModel, PreTrainedTokenizerBase]
 
 
 @pytest.fixture(scope="module")
 def teacher(tiny_teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Teacher:
-    """Weights at std 0.3: the student's embeddings are the teacher's, and default-init ones
-    (std 0.02) would give near-equal logits that hide a wrong pooling or a lost input."""
-    folder = save_variant(tiny_teacher_dir, tmp_path_factory.mktemp("spread"), seed=3,
-                          initializer_range=0.3)  # fmt: skip
-    return load_classifier(folder)
+    return spread_teacher(tiny_teacher_dir, tmp_path_factory.mktemp("spread"))
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +62,6 @@ def student_dir(teacher: Teacher, tmp_path_factory: pytest.TempPathFactory) -> P
 @pytest.fixture(scope="module")
 def onnx_path(student_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_onnx(student_dir, tmp_path_factory.mktemp("export") / "onnx", opset=18)
-
-
-def _logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    with torch.no_grad():
-        return model.eval()(**batch).logits
 
 
 def test_build_keeps_the_teachers_tokenizer_and_embeddings(teacher: Teacher) -> None:
@@ -121,7 +111,7 @@ def test_single_and_pair_forward_shapes(teacher: Teacher) -> None:
     siamese, _ = make_student(model, tokenizer, SMALL.model_copy(update={"siamese": True}), TEXTS)
     assert single.mlp.in_features == 24 and siamese.mlp.in_features == 4 * 24
     pairs = tokenizer(TEXTS[:5], TEXTS[5:10], padding=True, return_tensors="pt")
-    assert _logits(single, pairs).shape == _logits(siamese, pairs).shape == (5, 2)
+    assert logits_of(single, pairs).shape == logits_of(siamese, pairs).shape == (5, 2)
     out = siamese(**pairs, labels=torch.tensor(LABELS[:5]))
     assert out.loss.item() == pytest.approx(
         torch.nn.functional.cross_entropy(out.logits, torch.tensor(LABELS[:5])).item()
@@ -144,35 +134,21 @@ def test_pads_change_nothing(teacher: Teacher, siamese: bool) -> None:
     firsts, seconds = TEXTS[:6], (TEXTS[6:12] if siamese else None)
     batch = tokenizer(firsts, seconds, padding=True, return_tensors="pt")
     assert (batch["attention_mask"] == 0).sum() > 20
-    padded = _logits(student, batch)
+    padded = logits_of(student, batch)
     assert padded[:, 0].std() > 0.1  # spread across sentences, so equality means something
     alone = torch.cat([
-        _logits(student, tokenizer([a], [b] if b else None, return_tensors="pt"))
+        logits_of(student, tokenizer([a], [b] if b else None, return_tensors="pt"))
         for a, b in zip(firsts, seconds or [None] * 6, strict=True)
     ])  # fmt: skip
     assert (padded - alone).abs().max() < 1e-4
     with torch.no_grad():
         student.embeddings.weight[tokenizer.pad_token_id] = 7.0
-    assert (_logits(student, batch) - padded).abs().max() < 1e-5
+    assert (logits_of(student, batch) - padded).abs().max() < 1e-5
 
 
 def test_logits_mse_training_lowers_the_loss(teacher: Teacher) -> None:
-    model, tokenizer = teacher
-    torch.manual_seed(0)
-    student, _ = make_student(model, tokenizer, SMALL, TEXTS)
-    cfg = DistillConfig(prediction_weight=0.0, intermediate=[IntermediateLoss(name="logits_mse")])
-    objective = DistillObjective(model, student, cfg)
-    batch = {**tokenizer(TEXTS[:16], padding=True, return_tensors="pt"),
-             "labels": torch.tensor(LABELS[:16])}  # fmt: skip
-    optimizer = torch.optim.Adam(student.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(30):
-        loss, parts = objective(student.train(), batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert set(parts) == {"logits_mse", "prediction_kl"}
+    losses, parts = logits_mse_training(teacher, SMALL)
+    assert parts == {"logits_mse", "prediction_kl"}
     assert losses[0] > 1.0 and losses[-1] < 0.4 * losses[0]
 
 
@@ -206,36 +182,13 @@ def test_a_refused_loss_stops_compress_before_any_training(
     assert not (tmp_path / "run" / "training").exists()
 
 
-CLEAN_LOAD = """
-import json, sys
-sys.modules["compressor"] = None  # importing this project now fails: the folder must suffice
-import torch
-from transformers import AutoModelForSequenceClassification
-batch = {k: torch.tensor(v) for k, v in json.loads(sys.argv[2]).items()}
-model = AutoModelForSequenceClassification.from_pretrained(sys.argv[1], trust_remote_code=True)
-with torch.no_grad():
-    logits = model.eval()(**batch).logits
-print(json.dumps({"logits": logits.tolist(), "module": type(model).__module__}))
-"""
-
-
 def test_a_saved_student_loads_without_this_project(student_dir: Path, tmp_path: Path) -> None:
     config = json.loads((student_dir / "config.json").read_text())
     assert config["auto_map"]["AutoModelForSequenceClassification"] == (
         "modeling_bilstm.BiLSTMForSequenceClassification"
     )
     assert (student_dir / "modeling_bilstm.py").is_file() and kind_of(student_dir) is BILSTM
-    tokenizer = load_tokenizer(student_dir)
-    batch = tokenizer(TEXTS[:8], padding=True, return_tensors="pt")
-    here = _logits(load_trained(student_dir), batch)
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    proc = subprocess.run(
-        [sys.executable, "-I", "-c", CLEAN_LOAD, str(student_dir),
-         json.dumps({k: v.tolist() for k, v in batch.items()})],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.splitlines()[-1])
+    out, here = load_in_clean_process(student_dir, tmp_path)
     assert out["module"].startswith("transformers_modules.")
     # another process may sum in another order (its thread count): equal up to rounding
     assert torch.allclose(torch.tensor(out["logits"]), here, rtol=0, atol=1e-5)
@@ -267,26 +220,23 @@ def test_siamese_export_passes_parity_on_pairs(teacher: Teacher, tmp_path: Path)
 
 
 def test_dynamic_int8_file_passes_its_agreement_gate(student_dir: Path, onnx_path: Path) -> None:
-    result = quantize_checked(
-        onnx_path, student_dir, Split(TEXTS, LABELS), cfg=QuantizeConfig(mode="dynamic-int8"),
-        calibration=None, max_length=64, recipe_hash="test",
-    )  # fmt: skip
+    result = dynamic_int8(student_dir, onnx_path)
     assert result["path"] and result["parity"]["passed"]
     assert result["parity"]["argmax_agreement"] >= 0.9 and result["parity"]["n"] == 48
     ops = {node.op_type for node in onnx.load(result["path"]).graph.node}
     assert {"DynamicQuantizeLSTM", "MatMulInteger"} <= ops and "LSTM" not in ops
 
 
-def test_vocabulary_pruning_keeps_the_logits(student_dir: Path, tmp_path: Path) -> None:
+def test_vocabulary_pruning_keeps_thelogits_of(student_dir: Path, tmp_path: Path) -> None:
     model, tokenizer = load_trained(student_dir), load_tokenizer(student_dir)
-    before = _logits(model, tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    before = logits_of(model, tokenizer(TEXTS, padding=True, return_tensors="pt"))
     new_tokenizer, kept = prune_vocabulary(model, tokenizer, TEXTS)
     assert kept["vocab_after"] < kept["vocab_before"] == len(tokenizer)
     assert model.get_input_embeddings().num_embeddings == kept["vocab_after"]
     batch = new_tokenizer(TEXTS, padding=True, return_tensors="pt")
-    assert (_logits(model, batch) - before).abs().max() < 1e-6
+    assert (logits_of(model, batch) - before).abs().max() < 1e-6
     kind_of(model).save(model, new_tokenizer, tmp_path / "pruned")
-    assert torch.equal(_logits(load_trained(tmp_path / "pruned"), batch), _logits(model, batch))
+    assert torch.equal(logits_of(load_trained(tmp_path / "pruned"), batch), logits_of(model, batch))
 
 
 def test_the_latency_workers_pytorch_engine_runs_it(student_dir: Path) -> None:

@@ -5,40 +5,40 @@ loaded by code that ships with the weights, exported, quantized and run by `comp
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from compressor.data import Split
 from compressor.distill.objective import DistillObjective
 from compressor.errors import UserError
-from compressor.models import count_parameters, load_classifier, load_tokenizer
+from compressor.models import count_parameters
 from compressor.pipeline import compress
 from compressor.recipe import (
     DistillConfig,
     IntermediateLoss,
-    QuantizeConfig,
     StudentConfig,
     load_recipe,
 )
-from compressor.students import kind_of, load_trained, make_student
+from compressor.students import kind_of, make_student
 from compressor.students.cnn import CNN
 from compressor.students.modeling_cnn import OPERATIONS
-from exporters.artifacts import quantize_checked
 from exporters.onnx import export_onnx
 from exporters.parity import check_parity
-from tests.conftest import save_variant, sst2_rows, write_sst2_subset
+from tests.conftest import write_sst2_subset
+from tests.custom_students import (
+    RECIPES,
+    TEXTS,
+    Teacher,
+    dynamic_int8,
+    load_in_clean_process,
+    logits_mse_training,
+    logits_of,
+    spread_teacher,
+)
 
-ROWS = sst2_rows("dev", limit=48)
-TEXTS = [text for text, _ in ROWS]  # 48 real sentences, 4 to 50 word pieces
-LABELS = [label for _, label in ROWS]
 # every operation once, over two cells of three nodes
 EVERY_OP = [
     [["conv3", 0, 2], ["conv5", 1, 2], ["conv7", 2, 3], ["dil_conv3", 0, 3],
@@ -46,16 +46,11 @@ EVERY_OP = [
     [["dil_conv7", 0, 2], ["avg_pool3", 1, 2], ["identity", 2, 3], ["zero", 1, 3]],
 ]  # fmt: skip
 SMALL = StudentConfig(kind="cnn", hidden=12, mlp=16, cells=EVERY_OP)
-RECIPES = Path(__file__).parents[1] / "recipes"
-Teacher = tuple[PreTrainedModel, PreTrainedTokenizerBase]
 
 
 @pytest.fixture(scope="module")
 def teacher(tiny_teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Teacher:
-    """Weights at std 0.3, so sentences' logits differ enough to show a lost input."""
-    folder = save_variant(tiny_teacher_dir, tmp_path_factory.mktemp("spread"), seed=3,
-                          initializer_range=0.3)  # fmt: skip
-    return load_classifier(folder)
+    return spread_teacher(tiny_teacher_dir, tmp_path_factory.mktemp("spread"))
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +65,6 @@ def student_dir(teacher: Teacher, tmp_path_factory: pytest.TempPathFactory) -> P
 @pytest.fixture(scope="module")
 def onnx_path(student_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_onnx(student_dir, tmp_path_factory.mktemp("export") / "onnx", opset=17)
-
-
-def _logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    with torch.no_grad():
-        return model.eval()(**batch).logits
 
 
 def test_build_keeps_the_architecture_and_the_teachers_embeddings(teacher: Teacher) -> None:
@@ -95,7 +85,7 @@ def test_the_default_architecture_builds(teacher: Teacher) -> None:
     student, _ = make_student(*teacher, StudentConfig(kind="cnn", hidden=8, mlp=8), TEXTS)
     assert len(student.cells) == 2 and [len(c.edges) for c in student.cells] == [4, 4]
     batch = teacher[1](TEXTS[:4], padding=True, return_tensors="pt")
-    assert _logits(student, batch).shape == (4, 2)
+    assert logits_of(student, batch).shape == (4, 2)
 
 
 @pytest.mark.parametrize(
@@ -133,32 +123,18 @@ def test_pads_change_nothing(teacher: Teacher) -> None:
         student.classifier.weight *= 50
     batch = tokenizer(TEXTS[:8], padding=True, return_tensors="pt")
     assert (batch["attention_mask"] == 0).sum() > 40
-    padded = _logits(student, batch)
+    padded = logits_of(student, batch)
     assert padded[:, 0].std() > 0.1  # spread across sentences, so equality means something
-    alone = torch.cat([_logits(student, tokenizer([t], return_tensors="pt")) for t in TEXTS[:8]])
+    alone = torch.cat([logits_of(student, tokenizer([t], return_tensors="pt")) for t in TEXTS[:8]])
     assert (padded - alone).abs().max() < 1e-4
     with torch.no_grad():
         student.embeddings.weight[tokenizer.pad_token_id] = 7.0
-    assert (_logits(student, batch) - padded).abs().max() < 1e-5
+    assert (logits_of(student, batch) - padded).abs().max() < 1e-5
 
 
 def test_logits_mse_training_lowers_the_loss(teacher: Teacher) -> None:
-    model, tokenizer = teacher
-    torch.manual_seed(0)
-    student, _ = make_student(model, tokenizer, SMALL, TEXTS)
-    cfg = DistillConfig(prediction_weight=0.0, intermediate=[IntermediateLoss(name="logits_mse")])
-    objective = DistillObjective(model, student, cfg)
-    batch = {**tokenizer(TEXTS[:16], padding=True, return_tensors="pt"),
-             "labels": torch.tensor(LABELS[:16])}  # fmt: skip
-    optimizer = torch.optim.Adam(student.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(30):
-        loss, parts = objective(student.train(), batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert set(parts) == {"logits_mse", "prediction_kl"}
+    losses, parts = logits_mse_training(teacher, SMALL)
+    assert parts == {"logits_mse", "prediction_kl"}
     assert losses[0] > 0.5 and losses[-1] < 0.4 * losses[0]
 
 
@@ -169,20 +145,6 @@ def test_an_attention_loss_is_refused(teacher: Teacher) -> None:
         DistillObjective(teacher[0], student, cfg)
 
 
-CLEAN_LOAD = """
-import json, sys
-sys.modules["compressor"] = None  # importing this project now fails: the folder must suffice
-import torch
-from transformers import AutoModelForSequenceClassification
-batch = {k: torch.tensor(v) for k, v in json.loads(sys.argv[2]).items()}
-model = AutoModelForSequenceClassification.from_pretrained(sys.argv[1], trust_remote_code=True)
-with torch.no_grad():
-    logits = model.eval()(**batch).logits
-print(json.dumps({"logits": logits.tolist(), "module": type(model).__module__,
-                  "cells": model.config.cells}))
-"""
-
-
 def test_a_saved_student_loads_without_this_project(student_dir: Path, tmp_path: Path) -> None:
     config = json.loads((student_dir / "config.json").read_text())
     assert config["auto_map"]["AutoModelForSequenceClassification"] == (
@@ -190,18 +152,8 @@ def test_a_saved_student_loads_without_this_project(student_dir: Path, tmp_path:
     )
     assert config["cells"] == EVERY_OP and kind_of(student_dir) is CNN
     assert (student_dir / "modeling_cnn.py").is_file()
-    tokenizer = load_tokenizer(student_dir)
-    batch = tokenizer(TEXTS[:8], padding=True, return_tensors="pt")
-    here = _logits(load_trained(student_dir), batch)
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    proc = subprocess.run(
-        [sys.executable, "-I", "-c", CLEAN_LOAD, str(student_dir),
-         json.dumps({k: v.tolist() for k, v in batch.items()})],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.splitlines()[-1])
-    assert out["module"].startswith("transformers_modules.") and out["cells"] == EVERY_OP
+    out, here = load_in_clean_process(student_dir, tmp_path)
+    assert out["module"].startswith("transformers_modules.") and out["config"]["cells"] == EVERY_OP
     # another process may sum in another order (its thread count): equal up to rounding
     assert torch.allclose(torch.tensor(out["logits"]), here, rtol=0, atol=1e-5)
     assert here.std() > 0.01
@@ -222,10 +174,7 @@ def test_onnx_export_passes_parity_on_real_sentences(student_dir: Path, onnx_pat
 def test_dynamic_int8_file_passes_its_agreement_gate(student_dir: Path, onnx_path: Path) -> None:
     """ORT's dynamic quantization turns every Conv (the projection and the cells' six) into
     ConvInteger and the ReLU layer's and classifier's MatMuls into MatMulInteger."""
-    result = quantize_checked(
-        onnx_path, student_dir, Split(TEXTS, LABELS), cfg=QuantizeConfig(mode="dynamic-int8"),
-        calibration=None, max_length=64, recipe_hash="test",
-    )  # fmt: skip
+    result = dynamic_int8(student_dir, onnx_path)
     assert result["path"] and result["parity"]["passed"]
     assert result["parity"]["argmax_agreement"] >= 0.9 and result["parity"]["n"] == 48
     ops = [node.op_type for node in onnx.load(result["path"]).graph.node]
