@@ -29,6 +29,16 @@ SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 FEW_BINS = {"num_bins": 512, "num_quantized_bins": 128}
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Augmented sets and teacher logits go to a cache of the session's own: a test must not
+    find what an earlier session (or the user's runs) left in ~/.cache/compressor."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("COMPRESSOR_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 def sst2_rows(split: str = "dev", limit: int | None = None) -> list[tuple[str, int]]:
     """Rows of the real SST-2 file (quoting disabled, as the data README requires)."""
     rows: list[tuple[str, int]] = []

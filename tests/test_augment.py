@@ -328,7 +328,7 @@ def test_labelling_logs_its_progress_without_a_terminal(
     out, _ = augment_split(single, tiny_teacher_dir, _cfg(methods=["mask"], per_example=2),
                            tmp_path, batch_size=8)  # fmt: skip
     copies = len(out) - N
-    lines = [line for line in capsys.readouterr().out.splitlines() if "teacher labels" in line]
+    lines = [line for line in capsys.readouterr().out.splitlines() if "teacher logits" in line]
     done = [int(line.split(": ")[1].split("/")[0]) for line in lines]
     assert copies > 8 and done == [*range(8, copies, 8), copies]  # a line per batch of 8
     assert all(f"/{copies}, " in line and " examples/s, ETA " in line for line in lines)

@@ -266,6 +266,8 @@ def test_compress_runs_the_chain_with_the_bilstm_recipe(
     assert state["export"]["optimized"]["path"] is None
     assert "a bilstm student has none" in state["export"]["optimized"]["skipped"]
     assert state["distill"]["stages"][0]["losses"] == ["logits_mse"]
+    # logits_mse reads the teacher's logits only: they come from the cache, not from a pass
+    assert state["distill"]["stages"][0]["teacher_pass"] == "cached logits"
     assert state["distill"]["steps"] == 8 and "BiLSTM" in state["distill"]["student_source"]
     report = json.loads((run / "report.json").read_text())
     models = report["models"]

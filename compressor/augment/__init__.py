@@ -39,16 +39,17 @@ from pathlib import Path
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from compressor import atomic
-from compressor.augment.perturb import capped, chunks, generate, replace_positions
+from compressor.augment.perturb import capped, generate, replace_positions
 from compressor.augment.replace import make_replacer
 from compressor.data import Split
 from compressor.errors import UserError
-from compressor.models import load_classifier, resolve_model_dir
-from compressor.progress import LoggedProgress, LogLine
+from compressor.models import load_classifier
+from compressor.progress import LoggedProgress
 from compressor.recipe import AugmentConfig
+from compressor.teacher_outputs import cache_dir as logits_dir
+from compressor.teacher_outputs import model_fingerprint, teacher_logits
 
 CACHE_FORMAT = 1  # bump when generation changes, so old cached sets are not reused
 
@@ -62,6 +63,7 @@ def augment_split(
     max_length: int = 128,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
+    logits_root: Path | None = None,
 ) -> tuple[Split, dict]:
     """The split's examples followed by teacher-labelled augmented copies, plus what was done.
 
@@ -70,7 +72,9 @@ def augment_split(
     (example, copy), so a copy does not depend on batching or on the other examples. The
     augmented rows (text, pair, label; one JSON object a line) are cached under `cache_root`
     by the split's content, the teacher's (and masked LM's) files, `cfg` and `max_length`;
-    a hit loads no model.
+    a hit loads no model. The teacher's logits on the copies go to the logits cache under
+    `logits_root` (default `cache_root`; `compressor.teacher_outputs`), where distillation
+    reads them instead of running the teacher again.
 
     Info: cached, path (the .jsonl of augmented examples), original / augmented counts,
     candidate_source ("mlm", "embedding-neighbours", or None when 'replace' is not among the
@@ -111,14 +115,18 @@ def augment_split(
         copies = capped(generate(split.texts, cfg, candidates, tokenizer.mask_token), cfg)
         texts = [text for _, text in copies]
         pairs = None if split.pairs is None else [split.pairs[i] for i, _ in copies]
-        labels = _teacher_labels(
-            teacher,
-            tokenizer,
-            texts,
-            pairs,
-            progress,
-            max_length=max_length,
-            batch_size=batch_size,
+        labels = (
+            teacher_logits(
+                teacher,
+                tokenizer,
+                Split(texts, [0] * len(texts), pairs),
+                logits_dir(logits_root or cache_root, teacher_dir, max_length),
+                max_length=max_length,
+                batch_size=batch_size,
+                progress=progress,
+            )
+            .argmax(1)
+            .tolist()
         )
     rows = [
         {"text": text, "pair": None if pairs is None else pairs[k], "label": labels[k]}
@@ -147,8 +155,8 @@ def _cache_key(split: Split, teacher_dir: str | Path, cfg: AugmentConfig, max_le
             "texts": split.texts,
             "pairs": split.pairs,
             "labels": split.labels,
-            "teacher": _model_files(teacher_dir),
-            "mlm_model": None if cfg.mlm_model is None else _model_files(cfg.mlm_model),
+            "teacher": model_fingerprint(teacher_dir),
+            "mlm_model": None if cfg.mlm_model is None else model_fingerprint(cfg.mlm_model),
             "cfg": cfg.model_dump_json(),
             "max_length": max_length,
         },
@@ -157,52 +165,9 @@ def _cache_key(split: Split, teacher_dir: str | Path, cfg: AugmentConfig, max_le
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def _model_files(model: str | Path) -> list[tuple[str, int, int]] | str:
-    """(name, size, mtime) of a model folder's files (weights, config and tokenizer all
-    shape the output); a hub id stands for itself."""
-    path = Path(resolve_model_dir(model))
-    if not path.is_dir():
-        return str(model)
-    return [
-        (f.name, f.stat().st_size, f.stat().st_mtime_ns)
-        for f in sorted(path.iterdir())
-        if f.is_file()
-    ]
-
-
 def _extend(split: Split, rows: list[dict]) -> Split:
     return Split(
         texts=split.texts + [row["text"] for row in rows],
         labels=split.labels + [row["label"] for row in rows],
         pairs=None if split.pairs is None else split.pairs + [row["pair"] for row in rows],
     )
-
-
-@torch.no_grad()
-def _teacher_labels(
-    teacher: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: list[str],
-    pairs: list[str] | None,
-    progress: LoggedProgress,
-    *,
-    max_length: int,
-    batch_size: int,
-) -> list[int]:
-    """The teacher's argmax on each text (pair), batched by length to limit padding."""
-    order = sorted(range(len(texts)), key=lambda k: len(texts[k]) + len(pairs[k] if pairs else ""))
-    labels = [0] * len(texts)
-    task = progress.add_task("teacher labels", total=len(texts), log=LogLine(items="examples"))
-    for batch in chunks(order, batch_size):
-        enc = tokenizer(
-            [texts[k] for k in batch],
-            None if pairs is None else [pairs[k] for k in batch],
-            truncation=True,
-            max_length=max_length,
-            padding=True,
-            return_tensors="pt",
-        ).to(teacher.device)
-        for k, label in zip(batch, teacher(**enc).logits.argmax(-1).tolist(), strict=True):
-            labels[k] = label
-        progress.advance(task, len(batch))
-    return labels

@@ -24,7 +24,11 @@ from compressor.distill.mapping import hidden_pairs
 from compressor.distill.schedules import temperature_at, weight_factor
 from compressor.errors import UserError
 from compressor.recipe import DistillConfig, IntermediateLoss
-from compressor.students import StudentKind, Wants, kind_of
+from compressor.students import Features, StudentKind, Wants, kind_of
+
+CACHED_LOGITS = "teacher_logits"
+"""The batch field that carries the teacher's precomputed logits (`compressor.teacher_outputs`);
+with it the teacher does not run."""
 
 
 def check_servable(kind: StudentKind, cfg: DistillConfig) -> None:
@@ -103,6 +107,14 @@ class DistillObjective:
         return [module for *_, module in self.terms]
 
     @property
+    def reads_teacher_internals(self) -> bool:
+        """Whether a term reads more of the teacher than its logits: then the teacher runs on
+        every batch, and cached logits cannot stand in for it."""
+        return self.needs_hidden_states or any(
+            m.needs_hidden_states or m.needs_attentions or m.needs_qkv for *_, m in self.terms
+        )
+
+    @property
     def frozen(self) -> list[nn.Module]:
         """Every teacher: moved to the device by the trainer, never optimised."""
         return [self.teacher, *(m for m, _ in self.extra_teachers)]
@@ -140,10 +152,19 @@ class DistillObjective:
         self, student: nn.Module, batch: dict[str, torch.Tensor], progress: float = 0.0
     ) -> tuple[torch.Tensor, dict[str, float]]:
         labels = batch["labels"]
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        cached = batch.get(CACHED_LOGITS)
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", CACHED_LOGITS)}
         qkv = any(m.needs_qkv for *_, m in self.terms)
+        if cached is not None and self.reads_teacher_internals:
+            raise RuntimeError(
+                "cached teacher logits given to terms that read the teacher's layers"
+            )
         with torch.no_grad():
-            t_view = self._view(self.teacher, inputs, qkv)
+            t_view = (
+                Features(logits=cached)
+                if cached is not None
+                else self._view(self.teacher, inputs, qkv)
+            )
             extra_logits = [self._view(m, inputs, False).logits for m, _ in self.extra_teachers]
         s_view = self._view(student, inputs, qkv)
         s_logits, t_logits = s_view.logits, t_view.logits

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from compressor.distill.objective import DistillObjective, check_servable
+from compressor.distill.objective import CACHED_LOGITS, DistillObjective, check_servable
 from compressor.distill.trainer import seed_fresh_weights, total_steps, train
 from compressor.models import count_parameters
 from compressor.pipeline.context import RunContext, describe_data
-from compressor.pipeline.inputs import load_extra_teachers, load_teacher, training_split
+from compressor.pipeline.inputs import (
+    cached_teacher_logits,
+    load_extra_teachers,
+    load_teacher,
+    training_split,
+)
 from compressor.pipeline.stage import Stage
 from compressor.recipe import DistillConfig
 from compressor.runfolder import cache_root
@@ -63,6 +68,7 @@ class Distill(Stage):
         student_params = count_parameters(student), count_parameters(student, embeddings=False)
         plan = recipe.stage_plan()
         stages: list[dict[str, Any]] = []
+        cached: list[list[float]] | None = None
         for i, (name, distill_cfg, train_cfg) in enumerate(plan):
             last = i == len(plan) - 1
             target = run.path / "model" if last else run.path / "stages" / name
@@ -77,6 +83,13 @@ class Distill(Stage):
                 distill_cfg,
                 [(extra[spec.model], spec.weight) for spec in distill_cfg.extra_teachers],
             )
+            fields = None
+            if not objective.reads_teacher_internals and not ctx.mlm:
+                if cached is None:
+                    cached = cached_teacher_logits(
+                        ctx, teacher, tokenizer, student_tok, train_split
+                    )
+                fields = None if cached is None else {CACHED_LOGITS: cached}
             train_dir = run.path / "training" / (name if len(plan) > 1 else "")
             stage_label = f" — stage {i + 1}/{len(plan)}: {name}" if len(plan) > 1 else ""
             state = train(
@@ -93,6 +106,7 @@ class Distill(Stage):
                 resume=ctx.resume,
                 description=f"distilling the student ({kind_of(student).describe(student)})"
                 + stage_label,
+                example_fields=fields,
             )
             run.promote(train_dir, target)
             result = {
@@ -102,6 +116,7 @@ class Distill(Stage):
                 "best_step": state.best_step,
                 "best_dev_accuracy": state.best_dev_accuracy,
                 "history": state.history,
+                "teacher_pass": "cached logits" if fields else "every batch",
                 "train_seconds": round(state.train_seconds, 2),
                 "train_samples_per_s": round(
                     state.samples_per_second(train_cfg.batch_size, train_cfg.grad_accum), 2

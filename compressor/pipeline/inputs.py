@@ -11,6 +11,9 @@ from compressor.pipeline.context import RunContext
 from compressor.recipe import Recipe
 from compressor.runfolder import cache_root
 
+LOGITS_CACHE = "teacher-logits"
+"""The folder under the cache root that holds the teachers' logits on training examples."""
+
 
 def load_teacher(ctx: RunContext) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The frozen teacher (a masked LM for task-agnostic pruning), its labels checked against
@@ -55,4 +58,31 @@ def training_split(ctx: RunContext) -> tuple[Split, dict | None]:
         cache_root() / "augment",
         max_length=recipe.data.max_length,
         device="cuda" if torch.cuda.is_available() else "cpu",
+        logits_root=cache_root() / LOGITS_CACHE,
     )
+
+
+def cached_teacher_logits(
+    ctx: RunContext,
+    teacher: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    student_tokenizer: PreTrainedTokenizerBase,
+    split: Split,
+) -> list[list[float]] | None:
+    """The teacher's logits on every training example from the logits cache (computing the
+    ones it lacks), or None when the student reads other tokens than the teacher (a
+    pretrained student with its own vocabulary): then the teacher runs on every batch."""
+    if student_tokenizer.get_vocab() != tokenizer.get_vocab():
+        return None
+    from compressor.models import resolve_model_dir
+    from compressor.progress import LoggedProgress
+    from compressor.teacher_outputs import cache_dir, teacher_logits
+
+    folder = cache_dir(cache_root() / LOGITS_CACHE, resolve_model_dir(ctx.teacher),
+                       ctx.recipe.data.max_length)  # fmt: skip
+    with LoggedProgress() as progress:
+        logits = teacher_logits(
+            teacher, tokenizer, split, folder, max_length=ctx.recipe.data.max_length,
+            progress=progress,
+        )  # fmt: skip
+    return logits.tolist()
