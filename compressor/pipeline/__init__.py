@@ -1,5 +1,5 @@
 """The chain behind the CLI, one module per stage (see ARCHITECTURE.md): `finetune` makes a
-teacher; `compress` runs distill -> prune -> vocab -> export -> quantize -> ort_format ->
+teacher; `compress` runs adabert (a cnn student's search) -> distill -> prune -> vocab -> export -> quantize -> ort_format ->
 teacher_files -> evaluate -> benchmark, then writes the report."""
 
 from compressor.pipeline.benchmark import benchmark

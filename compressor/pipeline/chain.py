@@ -8,6 +8,7 @@ from pathlib import Path
 
 from compressor.distill.objective import check_servable
 from compressor.models import count_parameters, load_tokenizer, resolve_model_dir
+from compressor.pipeline.adabert import AdaBert
 from compressor.pipeline.benchmark import Benchmark
 from compressor.pipeline.context import RunContext, console
 from compressor.pipeline.distill import Distill, describe_augmentation
@@ -26,6 +27,7 @@ from compressor.runfolder import RunFolder
 from compressor.students import kind_named, kind_of, make_student
 
 STAGES: list[Stage] = [
+    AdaBert(),
     Distill(),
     Prune(),
     Vocab(),
@@ -91,7 +93,8 @@ def plan(teacher: str, recipe: Recipe) -> dict[str, str]:
         "teacher": f"{teacher}: {model.config.num_hidden_layers} layers, "
         f"{count_parameters(model) / 1e6:.1f} M parameters",
         "student": f"{kind_of(student).describe(student, recipe.student)}, "
-        f"{count_parameters(student) / 1e6:.1f} M parameters",
+        f"{count_parameters(student) / 1e6:.1f} M parameters"
+        + ("; its cells will come from the AdaBERT search" if recipe.adabert.enabled else ""),
     }
     for stage in STAGES:
         enabled = stage.enabled(ctx)

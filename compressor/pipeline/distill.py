@@ -9,6 +9,7 @@ from typing import Any
 from compressor.distill.objective import CACHED_LOGITS, DistillObjective, check_servable
 from compressor.distill.trainer import seed_fresh_weights, total_steps, train
 from compressor.models import count_parameters
+from compressor.pipeline.adabert import searched_student
 from compressor.pipeline.context import RunContext, describe_data
 from compressor.pipeline.inputs import (
     cached_teacher_logits,
@@ -62,9 +63,8 @@ class Distill(Stage):
         extra = load_extra_teachers(recipe, data, teacher, tokenizer)
         train_split, augmentation = training_split(ctx)
         seed_fresh_weights(recipe.train.seed)
-        student, student_tok = make_student(
-            teacher, tokenizer, recipe.student, data.train.texts[:32]
-        )
+        student_cfg = searched_student(ctx)
+        student, student_tok = make_student(teacher, tokenizer, student_cfg, data.train.texts[:32])
         student_params = count_parameters(student), count_parameters(student, embeddings=False)
         plan = recipe.stage_plan()
         stages: list[dict[str, Any]] = []
@@ -134,8 +134,7 @@ class Distill(Stage):
         run.complete(
             self.name,
             teacher=ctx.teacher,
-            student_source=recipe.student.model
-            or kind_of(student).describe(student, recipe.student),
+            student_source=recipe.student.model or kind_of(student).describe(student, student_cfg),
             extra_teachers=[spec.model for spec in recipe.distill.extra_teachers],
             data=describe_data(data),
             augmentation=augmentation,

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from compressor.errors import UserError
 from compressor.recipe._base import Strict
-from compressor.recipe.compression import PruneConfig, VocabConfig
+from compressor.recipe.compression import AdaBertConfig, PruneConfig, VocabConfig
 from compressor.recipe.metakd import MetaKDConfig
 from compressor.recipe.shipping import BenchmarkConfig, ExportConfig, QuantizeConfig
 from compressor.recipe.training import (
@@ -34,6 +34,7 @@ from compressor.recipe.training import (
 )
 
 __all__ = [
+    "AdaBertConfig",
     "AugmentConfig",
     "BenchmarkConfig",
     "DataConfig",
@@ -67,6 +68,7 @@ class Recipe(Strict):
     data: DataConfig = DataConfig()
     finetune: TrainConfig = TrainConfig(lr=5e-5)
     student: StudentConfig = StudentConfig()
+    adabert: AdaBertConfig = AdaBertConfig()
     distill: DistillConfig = DistillConfig()
     train: TrainConfig = TrainConfig(lr=1e-4)
     augment: AugmentConfig = AugmentConfig()
@@ -97,6 +99,11 @@ class Recipe(Strict):
             raise ValueError(
                 f"prune.enabled prunes transformer layers and a {self.student.kind} student "
                 "has none: set prune.enabled false or student.kind transformer"
+            )
+        if self.adabert.enabled and self.student.kind != "cnn":
+            raise ValueError(
+                f"adabert.enabled searches a cnn student's cells and student.kind is "
+                f"{self.student.kind}: set student.kind cnn, or adabert.enabled false"
             )
         if self.student.siamese and self.data.text_pair_column is None:
             raise ValueError(
@@ -163,12 +170,14 @@ class Recipe(Strict):
 
     def hash(self) -> str:
         """Identifies the recipe in manifests: same settings, same hash. An untouched
-        `metakd` section, a `quantize.reduce_range` left at auto and student keys added with
-        the student kinds, at their defaults, are left out, so recipes written before they
-        existed keep their hash (and their runs stay resumable)."""
+        `metakd` or `adabert` section, a `quantize.reduce_range` left at auto and student
+        keys added with the student kinds, at their defaults, are left out, so recipes
+        written before they existed keep their hash (and their runs stay resumable)."""
         tree = self.model_dump(mode="json")
         if self.metakd == MetaKDConfig():
             del tree["metakd"]
+        if self.adabert == AdaBertConfig():  # added with the search
+            del tree["adabert"]
         if self.quantize.reduce_range == "auto":
             del tree["quantize"]["reduce_range"]
         if self.data.columns is None:  # added with headerless files

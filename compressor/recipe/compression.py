@@ -98,3 +98,48 @@ class VocabConfig(Strict):
         description="Keep only the tokens the training text uses (plus specials): the "
         "embedding table shrinks and the tokenizer is rewritten to match.",
     )
+
+
+class AdaBertConfig(Strict):
+    """AdaBERT's differentiable search (Chen et al., IJCAI 2020) of a `cnn` student's cell and
+    depth, run before distillation; what it finds replaces `student.cells`, and the
+    distillation stage then trains that discrete network from scratch.
+
+    One cell architecture is searched and stacked: each of its `nodes` intermediate nodes
+    reads every earlier node through an edge that mixes AdaBERT's ten operations by a
+    Gumbel-softmax, and the depth K (1..`max_cells`) is a Gumbel-softmax choice too. The loss
+    is (1 - gamma) CE + gamma KD + beta L_E, KD learning per-layer probe classifiers on the
+    teacher's hidden states, L_E the expected parameters and FLOPs of the chosen operations.
+    """
+
+    enabled: bool = Field(False, description="Search the cnn student's cells before distilling.")
+    max_cells: int = Field(
+        4, ge=1, le=12, description="K_max: the deepest network searched (the paper: 8)."
+    )
+    nodes: int = Field(
+        3, ge=1, le=6, description="Intermediate nodes per cell (the paper and DARTS: 3)."
+    )
+    gamma: float = Field(0.8, ge=0, le=1, description="Weight of the KD term against CE.")
+    beta: float = Field(
+        4.0, ge=0, description="Weight of the efficiency term L_E, in [0, 1] per architecture."
+    )
+    temperature: float = Field(
+        1.0, gt=0, description="KD temperature on the probes' and the cells' logits."
+    )
+    gumbel_temperature: float = Field(
+        1.0, gt=0, description="Gumbel-softmax temperature at epoch 0; x0.98 every epoch."
+    )
+    epochs: float = Field(8.0, gt=0, description="Passes over the search examples.")
+    max_examples: int = Field(
+        4000,
+        ge=16,
+        description="Training examples the search reads (half train the weights, half the "
+        "architecture); the teacher's hidden states of all of them are held in memory.",
+    )
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate of the network's weights.")
+    arch_lr: float = Field(3e-3, gt=0, description="Adam learning rate of the architecture.")
+    probe_epochs: int = Field(
+        20, ge=1, description="Passes of each teacher-layer probe classifier over the examples."
+    )
+    seed: int = 42
