@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 DEMO_OUT ?= runs/demo
 
-.PHONY: install test demo bench bench-distill bench-textbrewer bench-prune bench-quant arm-root lint clean
+.PHONY: install test demo bench bench-distill bench-textbrewer bench-prune bench-quant bench-students arm-root lint clean
 
 install: $(STAMP)
 
@@ -62,6 +62,13 @@ bench-textbrewer: $(STAMP)
 # and layer dropping + KD, with ONNX latency ratios from one run (run `make demo` first).
 bench-prune: $(STAMP)
 	$(PY) -m benchmarks.experiments.prune_compare $(DEMO_OUT)/teacher runs/bench-prune
+
+# Student kinds on the demo teacher, 3 seeds each: the demo recipe's 3-layer transformer, Tang's
+# BiLSTM and AdaBERT's searched CNN (the last two on a teacher-labelled augmented set), fp32
+# and int8, dev accuracy and latency ratios over the teacher's ONNX and int8 files from one
+# interleaved run (run `make demo` first; resumable: run folders under runs/bench-students).
+bench-students: $(STAMP)
+	$(PY) -m benchmarks.experiments.students_compare $(DEMO_OUT)/teacher runs/bench-students $(STUDENTS_ARGS)
 
 # Every deployable file of the demo teacher and student (fp32, optimized, dynamic / static
 # int8, int4) against optimum's ORTQuantizer: dev accuracy, size, latency ratios, and whether
