@@ -30,7 +30,7 @@ from compressor.progress import LoggedProgress, LogLine
 
 SHARD_EXAMPLES = 4096
 """Examples per shard: what a kill can lose of the labelling pass."""
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: digests stored as raw bytes (numpy "S16" dropped trailing NULs)
 
 
 def model_fingerprint(model: str | Path) -> list[tuple[str, int, int]] | str:
@@ -63,14 +63,16 @@ def _load(folder: Path) -> dict[bytes, np.ndarray]:
     known: dict[bytes, np.ndarray] = {}
     for shard in sorted(folder.glob("shard-*.npz")):
         with np.load(shard) as data:
-            known.update(zip(data["keys"].tolist(), data["logits"], strict=True))
+            keys = [row.tobytes() for row in data["keys"]]
+            known.update(zip(keys, data["logits"], strict=True))
     return known
 
 
 def _write_shard(folder: Path, keys: list[bytes], logits: np.ndarray) -> None:
     name = hashlib.sha256(b"".join(keys)).hexdigest()[:16]
     with atomic.atomic_file(folder / f"shard-{name}.npz") as tmp:
-        np.savez(tmp, keys=np.array(keys, dtype="S16"), logits=logits.astype(np.float32))
+        digests = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), -1)
+        np.savez(tmp, keys=digests, logits=logits.astype(np.float32))
 
 
 @torch.no_grad()

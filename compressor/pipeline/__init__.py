@@ -1,6 +1,7 @@
 """The chain behind the CLI, one module per stage (see ARCHITECTURE.md): `finetune` makes a
-teacher; `compress` runs adabert (a cnn student's search) -> distill -> prune -> vocab -> export -> quantize -> ort_format ->
-teacher_files -> evaluate -> benchmark, then writes the report."""
+teacher; `compress` runs adabert (a cnn student's search) -> distill -> prune -> vocab ->
+export -> quantize -> ort_format -> teacher_files -> evaluate -> benchmark, then writes the
+report."""
 
 from compressor.pipeline.benchmark import benchmark
 from compressor.pipeline.chain import STAGES, compress, plan
