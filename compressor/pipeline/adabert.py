@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
 from compressor import atomic
 from compressor.distill.trainer import seed_fresh_weights
 from compressor.nas import adabert_search
@@ -70,6 +72,6 @@ class AdaBert(Stage):
         ctx.folder.complete(self.name, **record)
         edges = ", ".join(f"{op} {src}->{dst}" for op, src, dst in result.cells[0])
         console.print(
-            f"AdaBERT chose {result.depth} cell(s) of [{edges}] in "
+            f"AdaBERT chose {result.depth} cell(s) of {escape(f'[{edges}]')} in "
             f"{result.seconds / 60:.1f} min (cost {result.cost:.2f} width-7 convolutions)"
         )

@@ -1,6 +1,6 @@
 """The `cnn` student kind: the convolutional student of AdaBERT (Chen et al., IJCAI 2020,
 "Task-Adaptive BERT Compression with Differentiable Neural Architecture Search"), with its
-architecture fixed in the recipe (`student.cells`) rather than searched. The model is
+architecture given in the recipe (`student.cells`) or by AdaBERT's search stage. The model is
 `modeling_cnn.py`, saved beside the weights so that `trust_remote_code=True` loads it
 without this project; the architecture lives in its config.json, so retraining, loading and
 export never search.
@@ -13,8 +13,8 @@ pool over the sequence and a classifier on top.
 
 Where this differs, and why:
 
-- No search: the differentiable search (Gumbel-softmax over operations, the efficiency loss,
-  the number of cells K chosen up to K_max) is a later stage that writes `student.cells`.
+- The search is a stage of its own (`compressor/nas`, `adabert:` in the recipe): it writes
+  `student.cells` into the run folder, and this kind only builds what it is given.
 - Cell output: the mean of the cell's intermediate nodes (DARTS concatenates them, which
   would multiply the width by the node count); every cell keeps `student.hidden` channels.
 - Operations: ReLU then convolution, without DARTS' batch norm, whose batch statistics
