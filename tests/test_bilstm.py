@@ -249,7 +249,7 @@ def test_the_latency_workers_pytorch_engine_runs_it(student_dir: Path) -> None:
 
 
 def test_compress_runs_the_chain_with_the_bilstm_recipe(
-    tiny_teacher_dir: Path, tmp_path: Path
+    tiny_teacher_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     data = write_sst2_subset(tmp_path, 192, 96)
     recipe = load_recipe(RECIPES / "bilstm.yaml", {
@@ -262,6 +262,14 @@ def test_compress_runs_the_chain_with_the_bilstm_recipe(
     compress(str(tiny_teacher_dir), recipe, run, overwrite=False, resume=False,
              skip_benchmark=True)  # fmt: skip
     assert (run / "model" / "modeling_bilstm.py").is_file()
+    # without a terminal, the stages that show a spinner log when they start and end
+    log = capsys.readouterr().err
+    for message in (
+        "exporting the student to ONNX and checking parity",
+        "quantizing (dynamic-int8) and checking agreement",
+        "exporting the teacher to ONNX and quantizing it: the baseline to beat",
+    ):
+        assert f"{message} ..." in log and f"{message}: done in " in log, message  # fmt: skip
     state = json.loads((run / "state.json").read_text())["stages"]
     assert state["export"]["optimized"]["path"] is None
     assert "a bilstm student has none" in state["export"]["optimized"]["skipped"]

@@ -4,6 +4,7 @@ stage is skipped when the run resumes and any stage can run alone from its CLI c
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from compressor.distill.objective import check_servable
@@ -68,9 +69,14 @@ def compress(
         message = stage.status(ctx)
         if message is None:
             stage.run(ctx)
-        else:
+        elif console.is_terminal:
             with console.status(message):
                 stage.run(ctx)
+        else:  # a spinner draws nothing in a log: a line when the stage starts and ends
+            started = time.perf_counter()
+            console.print(f"{message} ...")
+            stage.run(ctx)
+            console.print(f"{message}: done in {time.perf_counter() - started:.0f} s")
     return write_run_report(run)
 
 
