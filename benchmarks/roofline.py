@@ -38,6 +38,10 @@ FLOAT_MATMULS = frozenset({"MatMul", "Gemm", "FusedMatMul"})
 ELEMENTWISE_OPS = {"Softmax": 5, "LayerNormalization": 8, "SkipLayerNormalization": 9,
                    "Erf": 8, "Gelu": 8, "FastGelu": 8, "BiasGelu": 9, "Tanh": 8, "Sqrt": 1,
                    "Pow": 1, "Div": 1, "Mul": 1, "Add": 1, "Sub": 1, "ReduceMean": 1}  # fmt: skip
+# an LSTM cell's arithmetic per hidden unit and step besides its two products: per gate the
+# two products' sum and two biases (4 x 3), 3 sigmoids and 2 tanh at Tanh's count, then
+# c = f*c + i*g (3) and h = o*tanh(c) (1)
+LSTM_CELL_OPS = 4 * 3 + 5 * ELEMENTWISE_OPS["Tanh"] + 3 + 1
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,8 @@ def _qdq_fusions(graph: onnx.GraphProto, kinds: _MatMulKinds) -> tuple[set[str],
 
 def node_costs(model: onnx.ModelProto, shapes: Mapping[str, Any]) -> list[NodeCost]:
     """Arithmetic and memory traffic of each node at the probed shapes; a fused QDQ product
-    reads the quantized tensors, not their dequantized copies."""
+    reads the quantized tensors, not their dequantized copies. Recurrences, convolutions and
+    pools are counted from their weights and kernels (SHAPED_OPS), not per output element."""
     kinds = _matmul_kinds()
     fused, folded = _qdq_fusions(model.graph, kinds)
     dequantized = {n.output[0]: n.input[0] for n in model.graph.node if n.output[0] in folded}
@@ -175,7 +180,10 @@ def node_costs(model: onnx.ModelProto, shapes: Mapping[str, Any]) -> list[NodeCo
         out_elems = float(math.prod(outs[0][0]))
         if node.op_type == "Gather":  # an embedding lookup reads the rows it returns
             traffic = 2 * sum(_nbytes(s, d) for s, d in outs)
-        if node.op_type in kinds.float_ops or node.op_type in kinds.int8_ops:
+        if node.op_type in SHAPED_OPS:
+            ops = SHAPED_OPS[node.op_type](node, shapes, out_elems)
+            costs.append(NodeCost(node.op_type, ops, traffic, node.op_type in INT8_SHAPED_OPS))
+        elif node.op_type in kinds.float_ops or node.op_type in kinds.int8_ops:
             depth = _reduction_depth(node, ins)
             int8 = node.op_type in kinds.int8_ops or node.output[0] in fused
             costs.append(NodeCost(node.op_type, 2.0 * out_elems * depth, traffic, int8))
@@ -188,15 +196,50 @@ def node_costs(model: onnx.ModelProto, shapes: Mapping[str, Any]) -> list[NodeCo
 def _reduction_depth(node: onnx.NodeProto, ins: list[tuple[tuple[int, ...], Any]]) -> int:
     """K of an (M x K) @ (K x N) product: the last axis of the first input."""
     if node.op_type == "MatMulNBits":
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        return int(attrs["K"])
+        return int(_attrs(node)["K"])
     if node.op_type == "QLinearMatMul":
         return int(ins[0][0][-1])
     first = ins[0][0]
     if node.op_type == "Gemm":
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        return int(first[0] if attrs.get("transA", 0) else first[-1])
+        return int(first[0] if _attrs(node).get("transA", 0) else first[-1])
     return int(first[-1])
+
+
+def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _lstm_ops(node: onnx.NodeProto, shapes: Mapping[str, Any], out_elems: float) -> float:
+    """Per direction, step and batch row: the 4 gates' x W^T + h R^T, 2 x 4 x hidden x
+    (input + hidden), and LSTM_CELL_OPS per hidden unit, over the full sequence (padded steps
+    run too). Read from X and W, as Y may be left out: X is [seq, batch, input] or, with
+    layout 1, [batch, seq, input], the same product; W is [directions, 4 x hidden, input],
+    but [directions, input, 4 x hidden] in DynamicQuantizeLSTM (com.microsoft), which keeps
+    LSTM's input order X, W, R, B, ... and adds the weights' scales and zero points. Its float
+    gate arithmetic is charged at the node's int8 rate: one kernel, one cost."""
+    x, w = shapes[node.input[0]][0], shapes[node.input[1]][0]
+    gates = w[2] if node.op_type == "DynamicQuantizeLSTM" else w[1]
+    hidden = int(_attrs(node).get("hidden_size", gates // 4))
+    per_unit = 2 * 4 * (x[2] + hidden) + LSTM_CELL_OPS
+    return float(w[0] * x[0] * x[1] * hidden * per_unit)
+
+
+def _conv_ops(node: onnx.NodeProto, shapes: Mapping[str, Any], out_elems: float) -> float:
+    """2 x in_channels/group x kernel per output element: W is [out, in/group, *kernel] for
+    Conv and ConvInteger alike. Dilation and stride move the taps, not their number."""
+    return 2.0 * out_elems * math.prod(shapes[node.input[1]][0][1:])
+
+
+def _pool_ops(node: onnx.NodeProto, shapes: Mapping[str, Any], out_elems: float) -> float:
+    """One compare or add per window element of each output."""
+    return out_elems * math.prod(_attrs(node)["kernel_shape"])
+
+
+# ops whose count follows from their weights or kernel, not from the output alone; of them,
+# those ONNX Runtime runs as integer kernels (the dynamic int8 files')
+INT8_SHAPED_OPS = frozenset({"DynamicQuantizeLSTM", "ConvInteger"})
+SHAPED_OPS = {"LSTM": _lstm_ops, "DynamicQuantizeLSTM": _lstm_ops, "Conv": _conv_ops,
+              "ConvInteger": _conv_ops, "MaxPool": _pool_ops, "AveragePool": _pool_ops}  # fmt: skip
 
 
 def estimate_ms(costs: list[NodeCost], profile: DeviceProfile, threads: int) -> dict[str, float]:
