@@ -269,8 +269,13 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=4.0, help="AdaBERT's efficiency weight")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument(
+        "--train-only", action="store_true", help="train and evaluate the runs, then stop"
+    )
     args = parser.parse_args()
     run_all(args.teacher, args.out, args)
+    if args.train_only:
+        return
     timing = latency(args.out, args)
     data = rows(args.out, args, timing)
     text = render(data, timing, args)
