@@ -267,7 +267,7 @@ def main() -> None:
     parser.add_argument("--per-example", type=int, default=10,
                         help="augmented copies per training sentence (BiLSTM, CNN)")  # fmt: skip
     parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--beta", type=float, default=4.0, help="AdaBERT's efficiency weight")
+    parser.add_argument("--beta", type=float, default=0.5, help="AdaBERT's efficiency weight")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument(
