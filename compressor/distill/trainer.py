@@ -12,7 +12,7 @@ import math
 import shutil
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -29,6 +29,7 @@ from transformers import (
     PreTrainedTokenizerBase,
     get_linear_schedule_with_warmup,
 )
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from compressor import atomic
 from compressor.data import Split
@@ -130,19 +131,39 @@ class MaskingCollator:
             return self.inner(features)
 
 
+class LengthGroupedEpochs(LengthGroupedSampler):
+    """transformers' length-grouped order (random groups of 50 batches, each sorted by
+    length), drawn anew each epoch from (seed, epoch): the trainer's `set_epoch` reaches it
+    through accelerate, so a resumed run gets the order the uninterrupted one had."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int) -> None:
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        self.generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return super().__iter__()
+
+
 def make_loader(
     features: list[dict],
     tokenizer: PreTrainedTokenizerBase,
     batch_size: int,
     shuffle: bool,
     collator: Callable[[list[dict]], dict] | None = None,
+    group_by_length_seed: int | None = None,
 ) -> DataLoader:
-    return DataLoader(
-        features,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        collate_fn=collator or DataCollatorWithPadding(tokenizer),
-    )
+    """Batches padded to their longest member; shuffled, and with `group_by_length_seed`
+    grouped by length."""
+    collate = collator or DataCollatorWithPadding(tokenizer)
+    if shuffle and group_by_length_seed is not None:
+        lengths = [len(f["input_ids"]) for f in features]
+        sampler = LengthGroupedEpochs(lengths, batch_size, group_by_length_seed)
+        return DataLoader(features, batch_size=batch_size, sampler=sampler, collate_fn=collate)
+    return DataLoader(features, batch_size=batch_size, shuffle=shuffle, collate_fn=collate)
 
 
 @torch.no_grad()
@@ -218,7 +239,12 @@ def train(
     train_collate = MaskingCollator(tokenizer, mlm_probability, cfg.seed) if mlm else None
     dev_collate = MaskingCollator(tokenizer, mlm_probability, 0) if mlm else None
     train_loader = make_loader(
-        train_features, tokenizer, cfg.batch_size, shuffle=True, collator=train_collate
+        train_features,
+        tokenizer,
+        cfg.batch_size,
+        shuffle=True,
+        collator=train_collate,
+        group_by_length_seed=cfg.seed if cfg.group_by_length else None,
     )
     dev_loader = make_loader(
         dev_features, tokenizer, cfg.batch_size * 2, shuffle=False, collator=dev_collate

@@ -182,6 +182,9 @@ class Recipe(Strict):
             del tree["quantize"]["reduce_range"]
         if self.data.columns is None:  # added with headerless files
             del tree["data"]["columns"]
+        for section in ("finetune", "train"):  # added with length-grouped batches
+            if not tree[section]["group_by_length"]:
+                del tree[section]["group_by_length"]
         defaults = StudentConfig()
         for key in ADDED_STUDENT_KEYS:
             if getattr(self.student, key) == getattr(defaults, key):

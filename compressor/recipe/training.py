@@ -48,6 +48,12 @@ class TrainConfig(Strict):
     checkpoint_every: int = Field(200, ge=1, description="Optimizer steps between checkpoints.")
     seed: int = 42
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    group_by_length: bool = Field(
+        False,
+        description="Batch training examples of similar length (shuffled groups of 50 "
+        "batches, sorted inside), so little compute goes to padding; the order still changes "
+        "every epoch and a resumed run replays it.",
+    )
     keep: Literal["best", "last"] = Field(
         "best",
         description="Keep the best model by dev accuracy, or the last one (for stages whose "
