@@ -57,8 +57,13 @@ def test_hash_changes_with_settings_only() -> None:
     assert load_recipe(None, {"student.hidden": 150}).hash() != Recipe().hash()
     assert load_recipe(None, {"student.cells": [[["zero", 0, 2]]]}).hash() != Recipe().hash()
     assert load_recipe(None, {"data.columns": ["sentence", "label"]}).hash() != Recipe().hash()
+    assert load_recipe(None, {"train.group_by_length": True}).hash() != Recipe().hash()
+    cnn = {"student.kind": "cnn"}
+    assert (load_recipe(None, cnn | {"adabert.enabled": True}).hash()
+            != load_recipe(None, cnn).hash())  # fmt: skip
     tree = Recipe().model_dump(mode="json")
     del tree["metakd"], tree["quantize"]["reduce_range"], tree["data"]["columns"]
+    del tree["adabert"], tree["train"]["group_by_length"], tree["finetune"]["group_by_length"]
     for key in ("kind", "hidden", "mlp", "embedding_dim", "siamese", "cells"):  # kinds' keys
         del tree["student"][key]
     blob = json.dumps(tree, sort_keys=True).encode()
