@@ -211,16 +211,41 @@ def _columns(rows: list[dict], cfg: DataConfig, where: str, labelled: bool = Tru
                 f"{where}: no column {column!r} (columns: {', '.join(available)}) — pass "
                 "--text-column / --text-pair-column / --label-column"
             )
+    for column in [cfg.text_column] + ([cfg.text_pair_column] if cfg.text_pair_column else []):
+        missing = next((k for k, r in enumerate(rows) if r[column] is None), None)
+        if missing is not None:
+            raise UserError(
+                f"{where}: example {missing + 1} has no {column!r} (an empty cell or null) — "
+                "fill or drop that row"
+            )
     pairs = [str(r[cfg.text_pair_column]) for r in rows] if cfg.text_pair_column else None
     labels = [r[cfg.label_column] for r in rows] if labelled else [0] * len(rows)
+    if any(lbl is None or lbl == "" for lbl in labels):
+        raise UserError(f"{where}: some examples have an empty label — fill or drop those rows")
+    labels = [_class_of(lbl) for lbl in labels]
     return Split([str(r[cfg.text_column]) for r in rows], labels, pairs)
+
+
+def _class_of(label: object) -> int | str:
+    """A label as a class: an integer id, or a name; a whole float (1.0, as some exports
+    write ids) and a boolean are integers. Anything else (a list, 0.5) is refused."""
+    if isinstance(label, bool) or (isinstance(label, float) and label.is_integer()):
+        return int(label)
+    if not isinstance(label, int | str):
+        raise UserError(
+            f"label {_shortened(repr(label))} is not a class — labels are integer ids "
+            "(0..K-1) or names; fix the label column or pass --label-column"
+        )
+    return label
 
 
 def encode_labels(train: Split, dev: Split) -> list[str]:
     """Integer labels stay as they are (0..K-1); string labels get sorted ids."""
+    for split in (train, dev):  # Meta-KD's readers hand their rows' labels as they are
+        if any(lbl is None or lbl == "" for lbl in split.labels):
+            raise UserError("some examples have an empty label — fill or drop those rows")
+        split.labels = [_class_of(lbl) for lbl in split.labels]
     raw = set(train.labels) | set(dev.labels)
-    if any(lbl is None or lbl == "" for lbl in raw):
-        raise UserError("some examples have an empty label — fill or drop those rows")
     if all(isinstance(lbl, int) or (isinstance(lbl, str) and lbl.isdigit()) for lbl in raw):
         for split in (train, dev):
             split.labels = [int(lbl) for lbl in split.labels]

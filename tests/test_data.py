@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,33 @@ def test_named_columns_are_checked_against_the_file(
     (tmp_path / name).write_text(content)
     with pytest.raises(UserError, match=match):
         load_task_data(DataConfig(source=str(tmp_path / name), columns=columns))
+
+
+@pytest.mark.parametrize(
+    ("rows", "match"),
+    [
+        ([{"sentence": "a", "label": [1]}, {"sentence": "b", "label": 0}],
+         r"^label \[1\] is not a class — labels are integer ids"),
+        ([{"sentence": "a", "label": 0.5}, {"sentence": "b", "label": 1}], r"^label 0\.5 is not"),
+        ([{"sentence": "a", "label": 1}, {"sentence": None, "label": 0}],
+         r"example 2 has no 'sentence' \(an empty cell or null\) — fill or drop that row"),
+        ([{"sentence\nx": "a", "label": 1}], r"columns: sentence\\nx, label"),
+    ],
+)  # fmt: skip
+def test_json_values_that_are_no_class_or_text_are_one_line_errors(
+    tmp_path: Path, rows: list[dict], match: str
+) -> None:
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in rows * 2))
+    with pytest.raises(UserError, match=match) as info:
+        load_task_data(DataConfig(source=str(path), dev_fraction=0.4))
+    assert "\n" not in str(info.value)
+
+
+def test_whole_float_and_boolean_labels_are_class_ids(tmp_path: Path) -> None:
+    path = tmp_path / "train.jsonl"
+    rows = [{"sentence": f"s{k}", "label": [1.0, 0.0, True, False][k % 4]} for k in range(8)]
+    path.write_text("\n".join(json.dumps(row) for row in rows))
+    data = load_task_data(DataConfig(source=str(path), dev_fraction=0.4))
+    assert data.label_names == ["0", "1"]
+    assert sorted(data.train.labels + data.dev.labels) == [0, 0, 0, 0, 1, 1, 1, 1]

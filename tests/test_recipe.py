@@ -99,3 +99,15 @@ def test_shipped_recipes_validate() -> None:
     assert shipped, "recipes/ ships at least the demo recipe"
     for path in shipped:
         assert isinstance(load_recipe(path), Recipe)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"train": 5, "train.lr": 0.1}, r"^setting 'train\.lr': train is 5, not a section"),
+        ({"train..lr": 0.1}, r"^setting 'train\.\.lr' has an empty name part"),
+    ],
+)
+def test_settings_that_cannot_nest_are_one_line_errors(overrides: dict, match: str) -> None:
+    with pytest.raises(UserError, match=match):
+        load_recipe(None, overrides)

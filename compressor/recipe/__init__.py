@@ -215,10 +215,19 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     """Set `a.b.c` in a nested dict; how CLI flags land in the recipe."""
-    *parents, leaf = dotted.split(".")
+    parts = dotted.split(".")
+    if not all(parts):
+        raise UserError(f"setting {dotted!r} has an empty name part — write it as section.key")
+    *parents, leaf = parts
     node = tree
-    for part in parents:
+    for depth, part in enumerate(parents):
         node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            section = ".".join(parents[: depth + 1])
+            raise UserError(
+                f"setting {dotted!r}: {section} is {node!r}, not a section — set either "
+                f"{section} or keys inside it"
+            )
     node[leaf] = value
 
 
