@@ -1,5 +1,6 @@
 """The CLI as a user runs it: one clear line and exit code 2 for every bad input."""
 
+import importlib
 import json
 import os
 import re
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -234,3 +236,58 @@ def test_student_kind_flag_picks_the_kind_and_its_losses_are_checked(
     assert planned.returncode == 0, planned.stderr
     assert "BiLSTM, 16 units per direction, 8-unit ReLU layer" in " ".join(planned.stdout.split())
     assert not (tmp_path / "o").exists()
+
+
+def _raises(exc: BaseException) -> Callable[[], None]:
+    """A stand-in for the Typer app that fails with `exc`."""
+
+    def app() -> None:
+        raise exc
+
+    return app
+
+
+def _torch_disk_full() -> RuntimeError:
+    try:
+        raise OSError(28, "No space left on device")
+    except OSError as cause:
+        try:
+            raise RuntimeError("[enforce fail] PytorchStreamWriter failed writing file") from cause
+        except RuntimeError as error:
+            return error
+
+
+@pytest.mark.parametrize(
+    ("exc", "line"),
+    [
+        (OSError(28, "No space left on device", "/runs/x/model.safetensors"),
+         "error: no space left on the device (/runs/x/model.safetensors) — free disk space, "
+         "then rerun the same command with --resume"),
+        (RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed"),
+         "error: no space left on the device — free disk space, then rerun the same command "
+         "with --resume"),
+        (_torch_disk_full(), "error: no space left on the device — free disk space"),
+        (PermissionError(13, "Permission denied", "/ro/run"),
+         "error: cannot write (/ro/run): Permission denied — choose a writable --out folder"),
+    ],
+)  # fmt: skip
+def test_a_full_disk_or_unwritable_folder_is_one_line_and_exit_2(
+    exc: BaseException, line: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    cli_app = importlib.import_module("compressor.cli.app")  # the package's `app` is Typer's
+    monkeypatch.setattr(cli_app, "app", _raises(exc))
+    with pytest.raises(SystemExit) as exit_info:
+        cli_app.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(line) and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("a bug"), OSError(2, "No such file"), KeyError("x")])
+def test_other_errors_keep_their_traceback(
+    exc: BaseException, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli_app = importlib.import_module("compressor.cli.app")  # the package's `app` is Typer's
+    monkeypatch.setattr(cli_app, "app", _raises(exc))
+    with pytest.raises(type(exc)):
+        cli_app.main()
