@@ -46,6 +46,8 @@ class Artifacts:
     quantized: Path | None = None
     optimized: Path | None = None
     teacher_quantized: Path | None = None
+    pytorch: bool = True
+    """Time the PyTorch folders too; a search timing only the shippable file says False."""
 
     def onnx_files(self) -> dict[str, Path]:
         """label -> ONNX file, for targets that only run ONNX (estimates, emulation)."""

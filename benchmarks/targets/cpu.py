@@ -20,20 +20,20 @@ OPTIMIZED = "student ONNX optimized"
 
 
 def cpu_variants(arts: Artifacts, *, torch_compile: bool) -> list[Variant]:
-    variants = [
-        Variant("teacher PyTorch", arts.teacher_dir, "pytorch"),
-        Variant("teacher ONNX", arts.teacher_onnx, "onnxruntime"),
-        Variant("student PyTorch", arts.student_dir, "pytorch"),
-    ]
+    variants = [Variant("teacher ONNX", arts.teacher_onnx, "onnxruntime")]
+    if arts.pytorch:
+        variants.insert(0, Variant("teacher PyTorch", arts.teacher_dir, "pytorch"))
     if arts.teacher_quantized is not None:
-        variants.insert(2, Variant(TEACHER_INT8, arts.teacher_quantized, "onnxruntime"))
+        variants.append(Variant(TEACHER_INT8, arts.teacher_quantized, "onnxruntime"))
+    if arts.pytorch:
+        variants.append(Variant("student PyTorch", arts.student_dir, "pytorch"))
     if arts.student_onnx is not None:
         variants.append(Variant("student ONNX", arts.student_onnx, "onnxruntime"))
     if arts.optimized is not None:
         variants.append(Variant(OPTIMIZED, arts.optimized, "onnxruntime"))
     if arts.quantized is not None and arts.quantized_label:
         variants.append(Variant(arts.quantized_label, arts.quantized, "onnxruntime"))
-    if torch_compile:
+    if torch_compile and arts.pytorch:
         variants += [
             Variant("teacher PyTorch" + COMPILED, arts.teacher_dir, "pytorch-compile"),
             Variant("student PyTorch" + COMPILED, arts.student_dir, "pytorch-compile"),

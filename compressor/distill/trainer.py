@@ -205,6 +205,7 @@ def train(
     resume: bool = False,
     description: str = "training",
     on_step: Callable[[int], None] | None = None,
+    on_evaluate: Callable[[int, float], None] | None = None,
     hooks: TrainingHooks | None = None,
     keep_from_step: int = 0,
     mlm_probability: float | None = None,
@@ -221,7 +222,8 @@ def train(
     `mlm_probability` the data is unlabelled text for a masked LM, and "dev accuracy" is
     the masked-token accuracy. `example_fields` are per-example values (a domain id, an
     instance weight) batched with the training examples, for a `compute_loss` that weighs
-    examples one by one (Meta-KD).
+    examples one by one (Meta-KD). `on_evaluate(step, dev accuracy)` follows every
+    evaluation: a search judges a candidate there, and may stop it by raising.
     """
     set_seed(cfg.seed)
     accelerator = Accelerator(
@@ -296,6 +298,8 @@ def train(
             progress.console.print(
                 f"{description}: step {state.step}/{total} loss {loss:.4f} dev acc {acc:.4f}"
             )
+        if on_evaluate is not None:
+            on_evaluate(state.step, acc)
 
     def checkpoint() -> None:
         target = ckpt_root / f"step-{state.step}"

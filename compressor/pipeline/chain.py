@@ -5,6 +5,7 @@ stage is skipped when the run resumes and any stage can run alone from its CLI c
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from compressor.distill.objective import check_servable
@@ -63,7 +64,16 @@ def compress(
     ctx = RunContext(
         recipe, teacher, run, resume=resume, skip_export=skip_export, skip_benchmark=skip_benchmark
     )
+    run_stages(ctx)
+    return write_run_report(run)
+
+
+def run_stages(ctx: RunContext, only: Collection[str] | None = None) -> None:
+    """Run each enabled stage of `STAGES` (or of those named in `only`) not yet recorded, in
+    order, with a line at its start and end when there is no terminal to draw a spinner."""
     for stage in STAGES:
+        if only is not None and stage.name not in only:
+            continue
         if not stage.enabled(ctx) or stage.done(ctx):
             continue
         message = stage.status(ctx)
@@ -77,7 +87,6 @@ def compress(
             console.print(f"{message} ...")
             stage.run(ctx)
             console.print(f"{message}: done in {time.perf_counter() - started:.0f} s")
-    return write_run_report(run)
 
 
 def plan(teacher: str, recipe: Recipe) -> dict[str, str]:

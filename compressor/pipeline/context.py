@@ -5,6 +5,7 @@ than through each other's functions."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +31,9 @@ class RunContext:
     skip_export: bool = False
     skip_benchmark: bool = False
     preloaded: TaskData | None = field(default=None, repr=False)
+    on_evaluate: Callable[[int, float], None] | None = field(default=None, repr=False)
+    """Called with (step, dev accuracy) after each evaluation while distilling: how a
+    search judges a candidate mid-training and stops a weak one."""
 
     @property
     def mlm(self) -> bool:

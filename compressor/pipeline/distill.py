@@ -107,6 +107,7 @@ class Distill(Stage):
                 description=f"distilling the student ({kind_of(student).describe(student)})"
                 + stage_label,
                 example_fields=fields,
+                on_evaluate=ctx.on_evaluate,
             )
             run.promote(train_dir, target)
             result = {

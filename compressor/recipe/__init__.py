@@ -20,6 +20,7 @@ from compressor.errors import UserError
 from compressor.recipe._base import Strict
 from compressor.recipe.compression import AdaBertConfig, PruneConfig, VocabConfig
 from compressor.recipe.metakd import MetaKDConfig
+from compressor.recipe.search import KindSpace, SearchConfig
 from compressor.recipe.shipping import BenchmarkConfig, ExportConfig, QuantizeConfig
 from compressor.recipe.training import (
     AugmentConfig,
@@ -42,10 +43,12 @@ __all__ = [
     "ExportConfig",
     "ExtraTeacher",
     "IntermediateLoss",
+    "KindSpace",
     "MetaKDConfig",
     "PruneConfig",
     "QuantizeConfig",
     "Recipe",
+    "SearchConfig",
     "StageConfig",
     "Strict",
     "StudentConfig",
@@ -83,6 +86,7 @@ class Recipe(Strict):
     quantize: QuantizeConfig = QuantizeConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
     metakd: MetaKDConfig = MetaKDConfig()
+    search: SearchConfig = SearchConfig()
 
     @model_validator(mode="after")
     def _stages_are_valid(self) -> Recipe:
@@ -123,6 +127,7 @@ class Recipe(Strict):
             ("student.kind", self.student.kind, STUDENT_KINDS),
             ("prune.criterion", self.prune.criterion, IMPORTANCE),
             ("benchmark.target", self.benchmark.target, TARGETS),
+            *[(f"search.kinds.{kind}", kind, STUDENT_KINDS) for kind in self.search.kind_spaces],
             *(quantized if self.quantize.mode != "none" else []),
             *[
                 (f"{where}.intermediate.{i}.name", term.name, LOSSES)
@@ -170,7 +175,8 @@ class Recipe(Strict):
 
     def hash(self) -> str:
         """Identifies the recipe in manifests: same settings, same hash. An untouched
-        `metakd` or `adabert` section, a `quantize.reduce_range` left at auto and student
+        `metakd` or `adabert` section, the `search` section (it shapes candidates, each
+        of which has its own recipe), a `quantize.reduce_range` left at auto and student
         keys added with the student kinds, at their defaults, are left out, so recipes
         written before they existed keep their hash (and their runs stay resumable)."""
         tree = self.model_dump(mode="json")
@@ -178,6 +184,7 @@ class Recipe(Strict):
             del tree["metakd"]
         if self.adabert == AdaBertConfig():  # added with the search
             del tree["adabert"]
+        del tree["search"]
         if self.quantize.reduce_range == "auto":
             del tree["quantize"]["reduce_range"]
         if self.data.columns is None:  # added with headerless files

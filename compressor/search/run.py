@@ -1,0 +1,233 @@
+"""`compressor search` from end to end: the teacher's files and accuracy once, candidates until
+the budget is spent, then the chosen one trained again at the recipe's full budget and
+shipped as an ordinary compress run folder (`out/best`), its drop measured again on the whole
+dev set."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import optuna
+
+from benchmarks.targets import TEACHER_INT8
+from compressor.errors import UserError
+from compressor.pipeline.artifacts import run_artifacts
+from compressor.pipeline.chain import compress
+from compressor.pipeline.context import RunContext, console
+from compressor.pipeline.teacher import TeacherFiles
+from compressor.recipe import Recipe
+from compressor.runfolder import RunFolder
+from compressor.search.result import Summary, choose, rows_of, write_summary
+from compressor.search.space import candidate_recipe, check_space, describe_space
+from compressor.search.speed import SearchTarget
+from compressor.search.study import (
+    Budget,
+    objective_for,
+    open_storage,
+    open_studies,
+    outcome_of,
+    recover_killed,
+)
+from compressor.search.trial import Baseline
+
+TEACHER_ACCURACY = "teacher_accuracy"
+
+
+def check(recipe: Recipe) -> None:
+    """Refusals that need no teacher: the space, and keys a search must not vary."""
+    for key in [
+        *recipe.search.shared_space,
+        *(k for s in recipe.search.kind_spaces.values() for k in s.space),
+    ]:
+        if key.startswith(("data.", "search.", "benchmark.")):
+            raise UserError(
+                f"search space key {key}: every candidate is scored on the same data and "
+                "timed the same way — set it in the recipe instead of the search space"
+            )
+    check_space(recipe)
+
+
+def plan(recipe: Recipe, target: SearchTarget, budget_s: float, storage: str | None,
+         out: Path) -> dict[str, str]:  # fmt: skip
+    """--dry-run: the space and what a trial costs; durations measured by earlier trials in
+    the same storage when there are any."""
+    check(recipe)
+    cfg = recipe.search
+    lines = describe_space(cfg)
+    lines["trial"] = (
+        f"at most {cfg.trial_steps} steps, judged on dev accuracy at steps "
+        f"{[cfg.first_eval() * cfg.reduction_factor**k for k in range(cfg.rungs)]} "
+        f"({cfg.pruner}), then exported, quantized, scored on the whole dev set and timed on "
+        f"{target.describe()} beside the teacher's files"
+    )
+    lines["budget"] = f"{budget_s / 60:.0f} minutes of search, then the chosen candidate trained " \
+        "again at the recipe's full budget"  # fmt: skip
+    lines["cost"] = _measured_cost(storage, out, budget_s)
+    return lines
+
+
+def _measured_cost(storage: str | None, out: Path, budget_s: float) -> str:
+    exists = storage is not None or (out / "study.journal").is_file()
+    if not exists:
+        return "unknown until trials run: each kind's first trial measures it"
+    main, _rungs = open_studies(open_storage(storage, out), Recipe().search)
+    durations: dict[str, list[float]] = {}
+    for trial in main.get_trials(deepcopy=False):
+        if trial.datetime_start and trial.datetime_complete:
+            kind = str(trial.params.get("kind"))
+            seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+            durations.setdefault(kind, []).append(seconds)
+    if not durations:
+        return "unknown until trials run: each kind's first trial measures it"
+    means = {k: sum(v) / len(v) for k, v in durations.items()}
+    per = ", ".join(f"{k} {m / 60:.1f} min" for k, m in means.items())
+    overall = sum(means.values()) / len(means)
+    return f"mean trial so far: {per}; about {budget_s / overall:.0f} trials fit the budget"
+
+
+def search(
+    teacher: str,
+    recipe: Recipe,
+    out: Path,
+    target: SearchTarget,
+    *,
+    max_drop: float,
+    budget_s: float,
+    storage: str | None = None,
+    max_trials: int | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    ship: bool = True,
+) -> dict[str, Path]:
+    check(recipe)
+    budget = Budget(budget_s)
+    run = RunFolder.create(out, "search", recipe, overwrite=overwrite, resume=resume)
+    ctx = RunContext(recipe, teacher, run, resume=resume)
+    base = _baseline(ctx, target)
+    main, rungs = open_studies(open_storage(storage, out), recipe.search)
+    requeued = recover_killed(main, rungs)
+    if requeued:
+        console.print(f"search: trials {requeued} were cut off by a kill; queued again, "
+                      "their run folders resume")  # fmt: skip
+    objective = objective_for(recipe, base, rungs, out / "trials", budget)
+    started = time.monotonic()
+
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        rows = rows_of(study)
+        choice = choose(rows, max_drop)
+        outcome = outcome_of(trial)
+        done = f"acc {100 * outcome.dev_accuracy:.2f} % (drop {outcome.drop:.2f}), " \
+            f"{outcome.speedup:.2f}x teacher int8" if outcome else \
+            trial.user_attrs.get("stopped", trial.state.name.lower())  # fmt: skip
+        best = "none yet"
+        if choice:
+            o = next(r.outcome for r in rows if r.number == choice.number)
+            best = f"#{choice.number} drop {o.drop:.2f}, {o.speedup:.2f}x" if o else best
+        console.print(
+            f"search: trial {trial.number} ({trial.params.get('kind')}) {done} | "
+            f"{sum(r.outcome is not None for r in rows)} finished, "
+            f"{sum(r.state == 'PRUNED' for r in rows)} stopped early | best: {best} | "
+            f"{budget.left() / 60:.1f} min left"
+        )
+        if budget.spent or budget.left() <= 0:
+            study.stop()
+
+    if budget.left() > 0:
+        main.optimize(
+            objective,
+            n_trials=max_trials,
+            timeout=budget.left(),
+            callbacks=[report],
+            catch=(UserError,),
+            gc_after_trial=True,
+        )
+    console.print(f"search: {time.monotonic() - started:.0f} s of search")
+    summary = Summary(
+        target=target.describe(),
+        max_drop=max_drop,
+        teacher_accuracy=base.teacher_accuracy,
+        rows=rows_of(main),
+        choice=None,
+    )
+    summary.choice = choose(summary.rows, max_drop)
+    if summary.choice is None:
+        write_summary(out, summary)
+        raise UserError(
+            "no candidate finished within the budget — raise --budget (or lower "
+            "search.trial_steps) and rerun with --resume"
+        )
+    if ship:
+        summary.shipped = _ship(teacher, recipe, out, target, summary, resume)
+    return write_summary(out, summary)
+
+
+def _baseline(ctx: RunContext, target: SearchTarget) -> Baseline:
+    """The teacher's ONNX and own int8 files and its dev accuracy, once per search."""
+    from compressor.inference import accuracy
+
+    teacher_files = TeacherFiles()
+    if not teacher_files.done(ctx):
+        with console.status(teacher_files.status(ctx)):
+            teacher_files.run(ctx)
+    run, dev = ctx.folder, ctx.data.dev
+    if not run.done(TEACHER_ACCURACY):
+        score = accuracy(ctx.teacher, dev.texts, dev.pairs, dev.labels,
+                         max_length=ctx.recipe.data.max_length)  # fmt: skip
+        run.complete(TEACHER_ACCURACY, dev_accuracy=score, dev_examples=len(dev))
+    files = run.result(teacher_files.name)
+    return Baseline(
+        teacher=ctx.teacher,
+        teacher_onnx=Path(files["onnx"]),
+        teacher_int8=Path(files["int8"]["path"]) if files["int8"].get("path") else None,
+        teacher_accuracy=run.result(TEACHER_ACCURACY)["dev_accuracy"],
+        data=ctx.data,
+        target=target,
+    )
+
+
+def _ship(teacher: str, recipe: Recipe, out: Path, target: SearchTarget, summary: Summary,
+          resume: bool) -> dict[str, object]:  # fmt: skip
+    """The chosen candidate with the recipe's full training, timed at the search's shape."""
+    assert summary.choice is not None
+    row = next(r for r in summary.rows if r.number == summary.choice.number)
+    final = candidate_recipe(recipe, row.settings)
+    final = final.model_copy(update={"benchmark": target.config()})
+    best = out / "best"
+    console.print(f"search: training trial {row.number}'s candidate at full budget into {best}")
+    paths = compress(teacher, final, best, overwrite=not resume, resume=resume)
+    finished = RunFolder.open(best)
+    scores = finished.result("evaluate")["dev_accuracy"]
+    key = next(
+        (k for k in scores if k.startswith("student_") and k not in ("student_onnx",
+                                                                     "student_optimized")),
+        "student_onnx",
+    )  # fmt: skip
+    label = run_artifacts(finished, teacher)[key].label
+    return {
+        "folder": str(best),
+        "trial": row.number,
+        "file": label,
+        "dev_accuracy": scores[key],
+        "drop": round(100 * (scores["teacher"] - scores[key]), 3),
+        "speedup": _shipped_speedup(finished, label),
+        "report": str(paths["md"]),
+    }
+
+
+def _shipped_speedup(run: RunFolder, label: str) -> float | None:
+    """The shipped file's ratio to the teacher's own int8 file, as its run recorded it
+    (measured ratio, or the ratio of estimates at the most threads)."""
+    for key, record in run.state["stages"].items():
+        if not key.startswith("benchmark"):
+            continue
+        for s in record.get("speedups") or []:
+            if s.get("baseline") == TEACHER_INT8 and s.get("candidate") == label:
+                return float(s["ratio"])
+        estimates = record.get("estimates") or []
+        if estimates:
+            most = max(e["threads"] for e in estimates)
+            ms = {e["label"]: e["estimate_ms"] for e in estimates if e["threads"] == most}
+            if TEACHER_INT8 in ms and label in ms:
+                return ms[TEACHER_INT8] / ms[label]
+    return None

@@ -1,0 +1,179 @@
+"""The Optuna side: where the study lives, how a worker resumes it, and the loop that runs
+candidates until the budget is spent.
+
+Optuna prunes single-objective studies only (`Trial.report` raises NotImplementedError when
+there are two objectives), and this search has two: accuracy drop and speed. So each trial
+of the two-objective study has a twin in a one-objective "rungs" study in the same storage;
+the twin receives the candidate's dev accuracy at every evaluation and Optuna's own
+SuccessiveHalvingPruner (or HyperbandPruner) decides on it. Both studies live in the same
+file or database, so several workers share the rungs too.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from compressor.errors import UserError
+from compressor.recipe import Recipe, SearchConfig
+from compressor.search.space import candidate_recipe, suggest
+from compressor.search.trial import Baseline, Outcome, run_candidate
+
+STUDY = "compressor-search"
+RUNGS = STUDY + "-rungs"
+DIRECTIONS = ["minimize", "maximize"]  # accuracy drop in points, times faster
+WORKER = "worker"
+
+
+def open_storage(url: str | None, out: Path) -> BaseStorage:
+    """A database URL (sqlite:///..., postgresql://...) as Optuna's RDB storage; anything
+    else is a journal file, by default `out/study.journal`: a file several local processes
+    (or machines on one shared file system) can append to."""
+    if url and "://" in url:
+        try:
+            return RDBStorage(url)
+        except Exception as exc:  # SQLAlchemy's errors vary by driver
+            raise UserError(f"--storage {url}: cannot open the database ({exc})") from None
+    path = Path(url) if url else out / "study.journal"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
+    first, top = cfg.first_eval(), cfg.trial_steps
+    if cfg.pruner == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=first, reduction_factor=cfg.reduction_factor
+        )
+    if cfg.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=first, max_resource=top, reduction_factor=cfg.reduction_factor
+        )
+    return optuna.pruners.NopPruner()
+
+
+def open_studies(storage: BaseStorage, cfg: SearchConfig) -> tuple[optuna.Study, optuna.Study]:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(
+        seed=cfg.seed, n_startup_trials=cfg.startup_trials, constant_liar=True
+    )
+    main = optuna.create_study(
+        storage=storage,
+        study_name=STUDY,
+        directions=DIRECTIONS,
+        sampler=sampler,
+        load_if_exists=True,
+    )
+    rungs = optuna.create_study(
+        storage=storage,
+        study_name=RUNGS,
+        direction="maximize",
+        pruner=pruner(cfg),
+        load_if_exists=True,
+    )
+    return main, rungs
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_killed(main: optuna.Study, rungs: optuna.Study) -> list[int]:
+    """Trials a killed worker of this machine left running: failed, and their candidates
+    queued again, so the next trial resumes the candidate's run folder where it stopped."""
+    host = socket.gethostname()
+    requeued = []
+    for trial in main.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = str(trial.user_attrs.get(WORKER, ""))
+        owner_host, _, pid = owner.rpartition(":")
+        if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        main.tell(trial.number, state=TrialState.FAIL)
+        twin = trial.user_attrs.get("twin")
+        if twin is not None and rungs.trials[twin].state == TrialState.RUNNING:
+            rungs.tell(twin, state=TrialState.FAIL)
+        main.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        requeued.append(trial.number)
+    return requeued
+
+
+class Budget:
+    """Wall-clock seconds this worker may spend; a candidate still training when they run out
+    is stopped at its next evaluation."""
+
+    def __init__(self, seconds: float):
+        self.deadline = time.monotonic() + seconds
+        self.spent = False
+
+    def left(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+
+def objective_for(
+    recipe: Recipe,
+    base: Baseline,
+    rungs: optuna.Study,
+    trials_dir: Path,
+    budget: Budget,
+) -> Callable[[optuna.Trial], tuple[float, float]]:
+    cfg = recipe.search
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        _kind, settings = suggest(trial, cfg)
+        candidate = candidate_recipe(
+            recipe, settings, steps=cfg.trial_steps, eval_every=cfg.first_eval()
+        )
+        twin = rungs.ask()
+        trial.set_user_attr(WORKER, worker_id())
+        trial.set_user_attr("twin", twin.number)
+        trial.set_user_attr("settings", settings)
+
+        def judge(step: int, accuracy: float) -> None:
+            twin.report(accuracy, step)
+            if budget.left() <= 0:
+                budget.spent = True
+                raise optuna.TrialPruned(f"the budget ran out at step {step}")
+            if twin.should_prune():
+                raise optuna.TrialPruned(
+                    f"dev accuracy {accuracy:.4f} at step {step} is below its rung"
+                )
+
+        try:
+            outcome = run_candidate(base, candidate, trials_dir, judge)
+        except optuna.TrialPruned as exc:
+            trial.set_user_attr("stopped", str(exc))
+            rungs.tell(twin, state=TrialState.PRUNED)
+            raise
+        except BaseException:
+            rungs.tell(twin, state=TrialState.FAIL)
+            raise
+        rungs.tell(twin, outcome.dev_accuracy)
+        trial.set_user_attr("outcome", asdict(outcome))
+        return outcome.drop, outcome.speedup
+
+    return objective
+
+
+def outcome_of(trial: optuna.trial.FrozenTrial) -> Outcome | None:
+    found: dict[str, Any] | None = trial.user_attrs.get("outcome")
+    return Outcome(**found) if found and trial.state == TrialState.COMPLETE else None
