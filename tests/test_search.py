@@ -17,9 +17,10 @@ from optuna.trial import TrialState
 
 from compressor.errors import UserError
 from compressor.recipe import Recipe, load_recipe
-from compressor.search import SearchTarget, search
+from compressor.search import SearchTarget, plan, search
 from compressor.search.result import Row, choose
 from compressor.search.space import candidate_recipe, check_space, space_size
+from compressor.search.speed import measure_speed
 from compressor.search.study import RUNGS, STUDY, open_storage
 from compressor.search.trial import Outcome
 from tests.conftest import write_sst2_subset
@@ -101,7 +102,15 @@ def test_space_is_checked_choice_by_choice(data: Path) -> None:
 def test_cli_refuses_a_bad_space_budget_and_target_in_one_line(tmp_path: Path, data: Path) -> None:
     recipe = tmp_path / "r.yaml"
     recipe.write_text("search:\n  kinds:\n    gru: {}\n")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "300"}
+    ok = subprocess.run(
+        [sys.executable, "-m", "compressor", "search", "--teacher", "t", "--out",
+         str(tmp_path / "s"), "--data", str(data), "--dry-run"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "kind bilstm: student.hidden [150, 300]" in ok.stdout
+    assert "unknown until trials run" in ok.stdout and "128 distinct" in ok.stdout
     for extra, expected in [
         (["--recipe", str(recipe)], "search.kinds.gru: unknown student kind 'gru'"),
         (["--budget", "soon"], "--budget 'soon': write a duration"),
@@ -146,7 +155,19 @@ def test_a_tiny_search_runs_resumes_and_ships(
     assert shipped["drop"] == pytest.approx(
         100 * (state["evaluate"]["dev_accuracy"]["teacher"] - shipped["dev_accuracy"]), abs=1e-3
     )
-    assert "Pareto" in paths["html"].read_text() or "<img" in paths["html"].read_text()
+    html = paths["html"].read_text()
+    assert "Pareto front" in html and "data:image/png;base64," in html
+    # --dry-run's cost line reads the durations the trials measured
+    assert "mean trial so far" in plan(recipe, FAST, 600, None, out)["cost"]
+    # the same files estimated on an ARM profile: a 1-2 layer student beats the 4-layer teacher
+    teacher_files = json.loads((out / "state.json").read_text())["stages"]["teacher_files"]
+    arm = SearchTarget.parse("arm:cortex-a55", threads=4, batch=1, seq_len="64")
+    speed = measure_speed(arm, teacher_dir=tiny_teacher_dir,
+                          teacher_onnx=Path(teacher_files["onnx"]),
+                          teacher_int8=Path(teacher_files["int8"]["path"]),
+                          candidate_dir=best / "model", candidate=Path(state["quantize"]["path"]),
+                          lengths=None)  # fmt: skip
+    assert speed.mode == "estimated" and speed.vs_teacher > 1 and speed.vs_teacher_int8
 
     # resuming runs further trials without repeating the finished ones
     study = optuna.load_study(study_name=STUDY, storage=open_storage(None, out))
