@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def data(tmp_path: Path) -> Path:
 
 
 def outcome(drop: float, speedup: float) -> Outcome:
-    return Outcome(folder="f", file="f.onnx", label="student ONNX int8", dev_accuracy=0.8,
+    return Outcome(trial=0, folder="f", file="f.onnx", label="student ONNX int8", dev_accuracy=0.8,
                    drop=drop, size_mb=1.0, train_seconds=1.0,
                    speed={"mode": "measured", "vs_teacher": speedup * 2,
                           "vs_teacher_int8": speedup, "candidate_ms": 1.0})  # fmt: skip
@@ -144,6 +145,15 @@ def test_a_tiny_search_runs_resumes_and_ships(
         assert 0 <= o["dev_accuracy"] <= 1 and o["speed"]["vs_teacher"] > 0
         assert o["drop"] == pytest.approx(100 * (summary["teacher_accuracy"] - o["dev_accuracy"]),
                                           abs=1e-3)  # fmt: skip
+    # a proposal repeating a finished candidate reuses it and is not counted as a result
+    numbers = {r["number"]: r for r in summary["rows"]}
+    for r in summary["rows"]:
+        if r["repeat_of"] is not None:
+            assert r["state"] == "PRUNED" and r["outcome"] is None
+            assert numbers[r["repeat_of"]]["outcome"] is not None
+    # each kind is judged at its rungs against its own kind only
+    names = set(optuna.get_all_study_names(open_storage(None, out)))
+    assert {f"{RUNGS}-{r['kind']}" for r in summary["rows"]} <= names
     chosen = summary["choice"]["number"]
     shipped = summary["shipped"]
     assert shipped["trial"] == chosen
@@ -185,8 +195,10 @@ def test_the_budget_stops_a_training_candidate(
     # evaluations every 10 steps of a 100,000-step trial: only the budget can end it
     recipe = tiny_recipe(data, **{"search.trial_steps": 100_000, "search.rungs": 3,
                                   "search.reduction_factor": 100})  # fmt: skip
+    teacher_run = tmp_path / "teacher_run"  # a finetune run folder, as users pass it
+    shutil.copytree(tiny_teacher_dir, teacher_run / "model")
     with pytest.raises(UserError, match="no candidate finished within the budget"):
-        search(str(tiny_teacher_dir), recipe, tmp_path / "s", FAST, max_drop=1.0, budget_s=12)
+        search(str(teacher_run), recipe, tmp_path / "s", FAST, max_drop=1.0, budget_s=12)
     summary = json.loads((tmp_path / "s" / "search.json").read_text())
     assert [r["state"] for r in summary["rows"]] == ["PRUNED"]
     assert "budget ran out" in summary["rows"][0]["stopped"]
@@ -230,7 +242,8 @@ def test_two_workers_share_one_journal_file(
         assert worker.returncode == 0, output
     study = optuna.load_study(study_name=STUDY, storage=open_storage(str(journal), tmp_path))
     assert len(study.trials) == 4
-    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    for t in study.trials:  # finished, or a repeat of a candidate this worker finished
+        assert t.state == TrialState.COMPLETE or "repeat_of" in t.user_attrs, t
     owners = {str(t.user_attrs["worker"]).rpartition(":")[2] for t in study.trials}
     assert owners == {str(w.pid) for w in workers}
 
@@ -268,7 +281,7 @@ def test_a_killed_search_resumes_its_cut_off_candidate(
     assert first.state == TrialState.FAIL
     assert retry.user_attrs["retry_of"] == first.number and retry.params == first.params
     assert "budget ran out" in retry.user_attrs["stopped"]
-    rungs = optuna.load_study(study_name=RUNGS, storage=open_storage(None, out))
+    rungs = optuna.load_study(study_name=f"{RUNGS}-transformer", storage=open_storage(None, out))
     reported = rungs.trials[retry.user_attrs["twin"]].intermediate_values
     assert reported and min(reported) > step >= 10  # no step before the checkpoint again
     assert json.loads((folder / "state.json").read_text())["kind"] == "compress"

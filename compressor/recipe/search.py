@@ -98,7 +98,11 @@ class SearchConfig(Strict):
         "the default (the final file's quantization mode: dynamic-int8 or static-int8).",
     )
     trial_steps: int = Field(
-        120, ge=3, description="Optimizer steps a candidate trains at most during the search."
+        360,
+        ge=3,
+        description="Optimizer steps a candidate trains at most during the search. On the "
+        "demo teacher, 120 steps judged at steps 13 / 39 favoured the fastest learner (the "
+        "BiLSTM at lr 1e-3) over candidates that end better.",
     )
     rungs: int = Field(
         3,

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from benchmarks.targets.sections import TIMES
 from compressor import atomic
 from compressor.markdown import table
-from compressor.search.study import outcome_of
+from compressor.search.study import REPEAT_OF, outcome_of
 from compressor.search.trial import Outcome
 
 
@@ -34,6 +34,7 @@ class Row:
     stopped: str | None
     seconds: float | None
     on_front: bool = False
+    repeat_of: int | None = None
 
 
 @dataclass
@@ -55,8 +56,9 @@ class Summary:
     shipped: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
-        states = [r.state for r in self.rows]
-        return {s.lower(): states.count(s) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
+        states = [r.state for r in self.rows if r.repeat_of is None]
+        counts = {s.lower(): states.count(s) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
+        return counts | {"repeat": sum(r.repeat_of is not None for r in self.rows)}
 
 
 def rows_of(study: optuna.Study) -> list[Row]:
@@ -76,6 +78,7 @@ def rows_of(study: optuna.Study) -> list[Row]:
                 stopped=trial.user_attrs.get("stopped"),
                 seconds=seconds,
                 on_front=trial.number in front and trial.state == TrialState.COMPLETE,
+                repeat_of=trial.user_attrs.get(REPEAT_OF),
             )
         )
     return rows
@@ -111,8 +114,10 @@ def lines(summary: Summary) -> list[str]:
     out = [
         f"Target: {summary.target}. Tolerance: {summary.max_drop:g} points below the teacher's "
         f"{100 * summary.teacher_accuracy:.2f} % dev accuracy. Trials: {counts['complete']} "
-        f"finished, {counts['pruned']} stopped early, {counts['fail']} failed. Speed-ups are "
-        "the teacher's latency over the candidate's, timed (or estimated) in one run."
+        f"finished, {counts['pruned']} stopped early, {counts['fail']} failed; "
+        f"{counts['repeat']} proposals repeated a candidate already run (reused, not listed). "
+        "Speed-ups are the teacher's latency over the candidate's, timed (or estimated) in "
+        "one run."
     ]
     if summary.choice:
         out.append(f"Chosen: trial {summary.choice.number}, {summary.choice.reason}.")
@@ -135,6 +140,8 @@ HEADERS = ["Trial", "State", "Kind", "Settings", "Dev acc %", "Drop",
 def trial_rows(summary: Summary) -> list[list[str]]:
     body = []
     for r in summary.rows:
+        if r.repeat_of is not None:
+            continue
         o = r.outcome
         body.append(
             [

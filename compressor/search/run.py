@@ -12,6 +12,7 @@ import optuna
 
 from benchmarks.targets import TEACHER_INT8
 from compressor.errors import UserError
+from compressor.models import resolve_model_dir
 from compressor.pipeline.artifacts import run_artifacts
 from compressor.pipeline.chain import compress
 from compressor.pipeline.context import RunContext, console
@@ -23,9 +24,10 @@ from compressor.search.space import candidate_recipe, check_space, describe_spac
 from compressor.search.speed import SearchTarget
 from compressor.search.study import (
     Budget,
+    Rungs,
     objective_for,
     open_storage,
-    open_studies,
+    open_study,
     outcome_of,
     recover_killed,
 )
@@ -71,7 +73,7 @@ def _measured_cost(storage: str | None, out: Path, budget_s: float) -> str:
     exists = storage is not None or (out / "study.journal").is_file()
     if not exists:
         return "unknown until trials run: each kind's first trial measures it"
-    main, _rungs = open_studies(open_storage(storage, out), Recipe().search)
+    main = open_study(open_storage(storage, out), Recipe().search)
     durations: dict[str, list[float]] = {}
     for trial in main.get_trials(deepcopy=False):
         if trial.datetime_start and trial.datetime_complete:
@@ -105,7 +107,8 @@ def search(
     run = RunFolder.create(out, "search", recipe, overwrite=overwrite, resume=resume)
     ctx = RunContext(recipe, teacher, run, resume=resume)
     base = _baseline(ctx, target)
-    main, rungs = open_studies(open_storage(storage, out), recipe.search)
+    opened = open_storage(storage, out)
+    main, rungs = open_study(opened, recipe.search), Rungs(opened, recipe.search)
     requeued = recover_killed(main, rungs)
     if requeued:
         console.print(f"search: trials {requeued} were cut off by a kill; queued again, "
@@ -172,7 +175,7 @@ def _baseline(ctx: RunContext, target: SearchTarget) -> Baseline:
             teacher_files.run(ctx)
     run, dev = ctx.folder, ctx.data.dev
     if not run.done(TEACHER_ACCURACY):
-        score = accuracy(ctx.teacher, dev.texts, dev.pairs, dev.labels,
+        score = accuracy(Path(resolve_model_dir(ctx.teacher)), dev.texts, dev.pairs, dev.labels,
                          max_length=ctx.recipe.data.max_length)  # fmt: skip
         run.complete(TEACHER_ACCURACY, dev_accuracy=score, dev_examples=len(dev))
     files = run.result(teacher_files.name)

@@ -3,10 +3,12 @@ candidates until the budget is spent.
 
 Optuna prunes single-objective studies only (`Trial.report` raises NotImplementedError when
 there are two objectives), and this search has two: accuracy drop and speed. So each trial
-of the two-objective study has a twin in a one-objective "rungs" study in the same storage;
-the twin receives the candidate's dev accuracy at every evaluation and Optuna's own
-SuccessiveHalvingPruner (or HyperbandPruner) decides on it. Both studies live in the same
-file or database, so several workers share the rungs too.
+of the two-objective study has a twin in a one-objective "rungs" study of its student kind,
+in the same storage; the twin receives the candidate's dev accuracy at every evaluation and
+Optuna's own SuccessiveHalvingPruner (or HyperbandPruner) decides on it. One rungs study per
+kind, because kinds learn at different speeds: on the demo teacher a BiLSTM at lr 1e-3 is
+ahead of a CNN after 39 steps and behind it at the end, so one shared rung stopped every CNN.
+All studies live in the same file or database, so several workers share the rungs too.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ STUDY = "compressor-search"
 RUNGS = STUDY + "-rungs"
 DIRECTIONS = ["minimize", "maximize"]  # accuracy drop in points, times faster
 WORKER = "worker"
+REPEAT_OF = "repeat_of"
 
 
 def open_storage(url: str | None, out: Path) -> BaseStorage:
@@ -62,26 +65,37 @@ def pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_studies(storage: BaseStorage, cfg: SearchConfig) -> tuple[optuna.Study, optuna.Study]:
+def open_study(storage: BaseStorage, cfg: SearchConfig) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(
         seed=cfg.seed, n_startup_trials=cfg.startup_trials, constant_liar=True
     )
-    main = optuna.create_study(
+    return optuna.create_study(
         storage=storage,
         study_name=STUDY,
         directions=DIRECTIONS,
         sampler=sampler,
         load_if_exists=True,
     )
-    rungs = optuna.create_study(
-        storage=storage,
-        study_name=RUNGS,
-        direction="maximize",
-        pruner=pruner(cfg),
-        load_if_exists=True,
-    )
-    return main, rungs
+
+
+class Rungs:
+    """The one-objective twin studies, one per student kind, opened on first use."""
+
+    def __init__(self, storage: BaseStorage, cfg: SearchConfig):
+        self.storage, self.cfg = storage, cfg
+        self.studies: dict[str, optuna.Study] = {}
+
+    def study(self, kind: str) -> optuna.Study:
+        if kind not in self.studies:
+            self.studies[kind] = optuna.create_study(
+                storage=self.storage,
+                study_name=f"{RUNGS}-{kind}",
+                direction="maximize",
+                pruner=pruner(self.cfg),
+                load_if_exists=True,
+            )
+        return self.studies[kind]
 
 
 def worker_id() -> str:
@@ -98,7 +112,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def recover_killed(main: optuna.Study, rungs: optuna.Study) -> list[int]:
+def recover_killed(main: optuna.Study, rungs: Rungs) -> list[int]:
     """Trials a killed worker of this machine left running: failed, and their candidates
     queued again, so the next trial resumes the candidate's run folder where it stopped."""
     host = socket.gethostname()
@@ -109,9 +123,9 @@ def recover_killed(main: optuna.Study, rungs: optuna.Study) -> list[int]:
         if owner_host != host or not pid.isdigit() or _alive(int(pid)):
             continue
         main.tell(trial.number, state=TrialState.FAIL)
-        twin = trial.user_attrs.get("twin")
-        if twin is not None and rungs.trials[twin].state == TrialState.RUNNING:
-            rungs.tell(twin, state=TrialState.FAIL)
+        twin, kind = trial.user_attrs.get("twin"), str(trial.params.get("kind"))
+        if twin is not None and rungs.study(kind).trials[twin].state == TrialState.RUNNING:
+            rungs.study(kind).tell(twin, state=TrialState.FAIL)
         main.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         requeued.append(trial.number)
     return requeued
@@ -132,18 +146,19 @@ class Budget:
 def objective_for(
     recipe: Recipe,
     base: Baseline,
-    rungs: optuna.Study,
+    rungs: Rungs,
     trials_dir: Path,
     budget: Budget,
 ) -> Callable[[optuna.Trial], tuple[float, float]]:
     cfg = recipe.search
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
-        _kind, settings = suggest(trial, cfg)
+        kind, settings = suggest(trial, cfg)
         candidate = candidate_recipe(
             recipe, settings, steps=cfg.trial_steps, eval_every=cfg.first_eval()
         )
-        twin = rungs.ask()
+        kind_rungs = rungs.study(kind)
+        twin = kind_rungs.ask()
         trial.set_user_attr(WORKER, worker_id())
         trial.set_user_attr("twin", twin.number)
         trial.set_user_attr("settings", settings)
@@ -159,15 +174,20 @@ def objective_for(
                 )
 
         try:
-            outcome = run_candidate(base, candidate, trials_dir, judge)
+            outcome = run_candidate(base, candidate, trials_dir, judge, trial.number)
+            if outcome.trial != trial.number:
+                # TPE keeps proposing a front point of a small categorical space; reusing it
+                # costs nothing, but counted again it would crowd out the rest of the space
+                trial.set_user_attr(REPEAT_OF, outcome.trial)
+                raise optuna.TrialPruned(f"repeats trial {outcome.trial}")
         except optuna.TrialPruned as exc:
             trial.set_user_attr("stopped", str(exc))
-            rungs.tell(twin, state=TrialState.PRUNED)
+            kind_rungs.tell(twin, state=TrialState.PRUNED)
             raise
         except BaseException:
-            rungs.tell(twin, state=TrialState.FAIL)
+            kind_rungs.tell(twin, state=TrialState.FAIL)
             raise
-        rungs.tell(twin, outcome.dev_accuracy)
+        kind_rungs.tell(twin, outcome.dev_accuracy)
         trial.set_user_attr("outcome", asdict(outcome))
         return outcome.drop, outcome.speedup
 

@@ -43,8 +43,10 @@ class Baseline:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A finished candidate: its file, dev accuracy, drop in points, size and speed."""
+    """A finished candidate: its file, dev accuracy, drop in points, size and speed, and the
+    trial that trained it."""
 
+    trial: int
     folder: str
     file: str
     label: str
@@ -65,9 +67,10 @@ def run_candidate(
     recipe: Recipe,
     trials_dir: Path,
     on_evaluate: Callable[[int, float], None] | None,
+    trial: int,
 ) -> Outcome:
-    """Train, export, score and time one candidate, or read what an earlier trial of the same
-    recipe recorded."""
+    """Train, export, score and time one candidate as `trial`, or read what an earlier trial
+    of the same recipe recorded (its `trial` then says which)."""
     folder = trials_dir / recipe.hash()
     trials_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
@@ -88,12 +91,12 @@ def run_candidate(
             except optuna.TrialPruned:  # final: its checkpoints would only hold disk space
                 shutil.rmtree(folder / "training", ignore_errors=True)
                 raise
-            _score(base, run, recipe)
+            _score(base, run, recipe, trial)
             run.drop_training()
         return Outcome(folder=str(folder), **run.result(RESULT))
 
 
-def _score(base: Baseline, run: RunFolder, recipe: Recipe) -> None:
+def _score(base: Baseline, run: RunFolder, recipe: Recipe, trial: int) -> None:
     from exporters.artifacts import record_dev_accuracy
 
     arts = run_artifacts(run, base.teacher)
@@ -114,6 +117,7 @@ def _score(base: Baseline, run: RunFolder, recipe: Recipe) -> None:
     )
     run.complete(
         RESULT,
+        trial=trial,
         file=str(shipped.path),
         label=shipped.label,
         dev_accuracy=accuracy,
