@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 DEMO_OUT ?= runs/demo
 
-.PHONY: install test demo bench bench-distill bench-textbrewer bench-prune bench-quant bench-students arm-root lint clean
+.PHONY: install test demo bench bench-distill bench-textbrewer bench-prune bench-quant bench-students bench-search arm-root lint clean
 
 install: $(STAMP)
 
@@ -69,6 +69,12 @@ bench-prune: $(STAMP)
 # interleaved run (run `make demo` first; resumable: run folders under runs/bench-students).
 bench-students: $(STAMP)
 	$(PY) -m benchmarks.experiments.students_compare $(DEMO_OUT)/teacher runs/bench-students $(STUDENTS_ARGS)
+
+# `compressor search` (60 minutes, CPU, batch 1, dev lengths, --max-drop 1) against the demo
+# recipe, timed in one interleaved run, then the same search on arm:cortex-a55 (run `make demo`
+# first; resumable under runs/bench-search; SEARCH_ARGS="--budget 20m --arm none" for less).
+bench-search: $(STAMP)
+	$(PY) -m benchmarks.experiments.search_compare $(DEMO_OUT)/teacher runs/bench-search $(SEARCH_ARGS)
 
 # Every deployable file of the demo teacher and student (fp32, optimized, dynamic / static
 # int8, int4) against optimum's ORTQuantizer: dev accuracy, size, latency ratios, and whether
