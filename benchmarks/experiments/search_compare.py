@@ -24,7 +24,7 @@ from compressor import atomic, markdown
 from compressor.pipeline import compress
 from compressor.recipe import Recipe, load_recipe
 from compressor.runfolder import RunFolder
-from compressor.search import SearchTarget, search
+from compressor.search import SearchTarget, parse_budget, search
 from compressor.search.result import HEADERS, trial_rows
 from compressor.search.result import Summary as SearchSummary
 
@@ -182,7 +182,6 @@ def main() -> None:
         help="profile of the second search (arm:<profile>); 'none' skips it",
     )
     args = parser.parse_args()
-    from compressor.cli.search import parse_budget
     from compressor.data import load_task_data
     from compressor.pipeline.benchmark import dev_lengths
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated
 
@@ -10,18 +9,7 @@ import typer
 
 from compressor.cli.app import app, console, print_plan, resumable
 from compressor.cli.options import DataOptions, RecipeOpt, RunOptions, TeacherOpt, grouped
-from compressor.errors import UserError
 from compressor.recipe import load_recipe
-
-UNITS = {"s": 1, "m": 60, "h": 3600}
-
-
-def parse_budget(text: str) -> float:
-    """'90s', '60m', '1.5h' (a bare number is minutes) as seconds."""
-    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
-    if not found or float(found[1]) <= 0:
-        raise UserError(f"--budget {text!r}: write a duration such as 90s, 60m or 1.5h")
-    return float(found[1]) * UNITS[found[2] or "m"]
 
 
 @app.command()
@@ -87,7 +75,7 @@ def search(
     """Search student kinds, sizes, distillation and quantization for the fastest file on the
     target within --max-drop points; ship the chosen one (or the most accurate, saying how far
     it is, when none is within the tolerance)."""
-    from compressor.search import SearchTarget
+    from compressor.search import SearchTarget, parse_budget
     from compressor.search import plan as search_plan
     from compressor.search import search as run_search
 

@@ -4,5 +4,6 @@ exported, scored and timed like a compress run, then the chosen one shipped."""
 
 from compressor.search.run import plan, search
 from compressor.search.speed import SearchTarget
+from compressor.search.study import parse_budget
 
-__all__ = ["SearchTarget", "plan", "search"]
+__all__ = ["SearchTarget", "parse_budget", "plan", "search"]

@@ -14,6 +14,7 @@ All studies live in the same file or database, so several workers share the rung
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -129,6 +130,17 @@ def recover_killed(main: optuna.Study, rungs: Rungs) -> list[int]:
         main.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         requeued.append(trial.number)
     return requeued
+
+
+UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_budget(text: str) -> float:
+    """'90s', '60m', '1.5h' (a bare number is minutes) as seconds."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not found or float(found[1]) <= 0:
+        raise UserError(f"--budget {text!r}: write a duration such as 90s, 60m or 1.5h")
+    return float(found[1]) * UNITS[found[2] or "m"]
 
 
 class Budget:
