@@ -167,7 +167,8 @@ def quantize_checked(
 ) -> dict:
     """The file of quantization mode `cfg.mode` made from `fp32`, judged against `reference`
     on `probe` by the mode's gate; modes that calibrate read `cfg.calibration_samples` of
-    `calibration`.
+    `calibration`, and `cfg.max_drop` holds `cfg.max_drop_samples` of them to measure the
+    file's drop (`exporters.quant.fallback`).
 
     A file under the gate is deleted and its result has path None. `out_path` (default: the
     mode's name beside `fp32`) lets several settings of one mode live side by side, each under
@@ -176,6 +177,7 @@ def quantize_checked(
     """
     from exporters.manifest import update_manifest
     from exporters.quant import get_mode
+    from exporters.quant.fallback import within_max_drop
 
     mode = get_mode(cfg.mode)
     target = out_path or mode.path_for(fp32)
@@ -185,7 +187,21 @@ def quantize_checked(
             raise ValueError(f"{cfg.mode} needs calibration sentences")
         sample = calibration.take(cfg.calibration_samples)
         feeds = calibration_feeds(fp32, sample, max_length=max_length)
-    settings = mode.make(fp32, target, cfg, feeds)
+    if cfg.max_drop is None:
+        settings = mode.make(fp32, target, cfg, feeds)
+    else:
+        if calibration is None:
+            raise ValueError("quantize.max_drop needs labelled training sentences")
+        settings = within_max_drop(
+            fp32,
+            calibration.take(cfg.max_drop_samples),
+            limit=cfg.max_drop,
+            make=lambda extra: mode.make(
+                fp32, target, cfg.model_copy(update={"exclude": [*cfg.exclude, *extra]}), feeds
+            ),
+            target=target,
+            max_length=max_length,
+        )
     parity = mode.check(reference, target, probe, cfg=cfg, max_length=max_length).to_dict()
     made = {"parity": parity, "quantization": settings, **mode.names()}
     if not parity["passed"]:

@@ -40,4 +40,13 @@ class Quantize(Stage):
                 f"[red]{recipe.quantize.mode} file failed its agreement gate and was not "
                 f"shipped: {result['parity']}"
             )
+        limited = result["quantization"].get("max_drop")
+        if limited:
+            console.print(
+                f"quantize.max_drop {limited['limit_points']:g}: the file lost "
+                f"{100 * (limited['fp32_accuracy'] - limited['accuracy_before']):.2f} points on "
+                f"{limited['examples']} training sentences, {limited['drop_points']:.2f} with "
+                f"{len(limited['kept_fp32'])} node(s) kept in fp32 "
+                f"({limited['size_mb_before']:.1f} -> {limited['size_mb_after']:.1f} MB)"
+            )
         run.complete(self.name, **result)

@@ -104,6 +104,12 @@ class Recipe(Strict):
                 f"prune.enabled prunes transformer layers and a {self.student.kind} student "
                 "has none: set prune.enabled false or student.kind transformer"
             )
+        if self.quantize.max_drop is not None and self.quantize.mode in ("none", "fp16"):
+            raise ValueError(
+                f"quantize.max_drop keeps int8 / int4 nodes in fp32 and quantize.mode is "
+                f"{self.quantize.mode}: unset max_drop, or choose dynamic-int8, static-int8 or "
+                "int4"
+            )
         if self.adabert.enabled and self.student.kind != "cnn":
             raise ValueError(
                 f"adabert.enabled searches a cnn student's cells and student.kind is "
@@ -187,6 +193,8 @@ class Recipe(Strict):
         del tree["search"]
         if self.quantize.reduce_range == "auto":
             del tree["quantize"]["reduce_range"]
+        if self.quantize.max_drop is None:  # added with accuracy-aware fallback
+            del tree["quantize"]["max_drop"], tree["quantize"]["max_drop_samples"]
         if self.data.columns is None:  # added with headerless files
             del tree["data"]["columns"]
         for section in ("finetune", "train"):  # added with length-grouped batches

@@ -63,8 +63,20 @@ class QuantizeConfig(Strict):
     )
     exclude: list[str] = Field(
         default_factory=list,
-        description="int8 (dynamic and static): regular expressions on ONNX node names kept "
-        "in fp32, e.g. 'classifier' or 'layer\\.0\\.'.",
+        description="int8 (dynamic and static), int4: regular expressions on ONNX node names "
+        "kept in fp32, e.g. 'classifier' or 'layer\\.0\\.'.",
+    )
+    max_drop: float | None = Field(
+        None,
+        ge=0,
+        description="int8 (dynamic and static), int4: accuracy points the file may lose "
+        "against the fp32 file on `max_drop_samples` held training sentences. Beyond it, the "
+        "quantized nodes whose fp32 fallback recovers the most are kept in fp32, one at a "
+        "time, until the file is within the limit; the file records which and what they cost "
+        "in size. Unset: no limit.",
+    )
+    max_drop_samples: int = Field(
+        512, ge=16, description="Labelled training sentences max_drop is measured on."
     )
 
 

@@ -8,20 +8,27 @@ from typing import TYPE_CHECKING, Any
 
 from compressor.registry import QUANT_MODES
 from exporters.quant import Feeds, QuantMode
-from exporters.quant._common import written_atomically
+from exporters.quant._common import excluded_nodes, written_atomically
 
 if TYPE_CHECKING:
     from compressor.recipe import QuantizeConfig
 
 
-def quantize_int4_weights(onnx_path: Path, out_path: Path, *, block_size: int = 32) -> Path:
-    """Write the int4 copy of `onnx_path` to `out_path` and return `out_path`."""
+def quantize_int4_weights(
+    onnx_path: Path, out_path: Path, *, block_size: int = 32, exclude: list[str] | None = None
+) -> Path:
+    """Write the int4 copy of `onnx_path` to `out_path` and return `out_path`; nodes whose
+    names match a pattern of `exclude` keep fp32 weights."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     with written_atomically(onnx_path, out_path) as tmp:
         quantizer = MatMulNBitsQuantizer(
-            onnx.load(str(onnx_path)), bits=4, block_size=block_size, is_symmetric=True
+            onnx.load(str(onnx_path)),
+            bits=4,
+            block_size=block_size,
+            is_symmetric=True,
+            nodes_to_exclude=excluded_nodes(onnx_path, exclude) if exclude else [],
         )
         quantizer.process()
         quantizer.model.save_model_to_file(tmp, use_external_data_format=False)
@@ -41,5 +48,9 @@ class Int4(QuantMode):
     def make(
         self, fp32: Path, out: Path, cfg: QuantizeConfig, feeds: Feeds | None = None
     ) -> dict[str, Any]:
-        quantize_int4_weights(fp32, out, block_size=cfg.int4_block_size)
-        return {"mode": self.name, "block_size": cfg.int4_block_size}
+        quantize_int4_weights(fp32, out, block_size=cfg.int4_block_size, exclude=cfg.exclude)
+        return {
+            "mode": self.name,
+            "block_size": cfg.int4_block_size,
+            "excluded_nodes": excluded_nodes(fp32, cfg.exclude) if cfg.exclude else [],
+        }
