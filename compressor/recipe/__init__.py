@@ -177,7 +177,14 @@ class Recipe(Strict):
         return plan
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        """The recipe as YAML, with the search's default kinds and space written out (they
+        are unset in the model so that a recipe's own replace them instead of merging)."""
+        tree = self.model_dump(mode="json")
+        search = self.search
+        tree["search"]["kinds"] = {k: v.model_dump(mode="json")
+                                   for k, v in search.kind_spaces.items()}  # fmt: skip
+        tree["search"]["space"] = search.shared_space
+        return yaml.safe_dump(tree, sort_keys=False)
 
     def hash(self) -> str:
         """Identifies the recipe in manifests: same settings, same hash. An untouched
