@@ -284,7 +284,7 @@ def test_single_stage_commands_on_the_run(
     int4 = cli("quantize", str(tmp_path / "onnx"), *data, "--mode", "int4")
     assert int4.returncode == 0, int4.stderr
     entry = json.loads((tmp_path / "onnx" / "manifest.json").read_text())["model_int4.onnx"]
-    assert entry["quantization"] == {"mode": "int4", "block_size": 32}
+    assert entry["quantization"] == {"mode": "int4", "block_size": 32, "excluded_nodes": []}
     assert 0.0 <= entry["dev_accuracy"] <= 1.0
 
     half = cli("quantize", str(tmp_path / "onnx"), *data, "--mode", "fp16")
