@@ -40,7 +40,7 @@ SETTINGS = {
     "dynamic-int8": {"mode", "per_channel", "reduce_range", "excluded_nodes"},
     "static-int8": {"mode", "per_channel", "reduce_range", "excluded_nodes", "calibration",
                     "calibration_samples"},
-    "int4": {"mode", "block_size"},
+    "int4": {"mode", "block_size", "excluded_nodes"},
     "fp16": {"mode", "kept_fp32"},
 }  # fmt: skip
 DEV = sst2_rows("dev", limit=128)
