@@ -25,7 +25,7 @@ def summary(kind: str, settings: dict, drop: float, speedup: float) -> dict:
     rows = [
         {"number": 0, "state": "COMPLETE", "kind": kind, "settings": settings,
          "outcome": outcome, "stopped": None, "seconds": 120.0, "on_front": True,
-         "repeat_of": None},
+         "repeat_of": None, "searched": list(settings)},
         {"number": 1, "state": "PRUNED", "kind": "cnn", "settings": {},
          "outcome": None, "stopped": "dev accuracy 0.5 at step 40 is below its rung",
          "seconds": 30.0, "on_front": False, "repeat_of": None},

@@ -110,8 +110,8 @@ def _chosen(summary: dict[str, Any]) -> str:
     if not choice:
         return "nothing finished"
     row = next(r for r in summary["rows"] if r["number"] == choice["number"])
-    settings = ", ".join(f"{k}={json.dumps(v)}" for k, v in row["settings"].items()
-                         if not isinstance(v, list | dict))  # fmt: skip
+    settings = ", ".join(f"{k}={json.dumps(row['settings'][k])}"
+                         for k in row.get("searched", []) if k in row["settings"])  # fmt: skip
     return f"trial {choice['number']} ({row['kind']}: {settings}); {choice['reason']}"
 
 

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from benchmarks.targets.sections import TIMES
 from compressor import atomic
 from compressor.markdown import table
+from compressor.search.space import KIND
 from compressor.search.study import REPEAT_OF, outcome_of
 from compressor.search.trial import Outcome
 
@@ -35,6 +36,7 @@ class Row:
     seconds: float | None
     on_front: bool = False
     repeat_of: int | None = None
+    searched: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -79,6 +81,7 @@ def rows_of(study: optuna.Study) -> list[Row]:
                 seconds=seconds,
                 on_front=trial.number in front and trial.state == TrialState.COMPLETE,
                 repeat_of=trial.user_attrs.get(REPEAT_OF),
+                searched=[name.rpartition(":")[2] for name in trial.params if name != KIND],
             )
         )
     return rows
@@ -101,11 +104,10 @@ def choose(rows: list[Row], max_drop: float) -> Choice | None:
                   f"most accurate, {gap:.2f} points short of it")  # fmt: skip
 
 
-def _describe(settings: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v)}" for k, v in settings.items() if k != "student.kind"
-                     and k.split(".")[0] in ("student", "vocab", "distill", "augment",
-                                             "quantize", "adabert")
-                     and not isinstance(v, list | dict))  # fmt: skip
+def _describe(row: Row) -> str:
+    """The searched keys only: a kind's fixed settings are the same in all its rows."""
+    return ", ".join(f"{k}={json.dumps(row.settings[k])}" for k in row.searched
+                     if k in row.settings)  # fmt: skip
 
 
 def lines(summary: Summary) -> list[str]:
@@ -148,7 +150,7 @@ def trial_rows(summary: Summary) -> list[list[str]]:
                 str(r.number),
                 r.state.lower() + (f" ({r.stopped})" if r.stopped else ""),
                 r.kind,
-                _describe(r.settings),
+                _describe(r),
                 f"{100 * o.dev_accuracy:.2f}" if o else "",
                 f"{o.drop:.2f}" if o else "",
                 f"{o.speedup:.2f}" if o else "",
