@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from benchmarks.experiments.results import write_results
+from benchmarks.experiments.timing import cached_timing
 from benchmarks.report import EN_DASH, TIMES
 from compressor import atomic, markdown
 from compressor.pipeline import compress
@@ -58,23 +60,14 @@ def default_run(teacher: str, out: Path, args: argparse.Namespace) -> RunFolder:
     return RunFolder.open(path)
 
 
-def latency(out: Path, files: dict[str, Path], lengths: list[int], args: argparse.Namespace
-            ) -> dict[str, Any]:  # fmt: skip
+def latency(out: Path, files: dict[str, Path], lengths: Callable[[], list[int]],
+            args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
     """Every file at batch 1 on the dev lengths, interleaved; cached while the files match."""
-    from benchmarks.latency import Variant, run_latency, speedups
+    from benchmarks.latency import Variant
 
     variants = [Variant(label, path, "onnxruntime") for label, path in files.items()]
-    wanted = [[v.label, str(v.model_path)] for v in variants]
-    cache = out / "latency.json"
-    if cache.is_file() and (kept := atomic.read_json(cache))["variants"] == wanted:
-        return kept
-    results = run_latency(variants, batches=(1,), seq_lens=("dev",), lengths=lengths,
-                          threads=args.threads, warmup=3, iters=args.iters, rounds=3)  # fmt: skip
-    pairs = [(base, v.label) for base in ("teacher", "teacher int8") for v in variants[1:]]
-    timing = {"variants": wanted, "threads": args.threads, "results": results,
-              "speedups": speedups(results, pairs)}  # fmt: skip
-    atomic.write_json(cache, timing)
-    return timing
+    return cached_timing(out / "latency.json", variants, lengths=lengths, batches=(1,),
+                         seq_lens=("dev",), threads=args.threads, iters=args.iters)  # fmt: skip
 
 
 def table(default: RunFolder, cpu: dict[str, Any], files: dict[str, Path],
@@ -199,8 +192,8 @@ def main() -> None:
                                 or best.result("export")["path"]),
     }  # fmt: skip
     data_cfg = default.recipe().data
-    lengths = dev_lengths(default.path / "model", load_task_data(data_cfg), data_cfg.max_length)
-    timing = latency(args.out, files, lengths, args)
+    timing = latency(args.out, files, lambda: dev_lengths(
+        default.path / "model", load_task_data(data_cfg), data_cfg.max_length), args)  # fmt: skip
     data = table(default, cpu, files, timing)
     arm = None
     if args.arm != "none":

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.experiments.results import write_results
+from benchmarks.experiments.timing import cached_timing
 from benchmarks.report import EN_DASH, TIMES
 from compressor import atomic, markdown
 from compressor.pipeline import compress
@@ -91,7 +92,7 @@ def timed_runs(out: Path, args: argparse.Namespace) -> dict[str, Path]:
 def latency(out: Path, args: argparse.Namespace) -> dict:
     """The teacher's two files and every timed student's two files in one interleaved run;
     kept in OUT/latency.json and reused while the set of files is the same."""
-    from benchmarks.latency import Variant, run_latency, speedups
+    from benchmarks.latency import Variant
     from compressor.data import load_task_data
     from compressor.pipeline.benchmark import dev_lengths
 
@@ -103,19 +104,18 @@ def latency(out: Path, args: argparse.Namespace) -> dict:
     for label, path in timed_runs(out, args).items():
         for file, (name, _key) in FILES.items():
             variants.append(Variant(f"{label} {file}", path / "onnx" / name, "onnxruntime"))
-    wanted = [[v.label, str(v.model_path)] for v in variants]
-    cache = out / "latency.json"
-    if cache.is_file() and (kept := atomic.read_json(cache))["variants"] == wanted:
-        return kept
     recipe = recipe_for(args.kinds[0], args.seeds[0], args)
-    lengths = dev_lengths(first / "model", load_task_data(recipe.data), recipe.data.max_length)
-    results = run_latency(variants, batches=(1, 32), seq_lens=(128, "dev"), lengths=lengths,
-                          threads=args.threads, warmup=3, iters=args.iters, rounds=3)  # fmt: skip
-    pairs = [(base, v.label) for base in ("teacher", "teacher int8") for v in variants[1:]]
-    timing = {"variants": wanted, "threads": args.threads, "results": results,
-              "speedups": speedups(results, pairs)}  # fmt: skip
-    atomic.write_json(cache, timing)
-    return timing
+    return cached_timing(
+        out / "latency.json",
+        variants,
+        lengths=lambda: dev_lengths(
+            first / "model", load_task_data(recipe.data), recipe.data.max_length
+        ),
+        batches=(1, 32),
+        seq_lens=(128, "dev"),
+        threads=args.threads,
+        iters=args.iters,
+    )
 
 
 def _mean_std(values: list[float]) -> dict[str, float | int]:
