@@ -156,7 +156,7 @@ def test_a_tiny_search_runs_resumes_and_ships(
     assert {f"{RUNGS}-{r['kind']}" for r in summary["rows"]} <= names
     chosen = summary["choice"]["number"]
     shipped = summary["shipped"]
-    assert shipped["trial"] == chosen
+    assert shipped["trial"] == chosen and shipped["speedup"] > 0
     best = Path(shipped["folder"])
     state = json.loads((best / "state.json").read_text())["stages"]
     # the shipped folder is an ordinary compress run: its files passed the gates

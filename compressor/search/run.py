@@ -10,10 +10,11 @@ from pathlib import Path
 
 import optuna
 
-from benchmarks.targets import TEACHER_INT8
+from benchmarks.targets import get_target
 from compressor.errors import UserError
 from compressor.models import resolve_model_dir
 from compressor.pipeline.artifacts import run_artifacts
+from compressor.pipeline.benchmark import benchmark_stage, dev_lengths
 from compressor.pipeline.chain import compress
 from compressor.pipeline.context import RunContext, console
 from compressor.pipeline.teacher import TeacherFiles
@@ -21,7 +22,7 @@ from compressor.recipe import Recipe
 from compressor.runfolder import RunFolder
 from compressor.search.result import Summary, choose, rows_of, write_summary
 from compressor.search.space import candidate_recipe, check_space, describe_space
-from compressor.search.speed import SearchTarget
+from compressor.search.speed import SearchTarget, speed_in
 from compressor.search.study import (
     Budget,
     Rungs,
@@ -31,7 +32,7 @@ from compressor.search.study import (
     outcome_of,
     recover_killed,
 )
-from compressor.search.trial import Baseline
+from compressor.search.trial import Baseline, shippable
 
 TEACHER_ACCURACY = "teacher_accuracy"
 
@@ -169,13 +170,14 @@ def _baseline(ctx: RunContext, target: SearchTarget) -> Baseline:
     """The teacher's ONNX and own int8 files and its dev accuracy, once per search."""
     from compressor.inference import accuracy
 
+    teacher_dir = Path(resolve_model_dir(ctx.teacher))
     teacher_files = TeacherFiles()
     if not teacher_files.done(ctx):
         with console.status(teacher_files.status(ctx)):
             teacher_files.run(ctx)
     run, dev = ctx.folder, ctx.data.dev
     if not run.done(TEACHER_ACCURACY):
-        score = accuracy(Path(resolve_model_dir(ctx.teacher)), dev.texts, dev.pairs, dev.labels,
+        score = accuracy(teacher_dir, dev.texts, dev.pairs, dev.labels,
                          max_length=ctx.recipe.data.max_length)  # fmt: skip
         run.complete(TEACHER_ACCURACY, dev_accuracy=score, dev_examples=len(dev))
     files = run.result(teacher_files.name)
@@ -186,6 +188,9 @@ def _baseline(ctx: RunContext, target: SearchTarget) -> Baseline:
         teacher_accuracy=run.result(TEACHER_ACCURACY)["dev_accuracy"],
         data=ctx.data,
         target=target,
+        lengths=dev_lengths(teacher_dir, ctx.data, ctx.recipe.data.max_length)
+        if target.seq_len == "dev"
+        else None,
     )
 
 
@@ -201,36 +206,17 @@ def _ship(teacher: str, recipe: Recipe, out: Path, target: SearchTarget, summary
     paths = compress(teacher, final, best, overwrite=not resume, resume=resume)
     finished = RunFolder.open(best)
     scores = finished.result("evaluate")["dev_accuracy"]
-    key = next(
-        (k for k in scores if k.startswith("student_") and k not in ("student_onnx",
-                                                                     "student_optimized")),
-        "student_onnx",
-    )  # fmt: skip
-    label = run_artifacts(finished, teacher)[key].label
+    shipped = shippable(run_artifacts(finished, teacher))
+    section = get_target(final.benchmark.target).parse(
+        finished.result(benchmark_stage(final.benchmark))
+    )
+    speed = speed_in(section, shipped.label, target)
     return {
         "folder": str(best),
         "trial": row.number,
-        "file": label,
-        "dev_accuracy": scores[key],
-        "drop": round(100 * (scores["teacher"] - scores[key]), 3),
-        "speedup": _shipped_speedup(finished, label),
+        "file": shipped.label,
+        "dev_accuracy": scores[shipped.key],
+        "drop": round(100 * (scores["teacher"] - scores[shipped.key]), 3),
+        "speedup": speed.vs_teacher_int8 if speed else None,
         "report": str(paths["md"]),
     }
-
-
-def _shipped_speedup(run: RunFolder, label: str) -> float | None:
-    """The shipped file's ratio to the teacher's own int8 file, as its run recorded it
-    (measured ratio, or the ratio of estimates at the most threads)."""
-    for key, record in run.state["stages"].items():
-        if not key.startswith("benchmark"):
-            continue
-        for s in record.get("speedups") or []:
-            if s.get("baseline") == TEACHER_INT8 and s.get("candidate") == label:
-                return float(s["ratio"])
-        estimates = record.get("estimates") or []
-        if estimates:
-            most = max(e["threads"] for e in estimates)
-            ms = {e["label"]: e["estimate_ms"] for e in estimates if e["threads"] == most}
-            if TEACHER_INT8 in ms and label in ms:
-                return ms[TEACHER_INT8] / ms[label]
-    return None

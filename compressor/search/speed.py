@@ -13,7 +13,7 @@ from typing import Literal
 
 from benchmarks.targets import TEACHER_INT8, Artifacts, get_target
 from benchmarks.targets.estimated import EstimatedSection
-from benchmarks.targets.sections import LatencySection
+from benchmarks.targets.sections import BenchmarkSection, LatencySection
 from compressor.errors import UserError
 from compressor.recipe import BenchmarkConfig
 
@@ -113,22 +113,30 @@ def measure_speed(
     section = get_target(cfg.target).measure(
         arts, cfg, cores=os.cpu_count() or 1, lengths=lengths if target.seq_len == "dev" else None
     )
-    if isinstance(section, EstimatedSection):
-        ms = {e.label: e.estimate_ms for e in section.estimates if e.threads == max(
-            x.threads for x in section.estimates if x.threads <= target.threads
-        )}  # fmt: skip
-        int8 = ms.get(TEACHER_INT8)
-        return Speed(
-            "estimated",
-            ms[TEACHER_ONNX] / ms[CANDIDATE],
-            int8 / ms[CANDIDATE] if int8 else None,
-            ms[CANDIDATE],
-        )
-    if not isinstance(section, LatencySection) or section.mode != "measured":
+    speed = speed_in(section, CANDIDATE, target)
+    if speed is None:
         raise UserError(f"the {target.name} target could not time the candidate: "
-                        f"{getattr(section, 'reason', None)}")  # fmt: skip
-    ratios = {s.baseline: s.ratio for s in section.speedups or [] if s.candidate == CANDIDATE}
-    p50 = next(r.p50_ms for r in section.measured_results() if r.label == CANDIDATE)
-    if ratios.get(TEACHER_ONNX) is None:
-        raise UserError("the latency run recorded no teacher/candidate ratio — rerun the search")
+                        f"{getattr(section, 'reason', None)} — rerun the search")  # fmt: skip
+    return speed
+
+
+def speed_in(section: BenchmarkSection, label: str, target: SearchTarget) -> Speed | None:
+    """The file `label`'s speed against the teacher's files in a recorded benchmark section
+    (None when it holds no such figure): the measured ratios, or the ratio of estimates at
+    the most threads up to the target's (the roofline estimates 1 thread and all the
+    profile's cores)."""
+    if isinstance(section, EstimatedSection):
+        most = max(e.threads for e in section.estimates if e.threads <= target.threads)
+        ms = {e.label: e.estimate_ms for e in section.estimates if e.threads == most}
+        if label not in ms:
+            return None
+        int8 = ms.get(TEACHER_INT8)
+        return Speed("estimated", ms[TEACHER_ONNX] / ms[label],
+                     int8 / ms[label] if int8 else None, ms[label])  # fmt: skip
+    if not isinstance(section, LatencySection) or section.mode != "measured":
+        return None
+    ratios = {s.baseline: s.ratio for s in section.speedups or [] if s.candidate == label}
+    p50 = next((r.p50_ms for r in section.measured_results() if r.label == label), None)
+    if ratios.get(TEACHER_ONNX) is None or p50 is None:
+        return None
     return Speed("measured", float(ratios[TEACHER_ONNX]), ratios.get(TEACHER_INT8), float(p50))

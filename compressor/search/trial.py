@@ -16,8 +16,7 @@ from filelock import FileLock
 
 from compressor.data import TaskData
 from compressor.models import resolve_model_dir
-from compressor.pipeline.artifacts import run_artifacts
-from compressor.pipeline.benchmark import dev_lengths
+from compressor.pipeline.artifacts import Artifact, run_artifacts
 from compressor.pipeline.chain import run_stages
 from compressor.pipeline.context import RunContext, size_mb
 from compressor.recipe import Recipe
@@ -39,6 +38,9 @@ class Baseline:
     teacher_accuracy: float
     data: TaskData
     target: SearchTarget
+    lengths: list[int] | None
+    """The dev sentences' token counts under the teacher's tokenizer, for `--seq-len dev`:
+    counted once, so every candidate and the teacher are timed on the same workload."""
 
 
 @dataclass(frozen=True)
@@ -96,16 +98,18 @@ def run_candidate(
         return Outcome(folder=str(folder), **run.result(RESULT))
 
 
+def shippable(arts: dict[str, Artifact]) -> Artifact:
+    """The file a run ships: its quantized file, else the optimized one, else the ONNX one."""
+    quantized = [k for k in arts if k.startswith("student_") and k not in SHIPPABLE_ORDER]
+    return arts[next(k for k in [*quantized, *SHIPPABLE_ORDER] if k in arts)]
+
+
 def _score(base: Baseline, run: RunFolder, recipe: Recipe, trial: int) -> None:
     from exporters.artifacts import record_dev_accuracy
 
-    arts = run_artifacts(run, base.teacher)
-    keys = [k for k in arts if k.startswith("student_") and k not in SHIPPABLE_ORDER]
-    key = next(k for k in [*keys, *SHIPPABLE_ORDER] if k in arts)
-    shipped = arts[key]
+    shipped = shippable(run_artifacts(run, base.teacher))
     dev, max_length = base.data.dev, recipe.data.max_length
     accuracy = record_dev_accuracy(shipped.path, dev, max_length=max_length)
-    lengths = dev_lengths(run.path / "model", base.data, max_length)
     speed = measure_speed(
         base.target,
         teacher_dir=Path(resolve_model_dir(base.teacher)),
@@ -113,7 +117,7 @@ def _score(base: Baseline, run: RunFolder, recipe: Recipe, trial: int) -> None:
         teacher_int8=base.teacher_int8,
         candidate_dir=run.path / "model",
         candidate=shipped.path,
-        lengths=lengths,
+        lengths=base.lengths,
     )
     run.complete(
         RESULT,
