@@ -59,6 +59,7 @@ __all__ = [
     "default_teacher_backbone",
     "load_recipe",
     "set_dotted",
+    "validation_message",
 ]
 
 # student keys added with the student kinds: left out of the hash at their defaults
@@ -215,14 +216,18 @@ class Recipe(Strict):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _format_validation_error(exc: ValidationError, origin: str) -> str:
+def validation_message(exc: ValidationError) -> str:
+    """The first error as `key.path: message (and N more)`, in the recipe's words."""
     first = exc.errors()[0]
     key = ".".join(str(p) for p in first["loc"])
     msg = first["msg"].replace("Extra inputs are not permitted", "unknown key")
     msg = msg.removeprefix("Value error, ")
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    where = f"{key}: " if key else ""
-    return f"{origin}: {where}{msg}{more} — fix that key (see `compressor recipe show`)"
+    return f"{key}: {msg}{more}" if key else f"{msg}{more}"
+
+
+def _format_validation_error(exc: ValidationError, origin: str) -> str:
+    return f"{origin}: {validation_message(exc)} — fix that key (see `compressor recipe show`)"
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

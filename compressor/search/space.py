@@ -12,7 +12,7 @@ import optuna
 from pydantic import ValidationError
 
 from compressor.errors import UserError
-from compressor.recipe import Recipe, SearchConfig, set_dotted
+from compressor.recipe import Recipe, SearchConfig, set_dotted, validation_message
 
 KIND = "kind"
 SCALARS = (str, int, float, bool, type(None))
@@ -60,10 +60,7 @@ def candidate_recipe(
     try:
         return Recipe.model_validate(tree)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        msg = first["msg"].replace("Extra inputs are not permitted", "unknown key")
-        raise UserError(f"{key}: {msg.removeprefix('Value error, ')}") from None
+        raise UserError(validation_message(exc)) from None
 
 
 def check_space(base: Recipe) -> None:
