@@ -21,13 +21,13 @@ GAP_TITLE = "prediction gap while pruning"
 FORMAT_MARKERS = {"pytorch": "o", "onnx": "s"}
 
 
-def _figure(height: float) -> Figure:
+def figure(height: float) -> Figure:
     fig = Figure(figsize=(6.4, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _png(fig: Figure) -> bytes:
+def png(fig: Figure) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -72,7 +72,7 @@ def accuracy_latency_png(
             points.append((label, str(model.format), float(p50), model.dev_accuracy * 100))
     if not points:
         return None
-    fig = _figure(4.2)
+    fig = figure(4.2)
     ax = fig.add_subplot()
     for i, (label, fmt, p50, accuracy) in enumerate(points):
         marker = FORMAT_MARKERS.get(fmt, "^" if fmt.startswith("onnx-") else "D")
@@ -89,7 +89,7 @@ def accuracy_latency_png(
     ax.set_ylabel("dev accuracy, %")
     ax.grid(True, alpha=0.3)
     ax.margins(0.2)
-    return _png(fig)
+    return png(fig)
 
 
 def spread_png(results: Sequence[LatencyResult]) -> bytes | None:
@@ -98,7 +98,7 @@ def spread_png(results: Sequence[LatencyResult]) -> bytes | None:
     timed = _batch1([r for r in results if r.samples_ms])
     if not timed:
         return None
-    fig = _figure(0.5 * len(timed) + 1.6)
+    fig = figure(0.5 * len(timed) + 1.6)
     ax = fig.add_subplot()
     ax.boxplot([r.samples_ms for r in timed], vert=False, whis=(1, 99), showfliers=False)
     ax.set_yticks(range(1, len(timed) + 1), [str(r.label) for r in timed])
@@ -108,7 +108,7 @@ def spread_png(results: Sequence[LatencyResult]) -> bytes | None:
     )
     ax.set_title(SPREAD_TITLE)
     ax.grid(True, axis="x", alpha=0.3)
-    return _png(fig)
+    return png(fig)
 
 
 def size_png(models: Mapping[str, ModelEntry]) -> bytes | None:
@@ -116,7 +116,7 @@ def size_png(models: Mapping[str, ModelEntry]) -> bytes | None:
     sizes = [(m.label or key, m.size_mb) for key, m in models.items() if m.size_mb]
     if not sizes:
         return None
-    fig = _figure(0.45 * len(sizes) + 1.4)
+    fig = figure(0.45 * len(sizes) + 1.4)
     ax = fig.add_subplot()
     ax.barh([label for label, _ in sizes], [mb for _, mb in sizes], color="tab:blue")
     for i, (_label, mb) in enumerate(sizes):
@@ -125,7 +125,7 @@ def size_png(models: Mapping[str, ModelEntry]) -> bytes | None:
     ax.set_xlabel("MB")
     ax.set_title(SIZE_TITLE)
     ax.margins(x=0.2)
-    return _png(fig)
+    return png(fig)
 
 
 def gap_png(pruning: Pruning | None) -> bytes | None:
@@ -134,7 +134,7 @@ def gap_png(pruning: Pruning | None) -> bytes | None:
     if not probes:
         return None
     steps = [p.step for p in probes]
-    fig = _figure(3.8)
+    fig = figure(3.8)
     ax = fig.add_subplot()
     ax.plot(steps, [p.probe_kl for p in probes], color="tab:red")
     ax.set_xlabel("step")
@@ -145,4 +145,4 @@ def gap_png(pruning: Pruning | None) -> bytes | None:
     size.set_ylim(0, 105)
     ax.set_title(GAP_TITLE)
     ax.grid(True, alpha=0.3)
-    return _png(fig)
+    return png(fig)

@@ -30,7 +30,7 @@ def render_markdown(report: Report) -> str:
     return "\n".join(out)
 
 
-def _data_uri(png: bytes) -> str:
+def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
@@ -45,7 +45,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["data_uri"] = _data_uri
+    env.filters["data_uri"] = data_uri
     return env
 
 

@@ -4,8 +4,6 @@ how far it is), written as search.json, search.md and report.html."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,6 +13,8 @@ import optuna
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from optuna.trial import TrialState
 
+from benchmarks.report.plots import figure, png
+from benchmarks.report.render import data_uri
 from benchmarks.targets.sections import TIMES
 from compressor import atomic
 from compressor.markdown import table
@@ -170,14 +170,10 @@ def markdown(summary: Summary) -> str:
 
 def front_png(summary: Summary) -> bytes | None:
     """Drop against speed-up for every finished trial, the front joined."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     done = [r for r in summary.rows if r.outcome]
     if not done:
         return None
-    fig = Figure(figsize=(6.4, 4.2), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = figure(4.2)
     ax = fig.add_subplot()
     for kind in sorted({r.kind for r in done}):
         mine = [r for r in done if r.kind == kind and r.outcome]
@@ -191,10 +187,7 @@ def front_png(summary: Summary) -> bytes | None:
     ax.set_ylabel("accuracy drop, points")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return png(fig)
 
 
 def write_summary(out: Path, summary: Summary) -> dict[str, Path]:
@@ -206,12 +199,12 @@ def write_summary(out: Path, summary: Summary) -> dict[str, Path]:
         autoescape=True,
         undefined=StrictUndefined,
     )
-    png = front_png(summary)
+    image = front_png(summary)
     html = env.get_template("search.html.j2").render(
         lines=lines(summary),
         headers=HEADERS,
         rows=trial_rows(summary),
-        plot=f"data:image/png;base64,{base64.b64encode(png).decode()}" if png else None,
+        plot=data_uri(image) if image else None,
     )
     atomic.write_text(paths["html"], html)
     return paths
