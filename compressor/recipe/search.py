@@ -100,9 +100,9 @@ class SearchConfig(Strict):
     trial_steps: int = Field(
         360,
         ge=3,
-        description="Optimizer steps a candidate trains at most during the search. On the "
-        "demo teacher, 120 steps judged at steps 13 / 39 favoured the fastest learner (the "
-        "BiLSTM at lr 1e-3) over candidates that end better.",
+        description="Optimizer steps a candidate trains at most during the search: a proxy "
+        "for its full training, judged on dev accuracy at its rungs. `make bench-search` "
+        "shows the chosen candidate's proxy accuracy next to its full-budget one.",
     )
     rungs: int = Field(
         3,

@@ -18,7 +18,7 @@ from compressor.pipeline.benchmark import benchmark_stage, dev_lengths
 from compressor.pipeline.chain import compress
 from compressor.pipeline.context import RunContext, console
 from compressor.pipeline.teacher import TeacherFiles
-from compressor.recipe import Recipe
+from compressor.recipe import Recipe, SearchConfig
 from compressor.runfolder import RunFolder
 from compressor.search.result import Summary, choose, rows_of, write_summary
 from compressor.search.space import candidate_recipe, check_space, describe_space
@@ -66,15 +66,15 @@ def plan(recipe: Recipe, target: SearchTarget, budget_s: float, storage: str | N
     )
     lines["budget"] = f"{budget_s / 60:.0f} minutes of search, then the chosen candidate trained " \
         "again at the recipe's full budget"  # fmt: skip
-    lines["cost"] = _measured_cost(storage, out, budget_s)
+    lines["cost"] = _measured_cost(cfg, storage, out, budget_s)
     return lines
 
 
-def _measured_cost(storage: str | None, out: Path, budget_s: float) -> str:
+def _measured_cost(cfg: SearchConfig, storage: str | None, out: Path, budget_s: float) -> str:
     exists = storage is not None or (out / "study.journal").is_file()
     if not exists:
         return "unknown until trials run: each kind's first trial measures it"
-    main = open_study(open_storage(storage, out), Recipe().search)
+    main = open_study(open_storage(storage, out), cfg)
     durations: dict[str, list[float]] = {}
     for trial in main.get_trials(deepcopy=False):
         if trial.datetime_start and trial.datetime_complete:

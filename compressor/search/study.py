@@ -6,8 +6,11 @@ there are two objectives), and this search has two: accuracy drop and speed. So 
 of the two-objective study has a twin in a one-objective "rungs" study of its student kind,
 in the same storage; the twin receives the candidate's dev accuracy at every evaluation and
 Optuna's own SuccessiveHalvingPruner (or HyperbandPruner) decides on it. One rungs study per
-kind, because kinds learn at different speeds: on the demo teacher a BiLSTM at lr 1e-3 is
-ahead of a CNN after 39 steps and behind it at the end, so one shared rung stopped every CNN.
+kind, because kinds learn at different speeds (their own learning rates and losses), so a
+shared rung compares early learning speed across kinds: in a 25-minute search on the demo
+teacher with one shared rung, every CNN candidate was stopped at step 13 or 39 at the
+majority-class accuracy and none was ever scored. With a rung per kind, `make bench-search`
+finishes CNN candidates (benchmarks/results/bench-search.md).
 All studies live in the same file or database, so several workers share the rungs too.
 """
 
