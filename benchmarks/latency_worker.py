@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from compressor.errors import UserError
+from compressor.layout import package_root
 
 ENGINES = ("pytorch", "pytorch-compile", "onnxruntime")
 DEVICES = ("cpu", "cuda")
@@ -257,11 +258,11 @@ def _run_onnxruntime(args: dict[str, Any]) -> tuple[list[float], str, str, float
     if not model_path.is_file():
         # A folder is refused rather than guessed: model.onnx and model_int8.onnx share one.
         raise UserError(f"{model_path} is not an ONNX file — pass the path of the .onnx file")
-    config_path = model_path.parent / "config.json"
+    config_path = package_root(model_path) / "config.json"
     if not config_path.is_file():
         raise UserError(
-            f"no config.json next to {model_path} — keep the exported model's config.json "
-            "in the ONNX file's folder (the vocab size comes from it)"
+            f"no config.json for {model_path} — keep the exported model's config.json at the "
+            "root of its ONNX folder (the vocab size comes from it)"
         )
     config = json.loads(config_path.read_text(encoding="utf-8"))
     if "vocab_size" not in config:

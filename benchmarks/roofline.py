@@ -270,9 +270,10 @@ def graph_costs(onnx_path: Path, batch: int, seq_len: int) -> list[NodeCost]:
     import json
 
     from benchmarks.latency_worker import synthetic_inputs
+    from compressor.layout import package_root
 
     model = onnx.load(str(onnx_path))
-    config = json.loads((onnx_path.parent / "config.json").read_text(encoding="utf-8"))
+    config = json.loads((package_root(onnx_path) / "config.json").read_text(encoding="utf-8"))
     names = [i.name for i in model.graph.input]
     feeds = synthetic_inputs(int(config["vocab_size"]), batch, seq_len, names)
     return node_costs(model, tensor_shapes(model, feeds))

@@ -1,8 +1,10 @@
-"""`manifest.json` next to exported models: what each file is, so a deployed copy can be checked.
+"""`manifest.json` at the root of an ONNX package: what each file is, so a deployed copy can be
+checked.
 
-One entry per file name, merged on every update, so export and quantize stages (or reruns)
-each add their facts without erasing the other's. The config and tokenizer files copied beside
-the model get entries too: a deployed model read with a different tokenizer is silently wrong.
+One entry per file, keyed by its path from the package root (`onnx/model_int8.onnx`), merged
+on every update, so export and quantize stages (or reruns) each add their facts without
+erasing the other's. The config and tokenizer files at the root get entries too: a deployed
+model read with a different tokenizer is silently wrong.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import onnx
 
 from compressor.atomic import read_json, write_json
 from compressor.errors import UserError
+from compressor.layout import package_root
 
 MANIFEST = "manifest.json"
 MODEL_SUFFIXES = (".onnx", ".ort", ".onnx_data", ".data")
+#: files at a package's root that are neither config nor tokenizer
+NOT_TOKENIZER = (MANIFEST, "README.md", ".gitattributes")
 
 
 def _sha256(path: Path) -> str:
@@ -57,13 +62,21 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise UserError(f"{path} is not valid JSON ({exc}) — delete it and rerun") from exc
 
 
-def update_manifest(folder: Path, file_name: str, **fields: Any) -> dict[str, Any]:
-    """Record `file_name`'s size, sha256 (and ONNX signature) plus `fields`; return the manifest.
+def manifest_key(target: Path) -> str:
+    """A file's key: its path from its package's root, as the hub and transformers.js name it."""
+    target = Path(target)
+    return target.relative_to(package_root(target)).as_posix()
+
+
+def update_manifest(target: Path, **fields: Any) -> dict[str, Any]:
+    """Record `target`'s size, sha256 (and ONNX signature) plus `fields` in its package's
+    manifest; return the manifest.
 
     Measured facts are recomputed every time and win over stale or passed-in values.
     """
-    folder = Path(folder)
-    target = folder / file_name
+    target = Path(target)
+    folder = package_root(target)
+    file_name = manifest_key(target)
     if not target.is_file():
         raise UserError(f"{target} does not exist — write the file before recording it")
     facts: dict[str, Any] = {"size_bytes": target.stat().st_size, "sha256": _sha256(target)}
@@ -81,10 +94,10 @@ def record_companions(folder: Path, **fields: Any) -> list[str]:
     folder = Path(folder)
     tokenizer_files = []
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix in MODEL_SUFFIXES or path.name == MANIFEST:
+        if not path.is_file() or path.suffix in MODEL_SUFFIXES or path.name in NOT_TOKENIZER:
             continue
         role = "model config" if path.name == "config.json" else "tokenizer"
         if role == "tokenizer":
             tokenizer_files.append(path.name)
-        update_manifest(folder, path.name, role=role, **fields)
+        update_manifest(path, role=role, **fields)
     return tokenizer_files

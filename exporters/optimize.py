@@ -20,16 +20,17 @@ from pathlib import Path
 from compressor.archs import arch_of
 from compressor.atomic import atomic_file
 from compressor.errors import UserError
+from compressor.layout import package_root
 
 
 def ort_model_type(onnx_path: Path) -> str:
     """ONNX Runtime's name for the model's fusion patterns, from the architecture spec of the
-    config.json that the export leaves beside the file."""
-    config_path = Path(onnx_path).parent / "config.json"
+    config.json at the root of the file's package."""
+    config_path = package_root(onnx_path) / "config.json"
     if not config_path.is_file():
         raise UserError(
-            f"no config.json next to {onnx_path} — keep the exported model's config.json in "
-            "the ONNX file's folder (its model_type picks the optimizer's fusions)"
+            f"no config.json for {onnx_path} — keep the exported model's config.json at the "
+            "root of its ONNX folder (its model_type picks the optimizer's fusions)"
         )
     return arch_of(json.loads(config_path.read_text(encoding="utf-8"))).ort_model_type
 

@@ -160,7 +160,7 @@ def test_a_saved_student_loads_without_this_project(student_dir: Path, tmp_path:
 
 
 def test_onnx_export_passes_parity_on_real_sentences(student_dir: Path, onnx_path: Path) -> None:
-    config = json.loads((onnx_path.parent / "config.json").read_text())
+    config = json.loads((onnx_path.parents[1] / "config.json").read_text())
     assert config["model_type"] == "compressor-cnn" and "auto_map" not in config
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]

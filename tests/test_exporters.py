@@ -20,6 +20,7 @@ from exporters.quant import static_int8
 from exporters.quant.dynamic_int8 import quantize_dynamic_int8
 from exporters.quant.static_int8 import quantize_static_int8
 from tests.conftest import FEW_BINS, save_variant, sst2_rows
+from tests.packages import copy_package
 
 TEXTS = [text for text, _ in sst2_rows("dev", limit=64)]
 
@@ -51,10 +52,11 @@ def spread_onnx(spread_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def test_teacher_export_matches_pytorch(tiny_teacher_dir: Path, tmp_path: Path) -> None:
     before = sorted(p.name for p in tiny_teacher_dir.iterdir())
     onnx_path = export_onnx(tiny_teacher_dir, tmp_path / "onnx")
-    assert onnx_path == tmp_path / "onnx" / "model.onnx"
-    assert {"model.onnx", "config.json", "tokenizer.json", "vocab.txt"} <= {
-        p.name for p in onnx_path.parent.iterdir()
+    assert onnx_path == tmp_path / "onnx" / "onnx" / "model.onnx"  # the hub's layout
+    assert {"onnx", "config.json", "tokenizer.json", "vocab.txt"} <= {
+        p.name for p in (tmp_path / "onnx").iterdir()
     }
+    assert [p.name for p in onnx_path.parent.iterdir()] == ["model.onnx"]
     assert [p.name for p in tmp_path.iterdir()] == ["onnx"]
     result = check_parity(tiny_teacher_dir, onnx_path, TEXTS, tolerance=1e-4)
     assert result.passed and result.n == 64 and result.argmax_agreement == 1.0
@@ -112,7 +114,7 @@ def test_pruned_heads_and_narrow_ffn_export(tiny_teacher_dir: Path, tmp_path: Pa
 
 
 def test_int8_is_smaller_and_agrees(spread_onnx: Path, tmp_path: Path) -> None:
-    folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
+    folder = copy_package(spread_onnx, tmp_path / "onnx")
     before = {p.name for p in folder.iterdir()}
     int8 = quantize_dynamic_int8(folder / "model.onnx", folder / "model_int8.onnx")
     assert {p.name for p in folder.iterdir()} == before | {"model_int8.onnx"}
@@ -135,7 +137,7 @@ def test_static_int8_is_qdq_calibrated_and_agrees(
     from exporters.artifacts import calibration_feeds
 
     monkeypatch.setitem(static_int8.CALIBRATOR_OPTIONS, "entropy", FEW_BINS)
-    folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
+    folder = copy_package(spread_onnx, tmp_path / "onnx")
     calibration = Split([t for t, _ in sst2_rows("dev", 96)[64:]], [0] * 32)
     feeds = calibration_feeds(folder / "model.onnx", calibration, max_length=64)
     assert [len(f["input_ids"]) for f in feeds] == [8, 8, 8, 8]
@@ -201,7 +203,7 @@ def test_optimized_int4_and_ort_files_keep_the_predictions(
     from exporters.optimize import optimize_transformer
     from exporters.quant.int4 import quantize_int4_weights
 
-    folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
+    folder = copy_package(spread_onnx, tmp_path / "onnx")
     fp32 = folder / "model.onnx"
     fused = optimize_transformer(fp32, folder / "model_optimized.onnx")
     assert fused.get("SkipLayerNormalization", 0) >= 4  # 4 layers x 2, at least partly fused
@@ -231,7 +233,7 @@ def test_a_quantized_file_under_the_agreement_gate_is_not_shipped(
     from compressor.recipe import QuantizeConfig
     from exporters.artifacts import quantize_checked
 
-    folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
+    folder = copy_package(spread_onnx, tmp_path / "onnx")
     probe = Split(TEXTS, [0] * len(TEXTS))
     kept = quantize_checked(folder / "model.onnx", spread_dir, probe, calibration=None,
                             cfg=QuantizeConfig(mode="dynamic-int8"), max_length=64,
@@ -243,7 +245,8 @@ def test_a_quantized_file_under_the_agreement_gate_is_not_shipped(
                                max_length=64, recipe_hash="h")  # fmt: skip
     assert dropped["path"] is None and not dropped["parity"]["passed"]
     assert not (folder / "model_int4.onnx").exists()
-    assert "model_int4.onnx" not in json.loads((folder / "manifest.json").read_text())
+    manifest = json.loads((folder.parent / "manifest.json").read_text())
+    assert "onnx/model_int8.onnx" in manifest and "onnx/model_int4.onnx" not in manifest
 
 
 def test_quantize_missing_file_is_a_user_error(tmp_path: Path) -> None:
@@ -269,12 +272,13 @@ def test_differently_seeded_candidate_fails(
 
 
 def test_manifest_records_facts_and_merges(spread_onnx: Path, tmp_path: Path) -> None:
-    folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
-    update_manifest(folder, "config.json", note="kept")
-    update_manifest(folder, "model.onnx", source_model="/m", parity={"passed": True})
-    manifest = update_manifest(folder, "model.onnx", dev_accuracy=0.5)
-    assert json.loads((folder / "manifest.json").read_text()) == manifest
-    entry = manifest["model.onnx"]
+    folder = copy_package(spread_onnx, tmp_path / "onnx")
+    update_manifest(folder.parent / "config.json", note="kept")
+    update_manifest(folder / "model.onnx", source_model="/m", parity={"passed": True})
+    manifest = update_manifest(folder / "model.onnx", dev_accuracy=0.5)
+    assert json.loads((folder.parent / "manifest.json").read_text()) == manifest
+    assert not (folder / "manifest.json").exists()  # one manifest, at the package's root
+    entry = manifest["onnx/model.onnx"]
     data = (folder / "model.onnx").read_bytes()
     assert entry["sha256"] == hashlib.sha256(data).hexdigest()
     assert entry["size_bytes"] == len(data)
@@ -285,7 +289,7 @@ def test_manifest_records_facts_and_merges(spread_onnx: Path, tmp_path: Path) ->
     assert entry["source_model"] == "/m" and entry["parity"] == {"passed": True}
     assert entry["dev_accuracy"] == 0.5
     assert manifest["config.json"]["note"] == "kept" and "opset" not in manifest["config.json"]
-    assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
+    assert [p.name for p in folder.parent.rglob("*.tmp")] == []
 
 
 def test_export_needs_weights(tiny_teacher_dir: Path, tmp_path: Path) -> None:
@@ -307,7 +311,7 @@ def test_dynamic_int8_keeps_excluded_nodes_fp32(
     from compressor.recipe import QuantizeConfig
     from exporters.artifacts import quantize_checked
 
-    folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
+    folder = copy_package(spread_onnx, tmp_path / "onnx")
     made = quantize_checked(folder / "model.onnx", spread_dir, Split(TEXTS, [0] * len(TEXTS)),
                             cfg=QuantizeConfig(exclude=["classifier"]), calibration=None,
                             max_length=64, recipe_hash="h")  # fmt: skip
@@ -316,7 +320,7 @@ def test_dynamic_int8_keeps_excluded_nodes_fp32(
     head = {n.op_type for n in nodes if n.name.startswith("/classifier/")}
     assert "MatMul" in head and "MatMulInteger" not in head  # the head Gemm stays float
     assert any(n.op_type == "MatMulInteger" and "pooler" in n.name for n in nodes)
-    entry = json.loads((folder / "manifest.json").read_text())["model_int8.onnx"]
+    entry = json.loads((folder.parent / "manifest.json").read_text())["onnx/model_int8.onnx"]
     assert entry["quantization"]["excluded_nodes"] == ["/classifier/Gemm"]
 
 
@@ -329,15 +333,15 @@ def test_checked_export_lists_tokenizer_files_in_the_manifest(
     probe = Split(TEXTS, [0] * len(TEXTS))
     path = export_teacher_checked(spread_dir, tmp_path / "teacher_onnx", probe, opset=18,
                                   max_length=64, recipe_hash="h")  # fmt: skip
-    assert path == tmp_path / "teacher_onnx" / "model.onnx"
-    manifest = json.loads((path.parent / "manifest.json").read_text())
-    entry = manifest["model.onnx"]
+    assert path == tmp_path / "teacher_onnx" / "onnx" / "model.onnx"
+    manifest = json.loads((tmp_path / "teacher_onnx" / "manifest.json").read_text())
+    entry = manifest["onnx/model.onnx"]
     assert entry["parity"]["passed"] and entry["recipe_hash"] == "h"
     assert entry["source_model"] == str(spread_dir)
     assert {"tokenizer.json", "vocab.txt", "tokenizer_config.json"} <= set(entry["tokenizer_files"])
     for name in entry["tokenizer_files"]:
         assert manifest[name]["role"] == "tokenizer", name
-        digest = hashlib.sha256((path.parent / name).read_bytes()).hexdigest()
+        digest = hashlib.sha256((tmp_path / "teacher_onnx" / name).read_bytes()).hexdigest()
         assert manifest[name]["sha256"] == digest, name
     assert manifest["config.json"]["role"] == "model config"
     assert "config.json" not in entry["tokenizer_files"]
@@ -377,19 +381,20 @@ def test_ort_files_carry_the_onnx_facts_and_a_mismatch_is_removed(
     from exporters.artifacts import ort_format_checked
     from exporters.quant.int4 import quantize_int4_weights
 
-    folder = shutil.copytree(spread_onnx.parent, tmp_path / "onnx")
-    update_manifest(folder, "model.onnx", recipe_hash="h")
+    folder = copy_package(spread_onnx, tmp_path / "onnx")
+    update_manifest(folder / "model.onnx", recipe_hash="h")
     probe = Split(TEXTS, [0] * len(TEXTS))
     [made] = ort_format_checked([folder / "model.onnx"], probe, max_length=64, recipe_hash="h")
     assert made["ort"] == str(folder / "model.ort") and made["parity"]["passed"]
-    manifest = json.loads((folder / "manifest.json").read_text())
-    ort_entry, onnx_entry = manifest["model.ort"], manifest["model.onnx"]
+    manifest = json.loads((folder.parent / "manifest.json").read_text())
+    ort_entry, onnx_entry = manifest["onnx/model.ort"], manifest["onnx/model.onnx"]
     for key in ("recipe_hash", "opset", "inputs"):
         assert ort_entry[key] == onnx_entry[key], key
-    assert manifest[ort_entry["required_operators"]]["source_model"] == "model.ort"
+    operators = manifest[ort_entry["required_operators"]]
+    assert operators["source_model"] == "onnx/model.ort"
 
     # a converter that wrote another model's graph (int4 weights: other logits) as model.ort
-    elsewhere = shutil.copytree(spread_onnx.parent, tmp_path / "elsewhere")
+    elsewhere = copy_package(spread_onnx, tmp_path / "elsewhere")
     wrong = exporters.mobile.convert_to_ort(
         quantize_int4_weights(elsewhere / "model.onnx", elsewhere / "int4.onnx", block_size=16)
     )
@@ -406,7 +411,7 @@ def test_ort_files_carry_the_onnx_facts_and_a_mismatch_is_removed(
     assert failed["ort"] is None and not failed["parity"]["passed"]
     assert not (folder / "model_int8.ort").exists()
     assert not (folder / "model_int8.required_operators.config").exists()
-    assert "model_int8.ort" not in json.loads((folder / "manifest.json").read_text())
+    assert "onnx/model_int8.ort" not in json.loads((folder.parent / "manifest.json").read_text())
 
 
 def test_reduce_range_auto_follows_the_cpus_int8_dot_product(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ noise flips predictions)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from compressor.recipe import QuantizeConfig, load_recipe
 from exporters.artifacts import quantize_checked
 from exporters.onnx import export_onnx
 from tests.conftest import save_variant, sst2_rows
+from tests.packages import copy_package
 
 ROWS = sst2_rows("dev", limit=160)
 TEXTS = [text for text, _ in ROWS]
@@ -51,7 +51,7 @@ def test_over_the_limit_the_costliest_nodes_stay_fp32_until_within(
     held: tuple[Path, Split], tmp_path: Path
 ) -> None:
     fp32, split = held
-    fp32 = Path(shutil.copytree(fp32.parent, tmp_path / "onnx")) / fp32.name  # files beside it
+    fp32 = copy_package(fp32, tmp_path / "onnx") / fp32.name  # with its config and tokenizer
     cfg = {"mode": "dynamic-int8", "per_channel": False, "reduce_range": False,
            "min_agreement": 0.5, "max_drop_samples": 160}  # fmt: skip
     loose = make(fp32, split, fp32.parent / "loose.onnx", **cfg, max_drop=100.0)
@@ -79,7 +79,7 @@ def test_over_the_limit_the_costliest_nodes_stay_fp32_until_within(
     assert all(ops.get(name, ops.get(f"{name}_MatMul")) in float_ops for name in kept)
     assert any(op in ("MatMulInteger", "DynamicQuantizeMatMul") for op in ops.values())
     assert record["size_mb_after"] > record["size_mb_before"]
-    agreement = predict_logits(Path(strict["path"]), TEXTS, tokenizer_dir=fp32.parent)
+    agreement = predict_logits(Path(strict["path"]), TEXTS, tokenizer_dir=fp32.parent.parent)
     agreement = agreement.argmax(axis=1)
     assert (agreement == np.asarray(split.labels)).mean() == record["accuracy_after"]
 

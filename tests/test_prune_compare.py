@@ -124,7 +124,7 @@ def test_the_teacher_onnx_file_is_parity_checked_before_it_is_timed(
     data = write_sst2_subset(tmp_path, 16, 16)
     recipe = load_recipe(None, {"data.source": str(data), "data.max_length": 32})
     path = prune_compare.teacher_onnx(str(tiny_teacher_dir), tmp_path / "out", recipe)
-    assert path == tmp_path / "out" / "teacher_onnx" / "model.onnx" and path.is_file()
+    assert path == tmp_path / "out" / "teacher_onnx" / "onnx" / "model.onnx" and path.is_file()
 
     def wrong(*_args, **_kwargs) -> ParityResult:
         return ParityResult(max_abs_diff=0.5, argmax_agreement=0.75, n=16, tolerance=1e-3,

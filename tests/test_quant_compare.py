@@ -107,7 +107,7 @@ def test_a_removed_file_is_a_failed_row_not_a_crash(measured) -> None:
     int4 = [r for r in rows if r["file"] == "int4 weight-only"]
     assert all(r["path"] is None and "under 100%" in r["failed"] for r in int4)
     assert all("dev_accuracy" not in r for r in int4)
-    assert not list(out.rglob("model_int4.onnx"))
+    assert not list(out.rglob("model_q4.onnx"))
     table = (out / "table.md").read_text()
     assert "| int4 weight-only | **failed**: agreement with PyTorch under 100%" in table
 
@@ -119,21 +119,24 @@ def test_every_file_has_its_own_manifest_entry_with_dev_accuracy(measured) -> No
         for row in rows:
             if row["model"] != model or not row["path"]:
                 continue
-            entry = manifest[Path(row["path"]).name]
+            entry = manifest[f"onnx/{Path(row['path']).name}"]
             assert entry["dev_accuracy"] == row["dev_accuracy"], row["file"]
             assert entry["dev_examples"] == len(DEV) and entry["parity"]["n"] == 48, row["file"]
         minmax, entropy = (
-            manifest["model_static_minmax.onnx"],
-            manifest["model_static_entropy.onnx"],
+            manifest["onnx/model_static_minmax.onnx"],
+            manifest["onnx/model_static_entropy.onnx"],
         )
         assert minmax["quantization"]["calibration"] == "minmax"
         assert entropy["quantization"]["calibration"] == "entropy"
         assert minmax["sha256"] != entropy["sha256"]
-        assert manifest["model.onnx"]["parity"]["passed"]
+        assert manifest["onnx/model.onnx"]["parity"]["passed"]
         assert (
-            manifest["model_optimum_static.onnx"]["quantization"]["tool"] == "optimum ORTQuantizer"
+            manifest["onnx/model_optimum_static.onnx"]["quantization"]["tool"]
+            == "optimum ORTQuantizer"
         )
-        assert not list((out / model / "onnx").glob("model_int8.onnx"))  # written under final names
+        assert not list(
+            (out / model / "onnx").rglob("model_int8.onnx")
+        )  # written under final names
 
 
 def test_the_table_states_per_model_whether_static_int8_kept_its_promise(measured) -> None:

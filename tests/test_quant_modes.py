@@ -5,7 +5,6 @@ label / format / key, and is read correctly by the benchmarks (emulator, rooflin
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,12 +26,13 @@ from exporters.artifacts import quantize_checked
 from exporters.onnx import export_onnx
 from exporters.quant import detect, get_mode
 from tests.conftest import save_variant, sst2_rows
+from tests.packages import copy_package
 
 # name -> (file suffix, report label, report format, report key)
 MODES = {
     "dynamic-int8": ("int8", "int8", "onnx-int8", "student_int8"),
     "static-int8": ("static_int8", "static int8", "onnx-static-int8", "student_static_int8"),
-    "int4": ("int4", "int4", "onnx-int4", "student_int4"),
+    "int4": ("q4", "int4", "onnx-int4", "student_int4"),  # transformers.js dtype q4
     "fp16": ("fp16", "fp16", "onnx-fp16", "student_fp16"),
 }
 # what each mode records in the manifest's "quantization" entry
@@ -81,7 +81,7 @@ def trained_onnx(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 @pytest.fixture(scope="module")
 def made(trained: Path, trained_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """mode -> quantize_checked's result, each mode under the default gate, in one folder."""
-    folder = shutil.copytree(trained_onnx.parent, tmp_path_factory.mktemp("modes") / "onnx")
+    folder = copy_package(trained_onnx, tmp_path_factory.mktemp("modes") / "onnx")
     results = {}
     for name in MODES:
         cfg = QuantizeConfig(mode=name, calibration_samples=48)
@@ -149,7 +149,7 @@ def test_each_mode_makes_a_file_that_loads_and_passes_its_gate(made: dict, name:
 def test_each_file_is_recorded_with_its_settings_and_report_names(made: dict, name: str) -> None:
     _suffix, label, fmt, key = MODES[name]
     path = Path(made[name]["path"])
-    entry = json.loads((path.parent / "manifest.json").read_text())[path.name]
+    entry = json.loads((path.parent.parent / "manifest.json").read_text())[f"onnx/{path.name}"]
     assert entry["report"] == {"label": label, "format": fmt, "key": key}
     assert entry["quantization"] == made[name]["quantization"]
     assert entry["parity"] == made[name]["parity"] and entry["recipe_hash"] == "h"
@@ -170,7 +170,7 @@ def test_a_file_that_is_not_int8_is_not_labelled_int8(made: dict, name: str) -> 
 def test_static_int8_without_calibration_sentences_is_refused(
     trained: Path, trained_onnx: Path, tmp_path: Path
 ) -> None:
-    folder = shutil.copytree(trained_onnx.parent, tmp_path / "onnx")
+    folder = copy_package(trained_onnx, tmp_path / "onnx")
     with pytest.raises(ValueError, match="static-int8 needs calibration sentences"):
         quantize_checked(
             folder / "model.onnx",
@@ -200,7 +200,7 @@ def test_the_emulator_judges_integer_files_on_the_argmax(
 def test_fp16_for_the_gpu_is_the_fp16_modes_file(trained_onnx: Path, tmp_path: Path) -> None:
     from benchmarks.targets.cuda import fp16_onnx
 
-    fp32 = shutil.copytree(trained_onnx.parent, tmp_path / "onnx") / "model.onnx"
+    fp32 = copy_package(trained_onnx, tmp_path / "onnx") / "model.onnx"
     half = fp16_onnx(fp32)
     assert half == fp32.with_name("model_fp16.onnx")
     types = {i.data_type for i in onnx.load(str(half)).graph.initializer}

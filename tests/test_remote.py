@@ -19,6 +19,7 @@ from benchmarks.report import Report, render_markdown
 from benchmarks.targets import Artifacts, get_target
 from benchmarks.targets.remote import stage
 from compressor.errors import UserError
+from compressor.layout import package_root
 from compressor.recipe import BenchmarkConfig
 from tests.conftest import save_variant
 
@@ -123,7 +124,7 @@ def test_staged_runner_is_what_the_device_imports(arts: Artifacts, tmp_path: Pat
     runner = tmp_path / "stage" / "runner"
     assert sorted(p.relative_to(runner).as_posix() for p in runner.rglob("*.py")) == [
         "benchmarks/__init__.py", "benchmarks/latency_worker.py",
-        "compressor/__init__.py", "compressor/errors.py",
+        "compressor/__init__.py", "compressor/errors.py", "compressor/layout.py",
     ]  # fmt: skip
     for local, rel in placed.items():
         copied = tmp_path / "stage" / rel
@@ -131,7 +132,7 @@ def test_staged_runner_is_what_the_device_imports(arts: Artifacts, tmp_path: Pat
         config = json.loads((copied.parent / "config.json").read_text())
         assert (
             config["vocab_size"]
-            == json.loads((local.parent / "config.json").read_text())["vocab_size"]
+            == json.loads((package_root(local) / "config.json").read_text())["vocab_size"]
         )
 
 

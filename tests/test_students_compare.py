@@ -43,9 +43,10 @@ def fake_run(out: Path, kind: str, seed: int) -> None:
     (path / "model").mkdir()
     (path / "model" / "config.json").write_text(json.dumps({"cells": cells}))
     for sub, size in (("onnx", 2**20), ("teacher_onnx", 2**22)):
-        (path / sub).mkdir()
+        (path / sub / "onnx").mkdir(parents=True)  # the hub's layout: graphs under onnx/
         for name in ("model.onnx", "model_int8.onnx"):
-            (path / sub / name).write_bytes(b"0" * (size if name == "model.onnx" else size // 4))
+            graph = path / sub / "onnx" / name
+            graph.write_bytes(b"0" * (size if name == "model.onnx" else size // 4))
 
 
 @pytest.fixture
@@ -87,13 +88,13 @@ def test_one_architecture_per_kind_is_timed_and_every_searched_one(
     monkeypatch.setattr(compressor.data, "load_task_data", lambda _cfg: None)
     monkeypatch.setattr(bench_stage, "dev_lengths", lambda *_a: [5, 9])
     timing = sc.latency(out, ARGS)
-    teacher_files = "transformer-s1/teacher_onnx/"
+    teacher_files = "transformer-s1/teacher_onnx/onnx/"
     assert timed[:2] == [("teacher", f"{teacher_files}model.onnx"),
                          ("teacher int8", f"{teacher_files}model_int8.onnx")]  # fmt: skip
     assert [label for label, _ in timed[2:]] == [
         "transformer fp32", "transformer int8", "bilstm fp32", "bilstm int8",
         "cnn fp32", "cnn int8", "cnn-s2 fp32", "cnn-s2 int8"]  # fmt: skip
-    assert ("cnn-s2 int8", "cnn-s2/onnx/model_int8.onnx") in timed
+    assert ("cnn-s2 int8", "cnn-s2/onnx/onnx/model_int8.onnx") in timed
     assert (out / "latency.json").is_file() and timing["speedups"] == []
     timed.clear()
     assert sc.latency(out, ARGS) == timing and timed == []  # the same files: not timed again

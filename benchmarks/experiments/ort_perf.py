@@ -27,6 +27,7 @@ from benchmarks.experiments.results import RESULTS, write_results
 from benchmarks.latency import Variant, run_latency, worker_env
 from compressor import atomic, markdown
 from compressor.errors import UserError
+from compressor.layout import graphs_dir
 
 RESULTS_NAME = "bench-latency-agreement"
 
@@ -174,9 +175,9 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=30)
     args = parser.parse_args()
     files = {
-        "teacher ONNX": args.run / "teacher_onnx" / "model.onnx",
-        "student ONNX": args.run / "onnx" / "model.onnx",
-        "student ONNX int8": args.run / "onnx" / "model_int8.onnx",
+        "teacher ONNX": graphs_dir(args.run / "teacher_onnx") / "model.onnx",
+        "student ONNX": graphs_dir(args.run / "onnx") / "model.onnx",
+        "student ONNX int8": graphs_dir(args.run / "onnx") / "model_int8.onnx",
     }
     files = {label: path for label, path in files.items() if path.is_file()}
     if not files:

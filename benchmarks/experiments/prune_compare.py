@@ -39,6 +39,7 @@ from benchmarks.experiments.results import RESULTS, write_results
 from benchmarks.report import EN_DASH, TIMES
 from compressor import atomic, markdown
 from compressor.errors import UserError
+from compressor.layout import graphs_dir
 from compressor.pipeline import compress
 from compressor.recipe import Recipe, load_recipe
 from compressor.runfolder import RunFolder
@@ -158,9 +159,10 @@ def teacher_onnx(teacher: str, out: Path, recipe: Recipe) -> Path:
     from exporters.parity import check_parity
 
     model_dir = Path(resolve_model_dir(teacher))
-    path = out / "teacher_onnx" / "model.onnx"
+    package = out / "teacher_onnx"
+    path = graphs_dir(package) / "model.onnx"
     if not path.is_file():
-        path = export_onnx(model_dir, path.parent, opset=TEACHER_OPSET)
+        path = export_onnx(model_dir, package, opset=TEACHER_OPSET)
     probe = load_task_data(recipe.data).dev.take(recipe.export.parity_samples)
     parity = check_parity(model_dir, path, probe.texts, probe.pairs,
                           tolerance=recipe.export.parity_tolerance,
@@ -170,7 +172,7 @@ def teacher_onnx(teacher: str, out: Path, recipe: Recipe) -> Path:
             f"the teacher's ONNX file {path} does not match its PyTorch model on {parity.n} "
             f"dev sentences (max |logit diff| {parity.max_abs_diff:.2e}, tolerance "
             f"{parity.tolerance:g}, argmax agreement {parity.argmax_agreement:.1%}) — nothing "
-            f"was timed; delete {path.parent} to re-export it"
+            f"was timed; delete {package} to re-export it"
         )
     return path
 
@@ -185,7 +187,8 @@ def latency(teacher: str, out: Path, threads: int, sizes: list[str], seed: int) 
     variants = [Variant("teacher", reference, "onnxruntime")]
     for name in dict.fromkeys(c.folder for _size, _method, c in rows):
         if export_failure(out / name) is None:
-            variants.append(Variant(name, out / name / "onnx" / "model.onnx", "onnxruntime"))
+            variants.append(Variant(name, graphs_dir(out / name / "onnx") / "model.onnx",
+                                    "onnxruntime"))  # fmt: skip
     results = run_latency(variants, batches=(1, 32), seq_lens=(128,), threads=threads,
                           warmup=5, iters=20, rounds=3)  # fmt: skip
     pairs = [("teacher", v.label) for v in variants[1:]]

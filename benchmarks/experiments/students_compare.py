@@ -26,6 +26,7 @@ from benchmarks.experiments.results import write_results
 from benchmarks.experiments.timing import cached_timing
 from benchmarks.report import EN_DASH, TIMES
 from compressor import atomic, markdown
+from compressor.layout import graphs_dir
 from compressor.pipeline import compress
 from compressor.recipe import Recipe, load_recipe
 from compressor.runfolder import RunFolder
@@ -97,13 +98,15 @@ def latency(out: Path, args: argparse.Namespace) -> dict:
     from compressor.pipeline.benchmark import dev_lengths
 
     first = folder(out, args.kinds[0], args.seeds[0])
+    teacher = graphs_dir(first / "teacher_onnx")
     variants = [
-        Variant("teacher", first / "teacher_onnx" / "model.onnx", "onnxruntime"),
-        Variant("teacher int8", first / "teacher_onnx" / "model_int8.onnx", "onnxruntime"),
+        Variant("teacher", teacher / "model.onnx", "onnxruntime"),
+        Variant("teacher int8", teacher / "model_int8.onnx", "onnxruntime"),
     ]
     for label, path in timed_runs(out, args).items():
         for file, (name, _key) in FILES.items():
-            variants.append(Variant(f"{label} {file}", path / "onnx" / name, "onnxruntime"))
+            graph = graphs_dir(path / "onnx") / name
+            variants.append(Variant(f"{label} {file}", graph, "onnxruntime"))
     recipe = recipe_for(args.kinds[0], args.seeds[0], args)
     return cached_timing(
         out / "latency.json",
@@ -157,7 +160,7 @@ def rows(out: Path, args: argparse.Namespace, timing: dict) -> dict[str, Any]:
                 "drop_points": (teacher_acc["teacher"] - statistics.fmean(accs)) * 100,
                 "non_embedding_parameters": distill["student_non_embedding_parameters"],
                 "parameters": distill["student_parameters"],
-                "file_mb": round((path / "onnx" / name).stat().st_size / 2**20, 3),
+                "file_mb": round((graphs_dir(path / "onnx") / name).stat().st_size / 2**20, 3),
                 "speedups": speed,
                 "train_seconds": _mean_std([r.result("distill")["train_seconds"] for r in runs]),
                 "train_samples_per_s": _mean_std(

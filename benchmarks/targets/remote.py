@@ -28,11 +28,12 @@ from benchmarks.targets import Artifacts
 from benchmarks.targets.cpu import comparison_pairs, time_variants
 from benchmarks.targets.sections import LatencySection, latency_section
 from compressor.errors import UserError
+from compressor.layout import package_root
 from compressor.recipe import BenchmarkConfig
 
 PROJECT = Path(__file__).resolve().parents[2]
 # What the worker imports on the device: itself and the error type it raises.
-RUNNER_FILES = ("benchmarks/latency_worker.py", "compressor/errors.py")
+RUNNER_FILES = ("benchmarks/latency_worker.py", "compressor/errors.py", "compressor/layout.py")
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=20")
 SSH_UNREACHABLE = 255
 ARM_MACHINES = ("aarch64", "arm64", "armv7l", "armv8l")
@@ -134,11 +135,11 @@ def stage(files: dict[str, Path], folder: Path) -> dict[Path, str]:
         (target.parent / "__init__.py").touch()
     placed: dict[Path, str] = {}
     for i, path in enumerate(files.values()):
-        config = path.parent / "config.json"
+        config = package_root(path) / "config.json"
         if not config.is_file():
             raise UserError(
-                f"no config.json next to {path} — keep the exported model's config.json in "
-                "the ONNX file's folder"
+                f"no config.json for {path} — keep the exported model's config.json at the "
+                "root of its ONNX folder"
             )
         target = folder / "models" / str(i)
         target.mkdir(parents=True)

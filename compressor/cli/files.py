@@ -16,7 +16,13 @@ from compressor.recipe import load_recipe
 @grouped
 def export(
     model: Annotated[Path, typer.Argument(help="Model folder or run folder to export.")],
-    out: Annotated[Path, typer.Option(help="Folder for model.onnx + tokenizer + manifest.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Package folder to write in the Hugging Face hub's ONNX layout: config, tokenizer "
+            "and manifest at its root, onnx/model.onnx."
+        ),
+    ],
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 18,
     data: DataOptions = DataOptions(),
     samples: Annotated[int, typer.Option(help="Dev sentences for the parity check.")] = 128,
@@ -34,7 +40,12 @@ def export(
 @app.command()
 @grouped
 def quantize(
-    onnx_dir: Annotated[Path, typer.Argument(help="Folder holding model.onnx (or the file).")],
+    onnx_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Package folder written by `export` (onnx/model.onnx inside), or the .onnx file."
+        ),
+    ],
     mode: Annotated[
         str,
         typer.Option(

@@ -11,6 +11,7 @@ from pathlib import Path
 from benchmarks.targets import Artifacts, get_target
 from benchmarks.targets.sections import BenchmarkSection
 from compressor.data import TaskData, load_task_data
+from compressor.layout import graphs_dir
 from compressor.models import load_tokenizer, resolve_model_dir
 from compressor.pipeline.artifacts import run_artifacts
 from compressor.pipeline.context import RunContext, console
@@ -57,14 +58,15 @@ def benchmark(
     target = get_target(cfg.target)
     teacher_dir = Path(resolve_model_dir(teacher_path))
     recorded = run.result("teacher_files").get("onnx")
-    teacher_onnx = Path(recorded) if recorded else run.path / "teacher_onnx" / "model.onnx"
+    teacher_package = run.path / "teacher_onnx"
+    teacher_onnx = Path(recorded) if recorded else graphs_dir(teacher_package) / "model.onnx"
     needs_data = not teacher_onnx.is_file() or "dev" in cfg.seq_lens
     data = data or (load_task_data(recipe.data) if needs_data else None)
     if not teacher_onnx.is_file():
         with console.status("exporting the teacher to ONNX for a like-for-like comparison"):
             teacher_onnx = export_teacher_checked(
                 teacher_dir,
-                teacher_onnx.parent,
+                teacher_package,
                 data.dev.take(recipe.export.parity_samples),
                 opset=recipe.export.opset,
                 max_length=recipe.data.max_length,

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from compressor.data import Split
+from compressor.layout import package_root
 
 # node types the int8 and int4 quantizers rewrite: the candidates for fp32 fallback
 QUANTIZED_OPS = frozenset({"MatMul", "Gemm", "Conv", "LSTM", "Attention", "Gather"})
@@ -58,7 +59,7 @@ def within_max_drop(
 
     def scored(path: Path) -> tuple[float, np.ndarray]:
         logits = predict_logits(path, held.texts, held.pairs, max_length=max_length,
-                                tokenizer_dir=fp32.parent)  # fmt: skip
+                                tokenizer_dir=package_root(fp32))  # fmt: skip
         return float(np.mean(logits.argmax(axis=1) == np.asarray(held.labels))), logits
 
     reference, reference_logits = scored(fp32)

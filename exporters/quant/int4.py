@@ -41,6 +41,7 @@ class Int4(QuantMode):
     the roofline's count of it) stays float."""
 
     suffix = "int4"
+    file_suffix = "q4"
     label = "int4"
     marker_ops = frozenset({"MatMulNBits", "GatherBlockQuantized"})
     float_matmul_ops = frozenset({"MatMulNBits"})
