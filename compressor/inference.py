@@ -7,10 +7,11 @@ code paths drifting apart.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import onnxruntime as ort
@@ -18,10 +19,29 @@ import torch
 from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 from compressor.errors import UserError
+from compressor.layout import package_root
 from compressor.models import load_saved_classifier, load_tokenizer
 
+#: sentences per batch when scoring or predicting a file: evaluation and `predict` share it,
+#: so a file whose outputs depend on its batch scores the same in both
+DEFAULT_BATCH = 64
+
 Batches = Iterator[tuple[np.ndarray, BatchEncoding]]
-Parts = list[tuple[np.ndarray, np.ndarray]]
+Parts = Iterator[tuple[np.ndarray, np.ndarray]]
+
+
+def batch_indices(
+    texts: Sequence[str], text_pairs: Sequence[str] | None, batch_size: int
+) -> list[np.ndarray]:
+    """Input positions in batches of similar length (by characters, stable).
+
+    Grouping by length keeps the padded tokens (pure wasted compute) few; every caller that
+    batches sentences takes its batches from here, so a file whose outputs depend on its batch
+    (dynamic int8) sees the same batches in evaluation and in `predict`.
+    """
+    lengths = [len(t) + (len(text_pairs[i]) if text_pairs else 0) for i, t in enumerate(texts)]
+    order = np.argsort(lengths, kind="stable")
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
 def _batches(
@@ -32,15 +52,9 @@ def _batches(
     batch_size: int,
     return_tensors: str,
 ) -> Batches:
-    """Yield (original indices, padded batch) with similar lengths grouped together.
-
-    Padding only to the longest member of each batch, and grouping by length, keeps the
-    padded tokens (pure wasted compute) few; the indices let the caller restore input order.
-    """
-    lengths = [len(t) + (len(text_pairs[i]) if text_pairs else 0) for i, t in enumerate(texts)]
-    order = np.argsort(lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
+    """Yield (original indices, batch padded to its longest member); the indices let the
+    caller restore input order."""
+    for idx in batch_indices(texts, text_pairs, batch_size):
         enc = tokenizer(
             [texts[i] for i in idx],
             [text_pairs[i] for i in idx] if text_pairs is not None else None,
@@ -75,22 +89,49 @@ def _torch_logits(model_dir: Path, batches: Batches, threads: int | None) -> Par
             "config.json and model weights, or an .onnx file"
         ) from exc
     model.eval()
-    out = []
     with _torch_threads(threads), torch.no_grad():
         for idx, enc in batches:
-            out.append((idx, model(**enc).logits.float().numpy()))
-    return out
+            yield idx, model(**enc).logits.float().numpy()
 
 
-def _onnx_logits(onnx_path: Path, batches: Batches, threads: int | None) -> Parts:
+def onnx_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
+    """A CPU session that also knows onnxruntime-extensions' operators, which end-to-end files
+    (the tokenizer inside the graph) use. The last few are kept, keyed by the file's mtime, so
+    a `Predictor` answering one call after another loads its file once."""
+    stat = Path(path).stat()
+    return _cached_session(str(path), stat.st_mtime_ns, stat.st_size, threads)
+
+
+@lru_cache(maxsize=4)
+def _cached_session(
+    path: str, _mtime_ns: int, _size: int, threads: int | None
+) -> ort.InferenceSession:
+    from onnxruntime_extensions import get_library_path
+
     options = ort.SessionOptions()
+    options.register_custom_ops_library(get_library_path())
     if threads is not None:
         options.intra_op_num_threads = threads
-    session = ort.InferenceSession(
-        str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
-    )
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def takes_text(session: ort.InferenceSession) -> bool:
+    """An end-to-end file: one input of raw strings instead of token ids."""
+    inputs = session.get_inputs()
+    return len(inputs) == 1 and inputs[0].type == "tensor(string)"
+
+
+def _text_logits(session: ort.InferenceSession, texts: Sequence[str],
+                 batches: list[np.ndarray]) -> Parts:  # fmt: skip
+    names = [o.name for o in session.get_outputs()]
+    wanted = ["logits"] if "logits" in names else names[:1]
+    feed = session.get_inputs()[0].name
+    for idx in batches:
+        yield idx, session.run(wanted, {feed: np.array([texts[i] for i in idx], dtype=object)})[0]
+
+
+def _onnx_logits(session: ort.InferenceSession, onnx_path: Path, batches: Batches) -> Parts:
     wanted = [i.name for i in session.get_inputs()]
-    out = []
     for idx, enc in batches:
         missing = [name for name in wanted if name not in enc]
         if missing:
@@ -99,8 +140,7 @@ def _onnx_logits(onnx_path: Path, batches: Batches, threads: int | None) -> Part
                 "pass tokenizer_dir pointing to the tokenizer the model was exported with"
             )
         feed = {name: enc[name].astype(np.int64) for name in wanted}
-        out.append((idx, session.run(None, feed)[0]))
-    return out
+        yield idx, session.run(None, feed)[0]
 
 
 def predict_logits(
@@ -109,11 +149,14 @@ def predict_logits(
     text_pairs: list[str] | None = None,
     *,
     max_length: int = 128,
-    batch_size: int = 64,
+    batch_size: int = DEFAULT_BATCH,
     tokenizer_dir: Path | None = None,
     threads: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Logits (n, num_labels) in input order for an HF model folder or an .onnx / .ort file."""
+    """Logits (n, num_labels) in input order for an HF model folder or an .onnx / .ort file
+    (an end-to-end file is fed the raw sentences, in the same batches); `on_batch(n)` hears
+    of each batch of n sentences done."""
     model_path = Path(model_path)
     is_onnx = model_path.suffix in (".onnx", ".ort") and model_path.is_file()
     if not is_onnx and not (model_path / "config.json").is_file():
@@ -127,18 +170,30 @@ def predict_logits(
         raise UserError(
             f"{len(texts)} texts but {len(text_pairs)} text_pairs — pass one pair per text"
         )
-    tokenizer = load_tokenizer(tokenizer_dir or (model_path.parent if is_onnx else model_path))
-    batches = _batches(
-        tokenizer, texts, text_pairs, max_length, batch_size, "np" if is_onnx else "pt"
-    )
-    if is_onnx:
-        parts = _onnx_logits(model_path, batches, threads)
+    session = onnx_session(model_path, threads) if is_onnx else None
+    if session is not None and takes_text(session):
+        if text_pairs is not None:
+            raise UserError(f"{model_path} takes one sentence per row, not sentence pairs")
+        parts = _text_logits(session, texts, batch_indices(texts, None, batch_size))
     else:
-        parts = _torch_logits(model_path, batches, threads)
-    logits = np.empty((len(texts), parts[0][1].shape[1]), dtype=np.float32)
+        tokenizer = load_tokenizer(
+            tokenizer_dir or (package_root(model_path) if is_onnx else model_path)
+        )
+        batches = _batches(
+            tokenizer, texts, text_pairs, max_length, batch_size, "np" if is_onnx else "pt"
+        )
+        if session is not None:
+            parts = _onnx_logits(session, model_path, batches)
+        else:
+            parts = _torch_logits(model_path, batches, threads)
+    logits: np.ndarray | None = None
     for idx, batch_logits in parts:
+        if logits is None:
+            logits = np.empty((len(texts), batch_logits.shape[1]), dtype=np.float32)
         logits[idx] = batch_logits
-    return logits
+        if on_batch is not None:
+            on_batch(len(idx))
+    return cast(np.ndarray, logits)  # texts is not empty: one batch at least
 
 
 def accuracy(

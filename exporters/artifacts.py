@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from compressor.data import Split, load_task_data
 from compressor.errors import UserError
+from compressor.layout import graphs_dir, package_root
 from compressor.models import resolve_model_dir
 from compressor.recipe import QuantizeConfig, Recipe
 
@@ -38,17 +40,16 @@ def export_checked(
         model_dir, onnx_path, probe.texts, probe.pairs, tolerance=tolerance, max_length=max_length
     )
     if not parity.passed:
-        shutil.rmtree(onnx_path.parent)
+        shutil.rmtree(package_root(onnx_path))
         raise UserError(
             f"the ONNX export of {model_dir} does not match PyTorch on {parity.n} dev sentences "
             f"(max |logit difference| {parity.max_abs_diff:.2e}, tolerance {tolerance:g}; "
             f"argmax agreement {parity.argmax_agreement:.1%}) and was removed — try another "
             "opset (export.opset / --opset), or raise the tolerance if the gap is rounding noise"
         )
-    tokenizer_files = record_companions(onnx_path.parent, recipe_hash=recipe_hash)
+    tokenizer_files = record_companions(package_root(onnx_path), recipe_hash=recipe_hash)
     update_manifest(
-        onnx_path.parent,
-        onnx_path.name,
+        onnx_path,
         source_model=str(model_dir),
         recipe_hash=recipe_hash,
         parity=parity.to_dict(),
@@ -98,7 +99,7 @@ def optimize_checked(
     if not parity.passed:
         target.unlink()
         return {"path": None, "fused": fused, "parity": parity.to_dict()}
-    update_manifest(target.parent, target.name, source_model=str(fp32), recipe_hash=recipe_hash,
+    update_manifest(target, source_model=str(fp32), recipe_hash=recipe_hash,
                     optimization={"fused": fused}, parity=parity.to_dict())  # fmt: skip
     return {"path": str(target), "fused": fused, "parity": parity.to_dict()}
 
@@ -109,7 +110,7 @@ def ort_format_checked(
     """Each ONNX file also as .ort for ONNX Runtime Mobile; the .ort must give the same
     logits as its source file, or it is deleted (with its operator config) and reported with
     path None, like every other file that fails its check."""
-    from exporters.manifest import onnx_signature, update_manifest
+    from exporters.manifest import manifest_key, onnx_signature, update_manifest
     from exporters.mobile import convert_to_ort
     from exporters.parity import check_parity
 
@@ -124,11 +125,11 @@ def ort_format_checked(
             config.unlink()
             made.append({"ort": None, "source": str(source), "parity": parity.to_dict()})
             continue
-        update_manifest(source.parent, ort_file.name, source_model=str(source),
-                        recipe_hash=recipe_hash, required_operators=config.name,
+        update_manifest(ort_file, source_model=str(source),
+                        recipe_hash=recipe_hash, required_operators=manifest_key(config),
                         parity_with_source=parity.to_dict(), **onnx_signature(source))  # fmt: skip
-        update_manifest(source.parent, config.name, role="operators a reduced ORT build needs",
-                        source_model=ort_file.name, recipe_hash=recipe_hash)  # fmt: skip
+        update_manifest(config, role="operators a reduced ORT build needs",
+                        source_model=manifest_key(ort_file), recipe_hash=recipe_hash)  # fmt: skip
         made.append({**paths, "source": str(source), "parity": parity.to_dict()})
     return made
 
@@ -144,7 +145,7 @@ def calibration_feeds(
 
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
     names = {i.name for i in graph.input}
-    tokenizer = load_tokenizer(onnx_path.parent)
+    tokenizer = load_tokenizer(package_root(onnx_path))
     enc = tokenizer(sample.texts, sample.pairs, truncation=True, max_length=max_length,
                     padding=True, return_tensors="np")  # fmt: skip
     return [
@@ -207,21 +208,41 @@ def quantize_checked(
     if not parity["passed"]:
         target.unlink()
         return {"path": None, **made}
-    update_manifest(target.parent, target.name, source_model=str(fp32), recipe_hash=recipe_hash,
+    update_manifest(target, source_model=str(fp32), recipe_hash=recipe_hash,
                     quantization=settings, parity=parity, report=mode.names(),
                     **manifest_fields)  # fmt: skip
     return {"path": str(target), **made}
 
 
-def record_dev_accuracy(path: Path, dev: Split, *, max_length: int) -> float:
-    """Score one ONNX or ORT file on the whole dev set and write the figure into its manifest
-    entry, so a deployed copy carries the accuracy it was shipped with."""
-    from compressor.inference import accuracy
-    from exporters.manifest import update_manifest
+def record_dev_accuracy(path: Path, dev: Split, *, max_length: int) -> dict[str, Any]:
+    """Score one ONNX or ORT file on the whole dev set and write the figures into its manifest
+    entry, so a deployed copy carries the accuracy it was shipped with.
 
-    score = accuracy(path, dev.texts, dev.pairs, dev.labels, max_length=max_length)
-    update_manifest(path.parent, path.name, dev_accuracy=score, dev_examples=len(dev))
-    return score
+    A file with per-batch activation scales (dynamic int8) gives a sentence a label that
+    depends on its batch, so it gets two labelled figures: `dev_accuracy` one sentence at a
+    time, as a server answers requests (and as latency is timed), and `dev_accuracy_batched`
+    at `predict`'s batch size, which a user scoring a file gets. Other files score the same at
+    any batch size and get one.
+    """
+    from compressor.inference import DEFAULT_BATCH, accuracy
+    from exporters.manifest import update_manifest
+    from exporters.quant import scales_per_batch
+
+    def score(batch_size: int) -> float:
+        return accuracy(path, dev.texts, dev.pairs, dev.labels, max_length=max_length,
+                        batch_size=batch_size)  # fmt: skip
+
+    figures: dict[str, Any] = {"dev_examples": len(dev)}
+    if scales_per_batch(path):
+        figures["dev_accuracy"] = score(1)
+        figures["dev_accuracy_batched"] = {
+            "batch_size": DEFAULT_BATCH,
+            "dev_accuracy": score(DEFAULT_BATCH),
+        }
+    else:
+        figures["dev_accuracy"] = score(DEFAULT_BATCH)
+    update_manifest(path, **figures)
+    return figures
 
 
 def export_model(
@@ -241,7 +262,7 @@ def export_model(
         max_length=max_length,
         recipe_hash=recipe.hash(),
     )
-    result["dev_accuracy"] = record_dev_accuracy(Path(result["path"]), dev, max_length=max_length)
+    result.update(record_dev_accuracy(Path(result["path"]), dev, max_length=max_length))
     return result
 
 
@@ -250,7 +271,7 @@ def quantize_model(onnx_dir: Path, recipe: Recipe) -> dict:
     set and their scores written into the manifest."""
     fp32 = Path(onnx_dir)
     if fp32.is_dir():
-        fp32 = fp32 / "model.onnx"
+        fp32 = graphs_dir(fp32) / "model.onnx" if graphs_dir(fp32).is_dir() else fp32 / "model.onnx"
     if not fp32.is_file():
         raise UserError(f"{fp32} does not exist — pass the folder written by `compressor export`")
     if recipe.quantize.mode == "none":
@@ -260,7 +281,7 @@ def quantize_model(onnx_dir: Path, recipe: Recipe) -> dict:
     data = load_task_data(recipe.data)
     dev = data.dev
     max_length = recipe.data.max_length
-    acc_fp32 = record_dev_accuracy(fp32, dev, max_length=max_length)
+    acc_fp32 = record_dev_accuracy(fp32, dev, max_length=max_length)["dev_accuracy"]
     result = quantize_checked(
         fp32,
         fp32,
@@ -277,12 +298,14 @@ def quantize_model(onnx_dir: Path, recipe: Recipe) -> dict:
             f"{recipe.quantize.min_agreement:.0%}) and was removed — try static-int8 with more "
             "calibration samples, per-channel weights, or excluding sensitive nodes"
         )
-    return {
+    quantized = record_dev_accuracy(Path(result["path"]), dev, max_length=max_length)
+    made = {
         "path": result["path"],
         "label": result["label"],
         "dev_accuracy_fp32": acc_fp32,
-        "dev_accuracy_quantized": record_dev_accuracy(
-            Path(result["path"]), dev, max_length=max_length
-        ),
+        "dev_accuracy_quantized": quantized["dev_accuracy"],
         "argmax_agreement_with_fp32": result["parity"]["argmax_agreement"],
     }
+    if "dev_accuracy_batched" in quantized:
+        made["dev_accuracy_quantized_batched"] = quantized["dev_accuracy_batched"]
+    return made

@@ -20,6 +20,7 @@ def convert_to_ort(onnx_path: Path) -> dict[str, str]:
         OptimizationStyle,
         convert_onnx_models_to_ort,
     )
+    from onnxruntime_extensions import get_library_path
 
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
@@ -29,7 +30,11 @@ def convert_to_ort(onnx_path: Path) -> dict[str, str]:
         source.parent.mkdir()
         shutil.copy2(onnx_path, source)
         out = Path(tmp) / "out"
-        convert_onnx_models_to_ort(source, out, [OptimizationStyle.Fixed])
+        # the extensions' library lets end-to-end files (tokenizer operators) convert too;
+        # their operator config then lists ai.onnx.contrib's BertTokenizer, which a reduced
+        # build gets by compiling onnxruntime-extensions in (--use_extensions)
+        convert_onnx_models_to_ort(source, out, [OptimizationStyle.Fixed],
+                                   custom_op_library_path=Path(get_library_path()))  # fmt: skip
         ort_file = onnx_path.with_suffix(".ort")
         config = onnx_path.with_name(f"{onnx_path.stem}.required_operators.config")
         made_ort = next(out.rglob("*.ort"))

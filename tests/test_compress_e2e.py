@@ -52,13 +52,15 @@ def compressed(tiny_teacher_dir: Path, recipe_file: Path, tmp_path_factory) -> P
 def test_chain_writes_every_artifact(compressed: Path) -> None:
     for rel in (
         "model/config.json",
-        "onnx/model.onnx",
-        "onnx/model_int8.onnx",
-        "onnx/model_optimized.onnx",
-        "onnx/model.ort",
-        "onnx/model_optimized.ort",
-        "onnx/model_int8.ort",
-        "onnx/model_int8.required_operators.config",
+        "onnx/config.json",  # the hub's ONNX layout: config and tokenizer at the root
+        "onnx/tokenizer.json",
+        "onnx/onnx/model.onnx",
+        "onnx/onnx/model_int8.onnx",
+        "onnx/onnx/model_optimized.onnx",
+        "onnx/onnx/model.ort",
+        "onnx/onnx/model_optimized.ort",
+        "onnx/onnx/model_int8.ort",
+        "onnx/onnx/model_int8.required_operators.config",
         "onnx/manifest.json",
         "report.json",
         "report.md",
@@ -87,9 +89,9 @@ def test_report_holds_every_figure(compressed: Path) -> None:
     assert state.result("export")["optimized"]["parity"]["passed"]
     manifest = json.loads((compressed / "onnx" / "manifest.json").read_text())
     for name, key in (
-        ("model.onnx", "student_onnx"),
-        ("model_optimized.onnx", "student_optimized"),
-        ("model_int8.onnx", "student_int8"),
+        ("onnx/model.onnx", "student_onnx"),
+        ("onnx/model_optimized.onnx", "student_optimized"),
+        ("onnx/model_int8.onnx", "student_int8"),
     ):
         assert manifest[name]["dev_accuracy"] == models[key]["dev_accuracy"], name
         assert manifest[name]["recipe_hash"] and manifest[name]["inputs"], name
@@ -99,7 +101,20 @@ def test_report_holds_every_figure(compressed: Path) -> None:
         # the .ort gives its source's logits, so the same dev score
         assert ort["dev_accuracy"] == pytest.approx(manifest[name]["dev_accuracy"], abs=1 / 128)
     assert manifest["tokenizer.json"]["role"] == "tokenizer"
-    assert "vocab.txt" in manifest["model.onnx"]["tokenizer_files"]
+    # dynamic int8 labels depend on their batch: one sentence at a time, and at predict's batch
+    for key in ("student_int8", "teacher_int8"):
+        assert models[key]["dev_accuracy_batched"]["batch_size"] == 64, key
+    assert models["student_onnx"]["dev_accuracy_batched"] is None
+    assert manifest["onnx/model_int8.onnx"]["dev_accuracy_batched"]["batch_size"] == 64
+    assert "dev_accuracy_batched" not in manifest["onnx/model.onnx"]
+    assert any("one sentence at a time" in n for n in report["run"]["notes"])
+    # the tiny 400-word vocabulary leaves words unsplittable, which the extensions' WordPiece
+    # tokenizes otherwise: both end-to-end files fail their gate and are removed, not shipped
+    e2e = state.result("e2e")["files"]
+    assert [f["path"] for f in e2e] == [None, None]
+    assert all(f["gate"]["token_id_mismatches"] > 0 for f in e2e)
+    assert not list((compressed / "onnx").rglob("*_e2e.onnx"))
+    assert "vocab.txt" in manifest["onnx/model.onnx"]["tokenizer_files"]
     files = state.result("ort_format")["files"]
     assert [f["parity"]["passed"] for f in files] == [True, True, True]
     assert models["student_optimized"]["parity"]["passed"]
@@ -149,7 +164,7 @@ def test_report_holds_every_figure(compressed: Path) -> None:
     assert "student ONNX int8" in tradeoff and "teacher ONNX int8" not in tradeoff
     teacher_manifest = json.loads((compressed / "teacher_onnx" / "manifest.json").read_text())
     assert (
-        teacher_manifest["model_int8.onnx"]["dev_accuracy"]
+        teacher_manifest["onnx/model_int8.onnx"]["dev_accuracy"]
         == models["teacher_int8"]["dev_accuracy"]
     )
     assert report["training"]["steps"] == 16
@@ -211,7 +226,7 @@ def test_resume_skips_finished_stages(
     del run.state["stages"]["benchmark"]
     run.save()
     model_mtime = os.path.getmtime(compressed / "model" / "model.safetensors")
-    onnx_mtime = os.path.getmtime(compressed / "onnx" / "model.onnx")
+    onnx_mtime = os.path.getmtime(compressed / "onnx" / "onnx" / "model.onnx")
     compress(
         str(compressed.parent / "teacher"),
         load_recipe(recipe_file),
@@ -220,7 +235,7 @@ def test_resume_skips_finished_stages(
         resume=True,
     )
     assert os.path.getmtime(compressed / "model" / "model.safetensors") == model_mtime
-    assert os.path.getmtime(compressed / "onnx" / "model.onnx") == onnx_mtime
+    assert os.path.getmtime(compressed / "onnx" / "onnx" / "model.onnx") == onnx_mtime
     assert RunFolder.open(compressed).done("benchmark")
 
 
@@ -243,10 +258,10 @@ def test_single_stage_commands_on_the_run(
     exported = cli("export", str(compressed), "--out", str(tmp_path / "onnx"), *data)
     assert exported.returncode == 0, exported.stderr
     manifest = json.loads((tmp_path / "onnx" / "manifest.json").read_text())
-    assert manifest["model.onnx"]["parity"]["passed"] is True
-    assert manifest["model.onnx"]["opset"] == 18
-    assert 0.0 <= manifest["model.onnx"]["dev_accuracy"] <= 1.0
-    assert manifest["model.onnx"]["dev_examples"] == 128
+    assert manifest["onnx/model.onnx"]["parity"]["passed"] is True
+    assert manifest["onnx/model.onnx"]["opset"] == 18
+    assert 0.0 <= manifest["onnx/model.onnx"]["dev_accuracy"] <= 1.0
+    assert manifest["onnx/model.onnx"]["dev_examples"] == 128
     assert manifest["tokenizer_config.json"]["role"] == "tokenizer"
 
     strict = cli("export", str(compressed), "--out", str(tmp_path / "strict"), *data,
@@ -257,9 +272,9 @@ def test_single_stage_commands_on_the_run(
     quantized = cli("quantize", str(tmp_path / "onnx"), *data)
     assert quantized.returncode == 0, quantized.stderr
     manifest = json.loads((tmp_path / "onnx" / "manifest.json").read_text())
-    assert 0.0 <= manifest["model_int8.onnx"]["dev_accuracy"] <= 1.0
-    assert manifest["model_int8.onnx"]["quantization"]["per_channel"] is True
-    assert manifest["model.onnx"]["dev_examples"] == 128  # fp32 scored by quantize too
+    assert 0.0 <= manifest["onnx/model_int8.onnx"]["dev_accuracy"] <= 1.0
+    assert manifest["onnx/model_int8.onnx"]["quantization"]["per_channel"] is True
+    assert manifest["onnx/model.onnx"]["dev_examples"] == 128  # fp32 scored by quantize too
 
     static = cli(
         "quantize",
@@ -275,7 +290,9 @@ def test_single_stage_commands_on_the_run(
         "classifier",
     )
     assert static.returncode == 0, static.stderr
-    entry = json.loads((tmp_path / "onnx" / "manifest.json").read_text())["model_static_int8.onnx"]
+    entry = json.loads((tmp_path / "onnx" / "manifest.json").read_text())[
+        "onnx/model_static_int8.onnx"
+    ]
     assert entry["quantization"]["mode"] == "static-int8"
     assert entry["quantization"]["calibration_samples"] == 24
     assert entry["quantization"]["excluded_nodes"]
@@ -283,16 +300,16 @@ def test_single_stage_commands_on_the_run(
 
     int4 = cli("quantize", str(tmp_path / "onnx"), *data, "--mode", "int4")
     assert int4.returncode == 0, int4.stderr
-    entry = json.loads((tmp_path / "onnx" / "manifest.json").read_text())["model_int4.onnx"]
+    entry = json.loads((tmp_path / "onnx" / "manifest.json").read_text())["onnx/model_q4.onnx"]
     assert entry["quantization"] == {"mode": "int4", "block_size": 32, "excluded_nodes": []}
     assert 0.0 <= entry["dev_accuracy"] <= 1.0
 
     half = cli("quantize", str(tmp_path / "onnx"), *data, "--mode", "fp16")
     assert half.returncode == 0, half.stderr
-    entry = json.loads((tmp_path / "onnx" / "manifest.json").read_text())["model_fp16.onnx"]
+    entry = json.loads((tmp_path / "onnx" / "manifest.json").read_text())["onnx/model_fp16.onnx"]
     assert entry["quantization"]["mode"] == "fp16"
     assert entry["parity"]["argmax_agreement"] == 1.0 and entry["parity"]["max_abs_diff"] < 1e-2
-    half_graph = onnx.load(str(tmp_path / "onnx" / "model_fp16.onnx"))
+    half_graph = onnx.load(str(tmp_path / "onnx" / "onnx" / "model_fp16.onnx"))
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in half_graph.graph.initializer)
 
     (compressed / "report.md").unlink()

@@ -59,6 +59,7 @@ def test_hash_changes_with_settings_only() -> None:
     assert load_recipe(None, {"data.columns": ["sentence", "label"]}).hash() != Recipe().hash()
     assert load_recipe(None, {"train.group_by_length": True}).hash() != Recipe().hash()
     assert load_recipe(None, {"quantize.max_drop": 0.5}).hash() != Recipe().hash()
+    assert load_recipe(None, {"export.e2e": False}).hash() != Recipe().hash()
     cnn = {"student.kind": "cnn"}
     assert (load_recipe(None, cnn | {"adabert.enabled": True}).hash()
             != load_recipe(None, cnn).hash())  # fmt: skip
@@ -68,6 +69,7 @@ def test_hash_changes_with_settings_only() -> None:
     del tree["metakd"], tree["quantize"]["reduce_range"], tree["data"]["columns"], tree["search"]
     del tree["quantize"]["max_drop"], tree["quantize"]["max_drop_samples"]
     del tree["adabert"], tree["train"]["group_by_length"], tree["finetune"]["group_by_length"]
+    del tree["export"]["e2e"]
     for key in ("kind", "hidden", "mlp", "embedding_dim", "siamese", "cells"):  # kinds' keys
         del tree["student"][key]
     blob = json.dumps(tree, sort_keys=True).encode()

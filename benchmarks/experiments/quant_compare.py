@@ -119,7 +119,7 @@ def _check_optimum(
     gate = QuantizeConfig().min_agreement
     parity = check_parity(model_dir, path, probe.texts, probe.pairs, tolerance=math.inf,
                           min_agreement=gate, max_length=max_length).to_dict()  # fmt: skip
-    update_manifest(path.parent, path.name, source_model=str(fp32),
+    update_manifest(path, source_model=str(fp32),
                     quantization={"tool": "optimum ORTQuantizer", "config": label},
                     parity=parity)  # fmt: skip
     return {"path": str(path), "parity": parity}
@@ -192,7 +192,7 @@ def measure(
     for row in live:
         path = Path(row["path"])
         row["size_mb"] = round(path.stat().st_size / 2**20, 2)
-        row["dev_accuracy"] = record_dev_accuracy(path, dev, max_length=max_length)
+        row.update(record_dev_accuracy(path, dev, max_length=max_length))
         for r in ratios:
             if r["candidate"] == _label(row):
                 row[f"speedup_b{r['batch']}"] = (r["ratio"], r["ratio_min"], r["ratio_max"])

@@ -39,6 +39,14 @@ class Parity(Record):
     passed: bool | None = None
 
 
+class BatchedAccuracy(Record):
+    """The dev accuracy of a file whose labels depend on their batch (dynamic int8), scored
+    at `predict`'s batch size; the entry's own figure is one sentence at a time."""
+
+    batch_size: int
+    dev_accuracy: float
+
+
 class ModelEntry(Record):
     """One model file of the run; `label` is how benchmark results name it."""
 
@@ -49,6 +57,7 @@ class ModelEntry(Record):
     non_embedding_parameters: int | None = None
     size_mb: float | None = None
     dev_accuracy: float | None = None
+    dev_accuracy_batched: BatchedAccuracy | None = None
     parity: Parity | None = None
 
 

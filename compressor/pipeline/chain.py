@@ -14,6 +14,7 @@ from compressor.pipeline.adabert import AdaBert
 from compressor.pipeline.benchmark import Benchmark
 from compressor.pipeline.context import RunContext, console
 from compressor.pipeline.distill import Distill, describe_augmentation
+from compressor.pipeline.e2e import EndToEnd
 from compressor.pipeline.evaluate import Evaluate
 from compressor.pipeline.export import Export
 from compressor.pipeline.inputs import load_extra_teachers, load_teacher
@@ -35,6 +36,7 @@ STAGES: list[Stage] = [
     Vocab(),
     Export(),
     Quantize(),
+    EndToEnd(),
     OrtFormat(),
     TeacherFiles(),
     Evaluate(),

@@ -1,5 +1,5 @@
-"""ORT format: every shipped ONNX file (fp32, optimized, quantized) also as .ort for ONNX
-Runtime Mobile; one that does not match its source is removed and reported."""
+"""ORT format: every shipped ONNX file (fp32, optimized, quantized, end to end) also as .ort
+for ONNX Runtime Mobile; one that does not match its source is removed and reported."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ class OrtFormat(Stage):
             export["path"],
             (export.get("optimized") or {}).get("path"),
             run.result("quantize").get("path"),
+            *(item["path"] for item in run.result("e2e").get("files", [])),
         ]
         files = [Path(path) for path in candidates if path]
         probe = ctx.data.dev.take(recipe.export.parity_samples)

@@ -203,6 +203,8 @@ class Recipe(Strict):
             del tree["quantize"]["reduce_range"]
         if self.quantize.max_drop is None:  # added with accuracy-aware fallback
             del tree["quantize"]["max_drop"], tree["quantize"]["max_drop_samples"]
+        if self.export.e2e:  # added with end-to-end files
+            del tree["export"]["e2e"]
         if self.data.columns is None:  # added with headerless files
             del tree["data"]["columns"]
         for section in ("finetune", "train"):  # added with length-grouped batches

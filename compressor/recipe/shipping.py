@@ -25,6 +25,14 @@ class ExportConfig(Strict):
         description="Also convert the shipped files to ORT format (.ort) for ONNX Runtime "
         "Mobile, with the operator list a reduced build needs.",
     )
+    e2e: bool = Field(
+        True,
+        description="Also write each shipped file (fp32 and quantized) as an end-to-end file, "
+        "model_e2e.onnx / model_int8_e2e.onnx: raw sentences in, logits and label out, the "
+        "WordPiece tokenizer inside the graph (onnxruntime-extensions' operators). Kept only "
+        "when its token ids equal the Python tokenizer's on every dev sentence and its logits "
+        "match the model file's.",
+    )
 
 
 class QuantizeConfig(Strict):

@@ -109,7 +109,7 @@ def _score(base: Baseline, run: RunFolder, recipe: Recipe, trial: int) -> None:
 
     shipped = shippable(run_artifacts(run, base.teacher))
     dev, max_length = base.data.dev, recipe.data.max_length
-    accuracy = record_dev_accuracy(shipped.path, dev, max_length=max_length)
+    accuracy = record_dev_accuracy(shipped.path, dev, max_length=max_length)["dev_accuracy"]
     speed = measure_speed(
         base.target,
         teacher_dir=Path(resolve_model_dir(base.teacher)),

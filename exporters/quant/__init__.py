@@ -38,8 +38,11 @@ class QuantMode(ABC):
     """One way of making a smaller or faster file from the fp32 export; subclasses set the
     class attributes and implement `make`."""
 
-    #: file name `<stem>_<suffix>.onnx` beside the fp32 file; also the root of `format` and `key`
+    #: the root of `format` and `key`, and of the file's name unless `file_suffix` is set
     suffix: ClassVar[str]
+    #: file name `<stem>_<file_suffix>.onnx` beside the fp32 file, where transformers.js's dtype
+    #: names it otherwise (its `q4` reads `model_q4.onnx`)
+    file_suffix: ClassVar[str | None] = None
     #: how reports name the file after "student ONNX"
     label: ClassVar[str]
     #: `make` receives tokenized training batches (`feeds`) only when this is set
@@ -56,6 +59,9 @@ class QuantMode(ABC):
     #: its MatMuls whose operands both come out of DequantizeLinear run as int8 (ONNX Runtime
     #: fuses the QDQ pattern into an integer kernel when it loads the file)
     qdq_matmuls: ClassVar[bool] = False
+    #: activation scales computed from each batch (padding included) at run time, so a
+    #: sentence's label can depend on the batch it is scored in
+    per_batch_scales: ClassVar[bool] = False
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -76,8 +82,8 @@ class QuantMode(ABC):
         return {"label": self.label, "format": self.format, "key": self.key}
 
     def path_for(self, fp32: Path) -> Path:
-        """Beside the fp32 file, which lets it share that folder's tokenizer and config."""
-        return fp32.with_name(f"{fp32.stem}_{self.suffix}.onnx")
+        """Beside the fp32 file, under the name transformers.js's dtype option looks for."""
+        return fp32.with_name(f"{fp32.stem}_{self.file_suffix or self.suffix}.onnx")
 
     @abstractmethod
     def make(
@@ -111,3 +117,16 @@ def detect(op_types: Iterable[str]) -> QuantMode | None:
     """The mode whose marker ops a graph with these op types contains, if any."""
     ops = set(op_types)
     return next((mode for mode in all_modes() if mode.marker_ops & ops), None)
+
+
+def scales_per_batch(path: Path) -> bool:
+    """Whether a file's outputs depend on the batch it runs in (`QuantMode.per_batch_scales`);
+    an .ort file is judged by the .onnx file it was converted from, which lies beside it."""
+    import onnx
+
+    source = Path(path).with_suffix(".onnx")
+    if not source.is_file():
+        return False
+    graph = onnx.load(str(source), load_external_data=False).graph
+    mode = detect(node.op_type for node in graph.node)
+    return mode is not None and mode.per_batch_scales

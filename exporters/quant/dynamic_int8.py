@@ -63,6 +63,7 @@ class DynamicInt8(QuantMode):
         {"MatMulInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}
     )
     int8_matmul_ops = frozenset({"MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"})
+    per_batch_scales = True
 
     def make(
         self, fp32: Path, out: Path, cfg: QuantizeConfig, feeds: Feeds | None = None
