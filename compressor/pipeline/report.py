@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import Report, RunInfo, device_of, write_report
+from benchmarks.report import Report, RunInfo, device_of, write_model_cards, write_report
 from benchmarks.report.model import ModelEntry, Pruning, Training
 from benchmarks.targets import recorded_sections
+from compressor.layout import package_root
 from compressor.pipeline.artifacts import run_artifacts
 from compressor.pipeline.context import size_mb
-from compressor.runfolder import RunFolder
+from compressor.runfolder import RECIPE, RunFolder
 
 PRUNING_FIELDS = (
     "source",
@@ -48,6 +49,7 @@ def _teacher_notes(teacher_path: str) -> list[str]:
 def _models(run: RunFolder, trained: dict[str, Any], teacher_path: str) -> dict[str, ModelEntry]:
     """Every model file of the run with its size, dev accuracy and export parity."""
     accs = run.result("evaluate").get("dev_accuracy", {})
+    batched = run.result("evaluate").get("dev_accuracy_batched", {})
     quantize = run.result("quantize")
     parities = {
         "student_onnx": run.result("export").get("parity"),
@@ -73,6 +75,7 @@ def _models(run: RunFolder, trained: dict[str, Any], teacher_path: str) -> dict[
                 "non_embedding_parameters": params(key, "non_embedding_"),
                 "size_mb": size_mb(artifact.path) if artifact.path.exists() else None,
                 "dev_accuracy": accs.get(key),
+                "dev_accuracy_batched": batched.get(key),
                 "parity": parities.get(key),
             }
         )
@@ -91,6 +94,14 @@ def _notes(run: RunFolder, trained: dict[str, Any], teacher_path: str) -> list[s
             f"tokens (those of the training text), {vocab['size_mb_before']} -> "
             f"{vocab['size_mb_after']} MB; training text gives the same logits "
             f"(max diff {vocab['max_abs_diff_on_train_text']:.1e}), unseen word-pieces -> [UNK]"
+        )
+    evaluate = run.result("evaluate")
+    for key, figure in evaluate.get("dev_accuracy_batched", {}).items():
+        notes.append(
+            f"{key}: dev accuracy {100 * evaluate['dev_accuracy'][key]:.2f}% one sentence at a "
+            f"time (as served and timed), {100 * figure['dev_accuracy']:.2f}% at `predict`'s "
+            f"batch of {figure['batch_size']}: dynamic int8 computes its activation scales per "
+            "batch, padding included, so a label can depend on the batch"
         )
     if run.result("prune").get("objective") == "mlm":
         notes.append(
@@ -137,4 +148,13 @@ def build_report(run: RunFolder) -> Report:
 
 
 def write_run_report(run: RunFolder) -> dict[str, Path]:
-    return write_report(run.path, build_report(run))
+    """The report files, and the model card of each shipped folder, from the same report."""
+    report = build_report(run)
+    paths = write_report(run.path, report)
+    exported = run.result("export").get("path")
+    return paths | write_model_cards(
+        report,
+        (run.path / RECIPE).read_text(encoding="utf-8"),
+        model_dir=run.path / "model",
+        package=package_root(Path(exported)) if exported else None,
+    )
