@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 DEMO_OUT ?= runs/demo
 
-.PHONY: install test demo bench bench-distill bench-textbrewer bench-prune bench-quant bench-students bench-search arm-root lint clean
+.PHONY: install test demo bench bench-e2e bench-js bench-distill bench-textbrewer bench-prune bench-quant bench-students bench-search arm-root lint clean
 
 install: $(STAMP)
 
@@ -75,6 +75,17 @@ bench-students: $(STAMP)
 # first; resumable under runs/bench-search; SEARCH_ARGS="--budget 20m --arm none" for less).
 bench-search: $(STAMP)
 	$(PY) -m benchmarks.experiments.search_compare $(DEMO_OUT)/teacher runs/bench-search $(SEARCH_ARGS)
+
+# The demo student's end-to-end files (tokenizer inside the graph) against their model files fed
+# by the Python tokenizer: size, and time per dev sentence at batch 1 and 32 in paired rounds
+# (run `make demo` first).
+bench-e2e: $(STAMP)
+	$(PY) -m benchmarks.experiments.e2e_compare $(DEMO_OUT)/student
+
+# The demo student's ONNX package in transformers.js (Node, tests/js pinned) against ONNX Runtime
+# in Python on the same files: dev accuracy, label agreement, ms per sentence (run `make demo`).
+bench-js: $(STAMP)
+	$(PY) -m benchmarks.experiments.js_compare $(DEMO_OUT)/student
 
 # Every deployable file of the demo teacher and student (fp32, optimized, dynamic / static
 # int8, int4) against optimum's ORTQuantizer: dev accuracy, size, latency ratios, and whether
