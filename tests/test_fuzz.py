@@ -94,7 +94,7 @@ def data_file(draw: st.DrawFn) -> tuple[str, str]:
     return suffix, "\n".join(lines)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow,
           HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(spec=data_file())
 def test_any_data_file_loads_or_says_why(spec: tuple[str, str], tmp_path: Path) -> None:

@@ -100,7 +100,11 @@ def test_space_is_checked_choice_by_choice(data: Path) -> None:
     assert candidate.student.hidden == 8 and candidate.search == Recipe().search
 
 
-def test_cli_refuses_a_bad_space_budget_and_target_in_one_line(tmp_path: Path, data: Path) -> None:
+def test_cli_refuses_a_bad_space_budget_and_target_in_one_line(
+    tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_predict import cli
+
     recipe = tmp_path / "r.yaml"
     recipe.write_text("search:\n  kinds:\n    gru: {}\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "300"}
@@ -116,15 +120,11 @@ def test_cli_refuses_a_bad_space_budget_and_target_in_one_line(tmp_path: Path, d
         (["--recipe", str(recipe)], "search.kinds.gru: unknown student kind 'gru'"),
         (["--budget", "soon"], "--budget 'soon': write a duration"),
         (["--target", "cuda"], "cuda is not searched yet"),
-    ]:
-        done = subprocess.run(
-            [sys.executable, "-m", "compressor", "search", "--teacher", "t", "--out",
-             str(tmp_path / "s"), "--data", str(data), *extra, "--dry-run"],
-            capture_output=True, text=True, env=env, timeout=120,
-        )  # fmt: skip
-        assert done.returncode == 2, done.stderr
-        lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and expected in lines[0], done.stderr
+    ]:  # the console entry point in this process: the same exit code and line, no start-up
+        code, _out, err = cli(["search", "--teacher", "t", "--out", str(tmp_path / "s"),
+                               "--data", str(data), *extra, "--dry-run"], capsys)  # fmt: skip
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and expected in lines[0], err
 
 
 def test_a_tiny_search_runs_resumes_and_ships(
