@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from benchmarks.report.model import ModelEntry, Report
+from benchmarks.report.render import templates
 from benchmarks.targets import TEACHER_INT8, get_target
 from benchmarks.targets.sections import DASH, LatencySection, fmt, pct
 from compressor.atomic import write_text
@@ -281,18 +281,6 @@ def made_lines(report: Report) -> list[str]:
     return lines + (run.notes if run else [])
 
 
-def _environment() -> Environment:
-    """No autoescaping: the card is Markdown, and its tables escape their own cells."""
-    return Environment(
-        loader=PackageLoader("benchmarks.report", "templates"),
-        autoescape=False,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-
-
 def _loading(report: Report, folder: Path, kind: Folder, custom: bool) -> dict[str, Any]:
     """What the usage section needs: the file to load and, for a package, every graph."""
     graphs = package_graphs(report, folder) if kind == "onnx" else []
@@ -328,7 +316,7 @@ def model_card(report: Report, folder: Path, kind: Folder, recipe_yaml: str) -> 
     data = dataset_of(run.data if run else None)
     student = report.models.get("student")
     return (
-        _environment()
+        templates(autoescape=False)
         .get_template("model_card.md.j2")
         .render(
             meta=front_matter(report, kind, library, loading["graphs"]),

@@ -34,17 +34,22 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _environment() -> Environment:
-    """Autoescaping on for the .j2 template: every label, path and note is escaped, so a
-    model name with a '<' cannot break (or inject into) the page."""
-    env = Environment(
+def templates(*, autoescape: bool) -> Environment:
+    """The package's templates, strict about undefined names. The HTML report escapes (every
+    label, path and note, so a model name with a '<' cannot break or inject into the page);
+    the Markdown model card does not (its tables escape their own cells)."""
+    return Environment(
         loader=PackageLoader("benchmarks.report", "templates"),
-        autoescape=True,
+        autoescape=autoescape,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+
+
+def _environment() -> Environment:
+    env = templates(autoescape=True)
     env.filters["data_uri"] = data_uri
     return env
 
