@@ -285,3 +285,33 @@ def test_a_killed_search_resumes_its_cut_off_candidate(
     reported = rungs.trials[retry.user_attrs["twin"]].intermediate_values
     assert reported and min(reported) > step >= 10  # no step before the checkpoint again
     assert json.loads((folder / "state.json").read_text())["kind"] == "compress"
+
+
+def test_workers_of_one_machine_share_its_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each live local worker with a running trial takes an equal share of the cores; dead
+    workers and other machines' do not count."""
+    import socket
+
+    import torch
+
+    from compressor.search.study import WORKER, local_workers, share_cores, worker_id
+
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    host = socket.gethostname()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        for owner in (worker_id(), f"{host}:{other.pid}", f"{host}:{dead.pid}", "elsewhere:1"):
+            study.ask().set_user_attr(WORKER, owner)
+        assert local_workers(study) == 2
+        monkeypatch.setattr(os, "cpu_count", lambda: 8)
+        before = torch.get_num_threads()
+        try:
+            assert share_cores(study) == 4 and torch.get_num_threads() == 4
+        finally:
+            torch.set_num_threads(before)
+    finally:
+        other.kill()
+        other.wait()
+    assert local_workers(study) == 1  # the other worker is gone: this one takes every core

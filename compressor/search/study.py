@@ -116,15 +116,45 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _local_pid(owner: str) -> int | None:
+    """The pid of a worker id of this machine, None for another machine's."""
+    owner_host, _, pid = owner.rpartition(":")
+    return int(pid) if owner_host == socket.gethostname() and pid.isdigit() else None
+
+
+def local_workers(study: optuna.Study) -> int:
+    """Live workers of this machine with a trial running, this one included."""
+    owners = {worker_id()}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = str(trial.user_attrs.get(WORKER, ""))
+        pid = _local_pid(owner)
+        if pid is not None and _alive(pid):
+            owners.add(owner)
+    return len(owners)
+
+
+def share_cores(study: optuna.Study) -> int:
+    """Give this worker's training its share of the machine's cores and return it.
+
+    Two workers on one machine that each run torch's thread pool over all cores run each other
+    10 to 40 times slower (measured here: two 2-thread trainings on 2 cores went from 65 to 7
+    samples/s, an AdaBERT search from 530 to 12). Each worker takes cores / local workers at
+    the start of each trial, so a worker that started alone shrinks at its next trial.
+    """
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) // local_workers(study))
+    torch.set_num_threads(threads)
+    return threads
+
+
 def recover_killed(main: optuna.Study, rungs: Rungs) -> list[int]:
     """Trials a killed worker of this machine left running: failed, and their candidates
     queued again, so the next trial resumes the candidate's run folder where it stopped."""
-    host = socket.gethostname()
     requeued = []
     for trial in main.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = str(trial.user_attrs.get(WORKER, ""))
-        owner_host, _, pid = owner.rpartition(":")
-        if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+        pid = _local_pid(str(trial.user_attrs.get(WORKER, "")))
+        if pid is None or _alive(pid):
             continue
         main.tell(trial.number, state=TrialState.FAIL)
         twin, kind = trial.user_attrs.get("twin"), str(trial.params.get("kind"))
@@ -175,6 +205,7 @@ def objective_for(
         kind_rungs = rungs.study(kind)
         twin = kind_rungs.ask()
         trial.set_user_attr(WORKER, worker_id())
+        trial.set_user_attr("threads", share_cores(trial.study))
         trial.set_user_attr("twin", twin.number)
         trial.set_user_attr("settings", settings)
 
