@@ -136,10 +136,10 @@ def local_workers(study: optuna.Study) -> int:
 def share_cores(study: optuna.Study) -> int:
     """Give this worker's training its share of the machine's cores and return it.
 
-    Two workers on one machine that each run torch's thread pool over all cores run each other
-    10 to 40 times slower (measured here: two 2-thread trainings on 2 cores went from 65 to 7
-    samples/s, an AdaBERT search from 530 to 12). Each worker takes cores / local workers at
-    the start of each trial, so a worker that started alone shrinks at its next trial.
+    Two workers on one machine that each run torch's thread pool over all cores oversubscribe
+    it, and each waits on threads the other has descheduled. Each worker takes cores / local
+    workers at the start of each trial, so a worker that started alone shrinks at its next
+    trial.
     """
     import torch
 
