@@ -59,6 +59,14 @@ def _digest(text: str, pair: str | None) -> bytes:
     return hashlib.blake2b(json.dumps([text, pair]).encode("utf-8"), digest_size=16).digest()
 
 
+def example_digests(split: Split) -> list[bytes]:
+    """One 16-byte key per example (text and pair), in the split's order."""
+    pairs = split.pairs
+    return [
+        _digest(text, None if pairs is None else pairs[k]) for k, text in enumerate(split.texts)
+    ]
+
+
 def _load(folder: Path) -> dict[bytes, np.ndarray]:
     known: dict[bytes, np.ndarray] = {}
     for shard in sorted(folder.glob("shard-*.npz")):
@@ -93,9 +101,7 @@ def teacher_logits(
     if not len(split):
         return np.zeros((0, teacher.config.num_labels), dtype=np.float32)
     pairs = split.pairs
-    digests = [
-        _digest(text, None if pairs is None else pairs[k]) for k, text in enumerate(split.texts)
-    ]
+    digests = example_digests(split)
     known = _load(folder) if folder.is_dir() else {}
     missing = sorted(
         {d: k for k, d in enumerate(digests) if d not in known}.values(),

@@ -204,3 +204,21 @@ def test_an_extra_teacher_with_another_label_set_is_refused(
     same = save_variant(tiny_teacher_dir, tmp_path / "same", seed=3)
     model = load_extra_teacher(str(same), teacher, tok, samples)
     assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_frozen_word_embeddings_stay_the_teachers_through_both_stages(
+    tiny_teacher_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    recipe = _recipe(data_dir, stages=TWO_STAGES, **{"student.freeze_word_embeddings": True})
+    assert recipe.hash() != _recipe(data_dir, stages=TWO_STAGES).hash()
+    out = tmp_path / "run"
+    pipeline.compress(str(tiny_teacher_dir), recipe, out, overwrite=False, resume=False,
+                      skip_benchmark=True, skip_export=True)  # fmt: skip
+    teacher = load_file(tiny_teacher_dir / "model.safetensors")
+    student = load_file(out / "model" / "model.safetensors")
+    key = "bert.embeddings.word_embeddings.weight"
+    assert torch.equal(student[key], teacher[key])
+    # the rest of the embedding block and the kept layers did train
+    assert not torch.equal(student["bert.embeddings.LayerNorm.weight"],
+                           teacher["bert.embeddings.LayerNorm.weight"])  # fmt: skip
+    assert RunFolder.open(out).result("distill")["word_embeddings"] == "frozen"

@@ -22,6 +22,7 @@ from transformers import PreTrainedModel
 from compressor.distill.losses import INTERMEDIATE_LOSSES, ModelView, hard_ce, soft_kd
 from compressor.distill.mapping import hidden_pairs
 from compressor.distill.schedules import temperature_at, weight_factor
+from compressor.distill.teacher_states import STATE_INDEX, TeacherStates
 from compressor.errors import UserError
 from compressor.recipe import DistillConfig, IntermediateLoss
 from compressor.students import Features, StudentKind, Wants, kind_of
@@ -78,6 +79,7 @@ class DistillObjective:
                 "not have — use student.kind transformer"
             )
         s_dims, t_dims = kind.dims(student), self._kind(teacher).dims(teacher)
+        self.states: TeacherStates | None = None
         self.terms: list[tuple[str, float, str, nn.Module]] = [
             (spec.name, spec.weight, spec.schedule, self._term(spec, s_dims, t_dims))
             for spec in cfg.intermediate
@@ -112,6 +114,32 @@ class DistillObjective:
         every batch, and cached logits cannot stand in for it."""
         return self.needs_hidden_states or any(
             m.needs_hidden_states or m.needs_attentions or m.needs_qkv for *_, m in self.terms
+        )
+
+    @property
+    def teacher_layers(self) -> tuple[int, ...] | None:
+        """The teacher layers the terms read (0 = embeddings) when hidden states are all
+        they read of it, so that a store of those can stand in for its pass; else None."""
+        if self.needs_hidden_states or any(m.needs_attentions or m.needs_qkv
+                                           for *_, m in self.terms):  # fmt: skip
+            return None
+        layers = {t for *_, m in self.terms if m.needs_hidden_states for _, t in m.pairs}
+        return tuple(sorted(layers)) or None
+
+    def use_states(self, states: TeacherStates) -> None:
+        """Read the teacher from `states` on batches that carry `STATE_INDEX`."""
+        if states.layers != self.teacher_layers:
+            raise RuntimeError(f"store of layers {states.layers}, terms read {self.teacher_layers}")
+        self.states = states
+
+    def _stored(self, index: torch.Tensor, attention_mask: torch.Tensor) -> Features:
+        if self.states is None:
+            raise RuntimeError("a batch carries teacher-state rows but no store is in use")
+        device = attention_mask.device
+        hidden = self.states.hidden_states(index.cpu(), attention_mask.cpu())
+        return Features(
+            logits=torch.from_numpy(self.states.logits[index.cpu().numpy()]).to(device),
+            hidden_states=tuple(None if h is None else h.to(device) for h in hidden),
         )
 
     @property
@@ -152,19 +180,21 @@ class DistillObjective:
         self, student: nn.Module, batch: dict[str, torch.Tensor], progress: float = 0.0
     ) -> tuple[torch.Tensor, dict[str, float]]:
         labels = batch["labels"]
-        cached = batch.get(CACHED_LOGITS)
-        inputs = {k: v for k, v in batch.items() if k not in ("labels", CACHED_LOGITS)}
+        cached, stored = batch.get(CACHED_LOGITS), batch.get(STATE_INDEX)
+        inputs = {k: v for k, v in batch.items()
+                  if k not in ("labels", CACHED_LOGITS, STATE_INDEX)}  # fmt: skip
         qkv = any(m.needs_qkv for *_, m in self.terms)
         if cached is not None and self.reads_teacher_internals:
             raise RuntimeError(
                 "cached teacher logits given to terms that read the teacher's layers"
             )
         with torch.no_grad():
-            t_view = (
-                Features(logits=cached)
-                if cached is not None
-                else self._view(self.teacher, inputs, qkv)
-            )
+            if stored is not None:
+                t_view = self._stored(stored, inputs["attention_mask"])
+            elif cached is not None:
+                t_view = Features(logits=cached)
+            else:
+                t_view = self._view(self.teacher, inputs, qkv)
             extra_logits = [self._view(m, inputs, False).logits for m, _ in self.extra_teachers]
         s_view = self._view(student, inputs, qkv)
         s_logits, t_logits = s_view.logits, t_view.logits

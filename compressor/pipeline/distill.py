@@ -6,15 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import nn
+
 from compressor.distill.objective import CACHED_LOGITS, DistillObjective, check_servable
+from compressor.distill.teacher_states import STATE_INDEX
 from compressor.distill.trainer import seed_fresh_weights, total_steps, train
 from compressor.models import count_parameters
 from compressor.pipeline.adabert import searched_student
-from compressor.pipeline.context import RunContext, describe_data
+from compressor.pipeline.context import RunContext, console, describe_data
 from compressor.pipeline.inputs import (
     cached_teacher_logits,
     load_extra_teachers,
     load_teacher,
+    stored_teacher_states,
     training_split,
 )
 from compressor.pipeline.stage import Stage
@@ -65,6 +69,7 @@ class Distill(Stage):
         seed_fresh_weights(recipe.train.seed)
         student_cfg = searched_student(ctx)
         student, student_tok = make_student(teacher, tokenizer, student_cfg, data.train.texts[:32])
+        freeze_word_embeddings(student, recipe.student.freeze_word_embeddings)
         student_params = count_parameters(student), count_parameters(student, embeddings=False)
         plan = recipe.stage_plan()
         stages: list[dict[str, Any]] = []
@@ -75,6 +80,7 @@ class Distill(Stage):
             if not last and run.done(f"distill:{name}"):
                 stages.append(run.result(f"distill:{name}"))
                 student = load_trained(target)
+                freeze_word_embeddings(student, recipe.student.freeze_word_embeddings)
                 continue
             seed_fresh_weights(train_cfg.seed)
             objective = DistillObjective(
@@ -83,13 +89,23 @@ class Distill(Stage):
                 distill_cfg,
                 [(extra[spec.model], spec.weight) for spec in distill_cfg.extra_teachers],
             )
-            fields = None
+            fields, teacher_pass = None, "every batch"
             if not objective.reads_teacher_internals and not ctx.mlm:
                 if cached is None:
                     cached = cached_teacher_logits(
                         ctx, teacher, tokenizer, student_tok, train_split
                     )
-                fields = None if cached is None else {CACHED_LOGITS: cached}
+                if cached is not None:
+                    fields, teacher_pass = {CACHED_LOGITS: cached}, "cached logits"
+            elif objective.teacher_layers and distill_cfg.teacher_states_mb and not ctx.mlm:
+                states, teacher_pass = stored_teacher_states(
+                    ctx, teacher, tokenizer, student_tok, train_split,
+                    objective.teacher_layers, distill_cfg.teacher_states_mb,
+                )  # fmt: skip
+                if states is not None:
+                    objective.use_states(states)
+                    fields = {STATE_INDEX: list(range(len(train_split)))}
+            console.print(f"teacher's pass: {teacher_pass}")
             train_dir = run.path / "training" / (name if len(plan) > 1 else "")
             stage_label = f" — stage {i + 1}/{len(plan)}: {name}" if len(plan) > 1 else ""
             state = train(
@@ -117,7 +133,7 @@ class Distill(Stage):
                 "best_step": state.best_step,
                 "best_dev_accuracy": state.best_dev_accuracy,
                 "history": state.history,
-                "teacher_pass": "cached logits" if fields else "every batch",
+                "teacher_pass": teacher_pass,
                 "train_seconds": round(state.train_seconds, 2),
                 "train_samples_per_s": round(
                     state.samples_per_second(train_cfg.batch_size, train_cfg.grad_accum), 2
@@ -129,6 +145,7 @@ class Distill(Stage):
             if not last:
                 run.complete(f"distill:{name}", **result)
                 student = load_trained(target)
+                freeze_word_embeddings(student, recipe.student.freeze_word_embeddings)
         final = stages[-1]
         seconds = sum(stage["train_seconds"] for stage in stages)
         samples = sum(stage["train_samples_per_s"] * stage["train_seconds"] for stage in stages)
@@ -137,6 +154,7 @@ class Distill(Stage):
             teacher=ctx.teacher,
             student_source=recipe.student.model or kind_of(student).describe(student, student_cfg),
             extra_teachers=[spec.model for spec in recipe.distill.extra_teachers],
+            word_embeddings="frozen" if recipe.student.freeze_word_embeddings else "trained",
             data=describe_data(data),
             augmentation=augmentation,
             stages=stages,
@@ -153,6 +171,13 @@ class Distill(Stage):
             student_non_embedding_parameters=student_params[1],
         )
         run.drop_training()
+
+
+def freeze_word_embeddings(student: nn.Module, freeze: bool) -> None:
+    """The trainer optimises what requires a gradient, so a frozen table gets no dense
+    gradient, no optimizer state and no update; every student kind has the HF accessor."""
+    if freeze:
+        student.get_input_embeddings().requires_grad_(False)
 
 
 def describe_augmentation(ctx: RunContext) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from compressor.data import Split, TaskData
+from compressor.distill.teacher_states import TeacherStates
 from compressor.models import check_labels, load_classifier, load_extra_teacher, load_masked_lm
 from compressor.pipeline.context import RunContext
 from compressor.recipe import Recipe
@@ -13,6 +14,8 @@ from compressor.runfolder import cache_root
 
 LOGITS_CACHE = "teacher-logits"
 """The folder under the cache root that holds the teachers' logits on training examples."""
+STATES_CACHE = "teacher-states"
+"""The folder under the cache root that holds stores of teachers' hidden states."""
 
 
 def load_teacher(ctx: RunContext) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -86,3 +89,30 @@ def cached_teacher_logits(
             progress=progress,
         )  # fmt: skip
     return logits.tolist()
+
+
+def stored_teacher_states(
+    ctx: RunContext,
+    teacher: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    student_tokenizer: PreTrainedTokenizerBase,
+    split: Split,
+    layers: tuple[int, ...],
+    limit_mb: int,
+) -> tuple[TeacherStates | None, str]:
+    """The store of the teacher's hidden states at `layers` on `split` (computed once), or
+    None when it is over `limit_mb` or the student reads other tokens than the teacher; and
+    what the run says of the teacher's pass."""
+    if student_tokenizer.get_vocab() != tokenizer.get_vocab():
+        return None, "every batch (the student reads other tokens)"
+    from compressor.distill.teacher_states import teacher_states
+    from compressor.models import resolve_model_dir
+
+    states, size = teacher_states(
+        teacher, resolve_model_dir(ctx.teacher), tokenizer, split, cache_root() / STATES_CACHE,
+        layers=layers, max_length=ctx.recipe.data.max_length, limit_bytes=limit_mb * 2**20,
+    )  # fmt: skip
+    mb = f"{size / 2**20:,.0f} MB"
+    if states is None:
+        return None, f"every batch (its hidden-state store, {mb}, is over the {limit_mb} MB limit)"
+    return states, f"stored hidden states (layers {', '.join(map(str, layers))}; {mb})"

@@ -63,7 +63,9 @@ __all__ = [
 ]
 
 # student keys added with the student kinds: left out of the hash at their defaults
-ADDED_STUDENT_KEYS = ("kind", "hidden", "mlp", "embedding_dim", "siamese", "cells")
+ADDED_STUDENT_KEYS = (
+    "kind", "hidden", "mlp", "embedding_dim", "siamese", "cells", "freeze_word_embeddings",
+)  # fmt: skip
 
 
 class Recipe(Strict):
@@ -205,6 +207,8 @@ class Recipe(Strict):
             del tree["quantize"]["max_drop"], tree["quantize"]["max_drop_samples"]
         if self.export.e2e:  # added with end-to-end files
             del tree["export"]["e2e"]
+        if self.distill.teacher_states_mb == DistillConfig().teacher_states_mb:
+            del tree["distill"]["teacher_states_mb"]  # added with the teacher-states store
         if self.data.columns is None:  # added with headerless files
             del tree["data"]["columns"]
         for section in ("finetune", "train"):  # added with length-grouped batches

@@ -115,6 +115,13 @@ class StudentConfig(Strict):
         "(Tang's siamese model); needs data.text_pair_column. Off, a pair is read as one "
         "sequence (the only way a cnn student reads pairs).",
     )
+    freeze_word_embeddings: bool = Field(
+        False,
+        description="Keep the word embeddings the student got from the teacher fixed while "
+        "distilling. They are half of a small student's weights, so training them costs a "
+        "third of each step (their gradient and optimizer update are dense), and a small "
+        "transfer set moves few of their rows.",
+    )
     cells: list[list[tuple[str, int, int]]] = Field(
         DEFAULT_CELLS,
         description="cnn: the architecture, a list of cells, each a list of [op, source, "
@@ -190,6 +197,14 @@ class DistillConfig(Strict):
     )
     intermediate: list[IntermediateLoss] = Field(
         default_factory=lambda: [IntermediateLoss(name="hidden_mse", weight=1.0)]
+    )
+    teacher_states_mb: int = Field(
+        2048,
+        ge=0,
+        description="Largest store (MB, on disk and in the page cache) of the teacher's hidden "
+        "states on the training examples, computed once when the terms read hidden states "
+        "only; a larger one is not written and the teacher runs on every batch (the run "
+        "says which). 0 never stores them.",
     )
 
     @model_validator(mode="after")

@@ -1,0 +1,152 @@
+"""The frozen teacher's hidden states on the training examples, computed once and
+memory-mapped, for recipes whose terms read the teacher's layers.
+
+Why: the cached logits (`compressor.teacher_outputs`) spare the teacher's pass only to
+recipes that read nothing but logits. The default recipe also matches hidden states, so the
+teacher ran on every batch of every epoch: a quarter of a 3-layer student's step on 2 cores,
+and the same work again in each epoch and each stage. Its hidden states on an example never
+change (frozen, eval mode), so they are computed in one pass, for the layers the terms read
+only, stored as float16 rows of the real tokens (pads are never read: every hidden-state term
+averages over the attention mask), and read back per batch.
+
+Float16 rounds a target by at most 2^-11 of its size, far below the distance the student is
+trained to close. The store is one folder per (teacher files, max length, layers, examples),
+written atomically when the pass ends; a killed pass is redone by the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from compressor import atomic
+from compressor.data import Split
+from compressor.progress import LoggedProgress, LogLine
+from compressor.teacher_outputs import example_digests, model_fingerprint
+
+STATES_FORMAT = 1
+STATE_INDEX = "teacher_state_index"
+"""The batch field that carries each example's row in the store: with it the teacher does
+not run, and its hidden states are read from the store."""
+BYTES_PER_VALUE = 2
+
+
+@dataclass(frozen=True)
+class TeacherStates:
+    """The teacher's hidden states at `layers` (0 = embeddings) on every example of a
+    split: `states` (tokens, layers, width) float16, memory-mapped, example k's rows being
+    `offsets[k]:offsets[k + 1]`."""
+
+    layers: tuple[int, ...]
+    states: np.ndarray
+    offsets: np.ndarray
+    logits: np.ndarray
+
+    def hidden_states(self, index: torch.Tensor, attention_mask: torch.Tensor) -> list:
+        """What the teacher's forward would give as `hidden_states` on this batch: a list by
+        layer, float32 (batch, seq, width) at the stored layers, None elsewhere; pads zero.
+        A batch whose real-token counts differ from the stored ones was tokenized otherwise
+        than the store: that is a bug, not a user error, and stops the run."""
+        lengths = attention_mask.sum(-1).tolist()
+        rows = index.tolist()
+        batch = torch.zeros(
+            (len(self.layers), len(rows), attention_mask.shape[1], self.states.shape[-1])
+        )
+        for b, (k, length) in enumerate(zip(rows, lengths, strict=True)):
+            start, end = int(self.offsets[k]), int(self.offsets[k + 1])
+            if end - start != length:
+                raise RuntimeError(
+                    f"example {k} has {length} tokens in the batch, {end - start} in the store"
+                )
+            batch[:, b, :length] = torch.from_numpy(
+                np.asarray(self.states[start:end], dtype=np.float32)
+            ).transpose(0, 1)
+        out: list = [None] * (max(self.layers) + 1)
+        for j, layer in enumerate(self.layers):
+            out[layer] = batch[j]
+        return out
+
+
+def store_bytes(lengths: list[int], layers: tuple[int, ...], width: int) -> int:
+    """Disk (and page-cache) bytes of the store for examples of these token lengths."""
+    return sum(lengths) * len(layers) * width * BYTES_PER_VALUE
+
+
+def _folder(root: Path, teacher_dir: str | Path, split: Split, layers: tuple[int, ...],
+            max_length: int) -> Path:  # fmt: skip
+    examples = hashlib.sha256(b"".join(example_digests(split))).hexdigest()
+    blob = json.dumps({"format": STATES_FORMAT, "teacher": model_fingerprint(teacher_dir),
+                       "len": max_length, "layers": layers, "examples": examples})  # fmt: skip
+    return Path(root) / f"states-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def _open(folder: Path, layers: tuple[int, ...]) -> TeacherStates:
+    return TeacherStates(
+        layers=layers,
+        states=np.load(folder / "states.npy", mmap_mode="r"),
+        offsets=np.load(folder / "offsets.npy"),
+        logits=np.load(folder / "logits.npy"),
+    )
+
+
+@torch.no_grad()
+def teacher_states(
+    teacher: PreTrainedModel,
+    teacher_dir: str | Path,
+    tokenizer: PreTrainedTokenizerBase,
+    split: Split,
+    root: Path,
+    *,
+    layers: tuple[int, ...],
+    max_length: int,
+    limit_bytes: int,
+    batch_size: int = 64,
+) -> tuple[TeacherStates | None, int]:
+    """The store of the teacher's states at `layers` and its logits on `split`, read from
+    `root` or computed into it; (None, size) when it would exceed `limit_bytes`, so the
+    caller runs the teacher on every batch instead. The tokenization is the trainer's."""
+    enc = tokenizer(split.texts, split.pairs, truncation=True, max_length=max_length)
+    lengths = [len(ids) for ids in enc["input_ids"]]
+    width = teacher.config.hidden_size
+    size = store_bytes(lengths, layers, width)
+    if size > limit_bytes:
+        return None, size
+    folder = _folder(root, teacher_dir, split, layers, max_length)
+    if (folder / "states.npy").is_file():
+        return _open(folder, layers), size
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    teacher.eval()
+    with atomic.atomic_dir(folder) as tmp:
+        states = np.lib.format.open_memmap(
+            tmp / "states.npy", mode="w+", dtype=np.float16,
+            shape=(int(offsets[-1]), len(layers), width),
+        )  # fmt: skip
+        logits = np.zeros((len(split), teacher.config.num_labels), dtype=np.float32)
+        order = sorted(range(len(split)), key=lengths.__getitem__)
+        with LoggedProgress() as progress:
+            task = progress.add_task(
+                "teacher hidden states (cached)", total=len(split), log=LogLine(items="examples")
+            )
+            for first in range(0, len(order), batch_size):
+                rows = order[first : first + batch_size]
+                batch = tokenizer.pad(
+                    [{k: enc[k][i] for k in enc} for i in rows], return_tensors="pt"
+                ).to(teacher.device)
+                out = teacher(**batch, output_hidden_states=True)
+                logits[rows] = out.logits.float().cpu().numpy()
+                picked = torch.stack([out.hidden_states[layer] for layer in layers], dim=2)
+                picked = picked.to(torch.float16).cpu().numpy()
+                for b, k in enumerate(rows):
+                    states[offsets[k] : offsets[k + 1]] = picked[b, : lengths[k]]
+                progress.advance(task, len(rows))
+        states.flush()
+        del states
+        np.save(tmp / "offsets.npy", offsets)
+        np.save(tmp / "logits.npy", logits)
+    return _open(folder, layers), size
