@@ -60,6 +60,9 @@ def test_hash_changes_with_settings_only() -> None:
     assert load_recipe(None, {"train.group_by_length": True}).hash() != Recipe().hash()
     assert load_recipe(None, {"quantize.max_drop": 0.5}).hash() != Recipe().hash()
     assert load_recipe(None, {"export.e2e": False}).hash() != Recipe().hash()
+    assert load_recipe(None, {"distill.teacher_states_mb": 0}).hash() != Recipe().hash()
+    assert (load_recipe(None, {"student.freeze_word_embeddings": True}).hash()
+            != Recipe().hash())  # fmt: skip
     cnn = {"student.kind": "cnn"}
     assert (load_recipe(None, cnn | {"adabert.enabled": True}).hash()
             != load_recipe(None, cnn).hash())  # fmt: skip
@@ -69,8 +72,16 @@ def test_hash_changes_with_settings_only() -> None:
     del tree["metakd"], tree["quantize"]["reduce_range"], tree["data"]["columns"], tree["search"]
     del tree["quantize"]["max_drop"], tree["quantize"]["max_drop_samples"]
     del tree["adabert"], tree["train"]["group_by_length"], tree["finetune"]["group_by_length"]
-    del tree["export"]["e2e"]
-    for key in ("kind", "hidden", "mlp", "embedding_dim", "siamese", "cells"):  # kinds' keys
+    del tree["export"]["e2e"], tree["distill"]["teacher_states_mb"]
+    for key in (
+        "kind",
+        "hidden",
+        "mlp",
+        "embedding_dim",
+        "siamese",
+        "cells",
+        "freeze_word_embeddings",
+    ):  # kinds' keys and later student keys
         del tree["student"][key]
     blob = json.dumps(tree, sort_keys=True).encode()
     assert Recipe().hash() == hashlib.sha256(blob).hexdigest()[:16]
