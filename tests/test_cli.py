@@ -16,7 +16,13 @@ import pytest
 
 from tests.conftest import SST2, build_distilbert, write_sst2_subset
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "200"}
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "200"}
+
+
+def cli_env() -> dict[str, str]:
+    """The environment at call time, not at import: the session's private cache directory
+    (conftest) is set after collection, and a subprocess must write there, not to ~/.cache."""
+    return {**os.environ, **OFFLINE}
 
 
 def cli(
@@ -26,7 +32,7 @@ def cli(
         [sys.executable, "-m", "compressor", *args],
         capture_output=True,
         text=True,
-        env={**ENV, **(env or {})},
+        env={**cli_env(), **(env or {})},
         cwd=cwd,
         timeout=300,
     )
@@ -150,7 +156,7 @@ def test_interrupted_compress_resumes_from_its_checkpoint(
     args = ["compress", "--teacher", str(tiny_teacher_dir), "--out", str(out), "--recipe",
             str(recipe), "--skip-benchmark"]  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "compressor", *args], env=ENV, text=True,
+        [sys.executable, "-m", "compressor", *args], env=cli_env(), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_sigint,
     )  # fmt: skip
     deadline = time.monotonic() + 120

@@ -21,7 +21,7 @@ from compressor.metakd.objectives import DomainHead, domain_adversarial_ce
 from compressor.metakd.prototypes import expertise_weights, prototype_scores
 from compressor.recipe import DataConfig
 from tests.conftest import SHARED_DATA
-from tests.test_cli import ENV
+from tests.test_cli import cli_env
 
 SENTIMENT3 = SHARED_DATA / "sentiment3"
 R = 1 / math.sqrt(2)
@@ -127,7 +127,7 @@ def test_metakd_cli_end_to_end(tmp_path: Path, tiny_teacher_dir: Path) -> None:
             "--target-domain", "yelp", "--fraction", "0.5", "--layers", "2",
             "--teacher-steps", "3", "--steps", "3", "--batch-size", "8"]  # fmt: skip
     result = subprocess.run([sys.executable, "-m", "compressor", *args], capture_output=True,
-                            text=True, env=ENV, timeout=300)  # fmt: skip
+                            text=True, env=cli_env(), timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
     student = AutoModelForSequenceClassification.from_pretrained(out / "model")
     assert student.config.num_hidden_layers == 2

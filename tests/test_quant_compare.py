@@ -37,6 +37,8 @@ OURS = {
         mode="static-int8", calibration="entropy", min_agreement=0.5)),
     # 4-bit weights of such a model flip many decisions: this gate removes the file
     "int4 weight-only": ("int4", QuantizeConfig(mode="int4", min_agreement=1.0)),
+    "dynamic int8, max_drop 0.5": ("dynamic_int8_max_drop", QuantizeConfig(
+        mode="dynamic-int8", min_agreement=0.5, max_drop=0.5)),
 }  # fmt: skip
 
 
@@ -185,3 +187,21 @@ def test_the_results_file_holds_the_run_folders_table_with_its_provenance(
     assert "- commit: " in committed and "- machine: " in committed
     data = json.loads((tmp_path / "results" / "bench-quant.json").read_text())
     assert data["data"] == json.loads(json.dumps(rows))
+
+
+def test_max_drop_files_report_their_dev_drop_and_kept_nodes(measured) -> None:
+    out, rows, _calls = measured
+    table = (out / "table.md").read_text()
+    for model in ("teacher", "student"):
+        own = {r["file"]: r for r in rows if r["model"] == model}
+        limited, fp32 = own["dynamic int8, max_drop 0.5"], own["fp32"]
+        # within the limit on the sentences it was measured on, whatever dev then says
+        assert limited["held_drop_points"] <= 0.5
+        assert isinstance(limited["kept_fp32"], list)
+        delta = (limited["dev_accuracy"] - fp32["dev_accuracy"]) * 100
+        verdict = "within" if round(delta, 6) >= -0.5 else "**NOT within**"
+        assert (
+            f"- dynamic int8, max_drop 0.5: {delta:+.2f} pts vs fp32, {verdict} 0.5; "
+            f"{len(limited['kept_fp32'])} node(s) kept in fp32"
+        ) in table
+    assert table.count("Files made under `quantize.max_drop 0.5`") == 2

@@ -33,6 +33,8 @@ METHODS: dict[str, tuple[str, str | None, dict]] = {
                {"distill.alpha": 0.0, "distill.intermediate": []}),
     "kd": ("(b) Hinton KD", "kd.yaml", {}),
     "kd_hidden": ("(c) KD + hidden MSE (default)", None, {}),
+    "kd_hidden_live": ("(c) with the teacher run on every batch (no teacher-states store)", None,
+                       {"distill.teacher_states_mb": 0}),
     "tinybert_one_stage": ("(d) TinyBERT-style, one stage (KD + emb + hidden + attention)",
                            "tinybert_one_stage.yaml", {}),
     "tinybert": ("(d') TinyBERT, two stages + augmentation", "tinybert.yaml", {}),

@@ -55,18 +55,19 @@ class TeacherStates:
         than the store: that is a bug, not a user error, and stops the run."""
         lengths = attention_mask.sum(-1).tolist()
         rows = index.tolist()
-        batch = torch.zeros(
+        stored = [int(self.offsets[k + 1] - self.offsets[k]) for k in rows]
+        if stored != lengths:
+            bad = next(b for b, (n, m) in enumerate(zip(stored, lengths, strict=True)) if n != m)
+            raise RuntimeError(
+                f"example {rows[bad]} has {lengths[bad]} tokens in the batch, {stored[bad]} "
+                "in the store"
+            )
+        tokens = np.concatenate([np.arange(self.offsets[k], self.offsets[k + 1]) for k in rows])
+        flat = torch.from_numpy(self.states[tokens]).float().transpose(0, 1)
+        batch = flat.new_zeros(
             (len(self.layers), len(rows), attention_mask.shape[1], self.states.shape[-1])
         )
-        for b, (k, length) in enumerate(zip(rows, lengths, strict=True)):
-            start, end = int(self.offsets[k]), int(self.offsets[k + 1])
-            if end - start != length:
-                raise RuntimeError(
-                    f"example {k} has {length} tokens in the batch, {end - start} in the store"
-                )
-            batch[:, b, :length] = torch.from_numpy(
-                np.asarray(self.states[start:end], dtype=np.float32)
-            ).transpose(0, 1)
+        batch[:, attention_mask.bool()] = flat  # real tokens in row-major order, as stored
         out: list = [None] * (max(self.layers) + 1)
         for j, layer in enumerate(self.layers):
             out[layer] = batch[j]
