@@ -72,6 +72,7 @@ class TrainingStage(Record):
     steps: int
     losses: list[str] = Field(default_factory=list)
     kept: str | None = None
+    teacher_pass: str | None = None
 
 
 class Augmentation(Record):
@@ -88,6 +89,8 @@ class Training(Record):
     best_dev_accuracy: float | None = None
     train_examples: int | None = None
     samples_per_s: float | None = None
+    train_seconds: float | None = None
+    word_embeddings: str | None = None
     history: list[HistoryPoint] | None = None
     stages: list[TrainingStage] | None = None
     augmentation: Augmentation | None = None

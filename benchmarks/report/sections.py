@@ -155,9 +155,20 @@ def _training_block(training: Training | None) -> Block:
             ("Train examples", training.train_examples),
             ("Best step", training.best_step),
             ("Training throughput (samples/s, optimizer steps only)", training.samples_per_s),
+            (
+                "Training minutes (optimizer steps only)",
+                None if training.train_seconds is None else f"{training.train_seconds / 60:.1f}",
+            ),
+            ("Word embeddings", training.word_embeddings),
         )
         if value is not None
     ]
+    passes = [(st.name, st.teacher_pass) for st in training.stages or [] if st.teacher_pass]
+    if passes:
+        lines.append(
+            "Teacher's pass: "
+            + "; ".join(f"{name}: {how}" if len(passes) > 1 else how for name, how in passes)
+        )
     if training.best_dev_accuracy is not None:
         lines.append(
             f"Best dev accuracy: {pct(training.best_dev_accuracy)} (the kept checkpoint is "

@@ -135,6 +135,8 @@ def build_report(run: RunFolder) -> Report:
                 "best_dev_accuracy": trained.get("best_dev_accuracy"),
                 "train_examples": trained.get("train_examples"),
                 "samples_per_s": trained.get("train_samples_per_s"),
+                "train_seconds": trained.get("train_seconds"),
+                "word_embeddings": trained.get("word_embeddings"),
                 "history": trained.get("history"),
                 "stages": trained.get("stages"),
                 "augmentation": trained.get("augmentation"),

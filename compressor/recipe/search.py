@@ -19,6 +19,8 @@ TANG_TRANSFER = {  # Tang et al. 2019's transfer set and loss, as in recipes/bil
     "train.lr": 1.0e-3,
     "train.weight_decay": 0.0,
     "train.batch_size": 64,
+    # as measured for these kinds: a base recipe may freeze a transformer student's table
+    "student.freeze_word_embeddings": False,
 }
 
 
