@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import BertModel, BertTokenizerFast
@@ -14,6 +15,7 @@ from benchmarks.experiments.metakd_compare import RECIPES
 from compressor.metakd.run import metakd
 from compressor.pipeline import finetune
 from compressor.recipe import load_recipe
+from compressor.runfolder import RunFolder
 from tests.conftest import write_sst2_subset
 from tests.test_metakd import write_slice
 
@@ -47,6 +49,11 @@ def test_a_fresh_classifier_head_is_the_same_after_other_work(
         models.append(load_file(tmp_path / name / "model" / "model.safetensors"))
     assert "classifier.weight" in models[0]
     assert _differing(*models) == []
+    trained = RunFolder.open(tmp_path / "first").result("train")
+    # throughput over the optimizer steps: the samples they saw over the seconds they took
+    assert trained["train_samples_per_s"] == pytest.approx(
+        trained["steps"] * recipe.finetune.batch_size / trained["train_seconds"], rel=0.05
+    )
 
 
 def test_meta_kd_runs_are_the_same_after_other_work(tiny_teacher_dir: Path, tmp_path: Path) -> None:

@@ -8,10 +8,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, BertConfig
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from compressor.data import Split
 from compressor.distill.objective import DistillObjective
-from compressor.distill.trainer import latest_checkpoint, train
+from compressor.distill.trainer import LengthGroupedEpochs, latest_checkpoint, train
 from compressor.errors import UserError
 from compressor.models import load_classifier
 from compressor.recipe import DistillConfig, StudentConfig, TrainConfig
@@ -281,3 +282,22 @@ def test_length_grouped_batches_pad_less_and_resume_in_the_same_order(
     b = load_file(killed / "checkpoints" / "step-20" / "model.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_grouped_batches_are_transformers_batches_in_random_order() -> None:
+    lengths = [(7 * i) % 61 + 1 for i in range(132)]  # 16 batches of 8 and one of 4
+    epochs = []
+    for epoch in (0, 1):
+        sampler = LengthGroupedEpochs(lengths, batch_size=8, seed=3)
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        seeded = torch.Generator().manual_seed(3 * 100_003 + epoch)
+        grouped = list(LengthGroupedSampler(8, lengths=lengths, generator=seeded))
+        ours = [order[i : i + 8] for i in range(0, 132, 8)]
+        theirs = [grouped[i : i + 8] for i in range(0, 132, 8)]
+        # the same whole batches (little padding in each), the partial one still last...
+        assert sorted(ours[:-1]) == sorted(theirs[:-1]) and ours[-1] == theirs[-1]
+        # ...but not in groups running from their longest sentences to their shortest
+        assert ours != theirs
+        epochs.append(order)
+    assert epochs[0] != epochs[1]

@@ -48,11 +48,15 @@ def finetune(model: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: 
             history=state.history,
             parameters=count_parameters(classifier),
             train_examples=state.train_examples,
+            train_seconds=round(state.train_seconds, 2),
+            train_samples_per_s=round(
+                state.samples_per_second(recipe.finetune.batch_size, recipe.finetune.grad_accum), 2
+            ),
         )
         run.drop_training()
     result = run.result("train")
     console.print(
         f"teacher: dev accuracy {result['dev_accuracy']:.4f} after {result['steps']} steps "
-        f"-> {run.path / 'model'}"
+        f"({result.get('train_samples_per_s', 'n/a')} samples/s) -> {run.path / 'model'}"
     )
     return run.path / "model"
