@@ -3,11 +3,11 @@ memory-mapped, for recipes whose terms read the teacher's layers.
 
 Why: the cached logits (`compressor.teacher_outputs`) spare the teacher's pass only to
 recipes that read nothing but logits. The default recipe also matches hidden states, so the
-teacher ran on every batch of every epoch: a quarter of a 3-layer student's step on 2 cores,
-and the same work again in each epoch and each stage. Its hidden states on an example never
-change (frozen, eval mode), so they are computed in one pass, for the layers the terms read
-only, stored as float16 rows of the real tokens (pads are never read: every hidden-state term
-averages over the attention mask), and read back per batch.
+teacher ran on every batch of every epoch, the same work again in each epoch and each stage
+(`make bench-distill` times the default recipe with and without this store). Its hidden
+states on an example never change (frozen, eval mode), so they are computed in one pass, for
+the layers the terms read only, stored as float16 rows of the real tokens (pads are never
+read: every hidden-state term averages over the attention mask), and read back per batch.
 
 Float16 rounds a target by at most 2^-11 of its size, far below the distance the student is
 trained to close. The store is one folder per (teacher files, max length, layers, examples),
@@ -27,6 +27,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from compressor import atomic
 from compressor.data import Split
+from compressor.distill.trainer import tokenize
 from compressor.progress import LoggedProgress, LogLine
 from compressor.teacher_outputs import example_digests, model_fingerprint
 
@@ -111,9 +112,10 @@ def teacher_states(
 ) -> tuple[TeacherStates | None, int]:
     """The store of the teacher's states at `layers` and its logits on `split`, read from
     `root` or computed into it; (None, size) when it would exceed `limit_bytes`, so the
-    caller runs the teacher on every batch instead. The tokenization is the trainer's."""
-    enc = tokenizer(split.texts, split.pairs, truncation=True, max_length=max_length)
-    lengths = [len(ids) for ids in enc["input_ids"]]
+    caller runs the teacher on every batch instead. The tokenization is the trainer's own
+    (`tokenize`), so the stored rows line up with the batches it makes."""
+    features = tokenize(split, tokenizer, max_length, labels=False)
+    lengths = [len(f["input_ids"]) for f in features]
     width = teacher.config.hidden_size
     size = store_bytes(lengths, layers, width)
     if size > limit_bytes:
@@ -136,9 +138,9 @@ def teacher_states(
             )
             for first in range(0, len(order), batch_size):
                 rows = order[first : first + batch_size]
-                batch = tokenizer.pad(
-                    [{k: enc[k][i] for k in enc} for i in rows], return_tensors="pt"
-                ).to(teacher.device)
+                batch = tokenizer.pad([features[i] for i in rows], return_tensors="pt").to(
+                    teacher.device
+                )
                 out = teacher(**batch, output_hidden_states=True)
                 logits[rows] = out.logits.float().cpu().numpy()
                 picked = torch.stack([out.hidden_states[layer] for layer in layers], dim=2)

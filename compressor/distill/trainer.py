@@ -134,8 +134,8 @@ class MaskingCollator:
 class LengthGroupedEpochs(LengthGroupedSampler):
     """transformers' length-grouped batches (random groups of 50 batches, each sorted by
     length), then the batches themselves in random order: left sorted, each group fed 50
-    batches from its longest sentences to its shortest, a drift that swung a student's dev
-    accuracy by points between evaluations. Drawn anew each epoch from (seed, epoch): the
+    batches from its longest sentences to its shortest, a drift the student's dev accuracy
+    followed between evaluations. Drawn anew each epoch from (seed, epoch): the
     trainer's `set_epoch` reaches it through accelerate, so a resumed run gets the order the
     uninterrupted one had. A last, partial batch stays last, so every batch stays whole."""
 

@@ -69,7 +69,8 @@ class Distill(Stage):
         seed_fresh_weights(recipe.train.seed)
         student_cfg = searched_student(ctx)
         student, student_tok = make_student(teacher, tokenizer, student_cfg, data.train.texts[:32])
-        freeze_word_embeddings(student, recipe.student.freeze_word_embeddings)
+        freeze = recipe.student.freeze_word_embeddings
+        student = freeze_word_embeddings(student, freeze)
         student_params = count_parameters(student), count_parameters(student, embeddings=False)
         plan = recipe.stage_plan()
         stages: list[dict[str, Any]] = []
@@ -79,8 +80,7 @@ class Distill(Stage):
             target = run.path / "model" if last else run.path / "stages" / name
             if not last and run.done(f"distill:{name}"):
                 stages.append(run.result(f"distill:{name}"))
-                student = load_trained(target)
-                freeze_word_embeddings(student, recipe.student.freeze_word_embeddings)
+                student = freeze_word_embeddings(load_trained(target), freeze)
                 continue
             seed_fresh_weights(train_cfg.seed)
             objective = DistillObjective(
@@ -144,8 +144,7 @@ class Distill(Stage):
             stages.append(result)
             if not last:
                 run.complete(f"distill:{name}", **result)
-                student = load_trained(target)
-                freeze_word_embeddings(student, recipe.student.freeze_word_embeddings)
+                student = freeze_word_embeddings(load_trained(target), freeze)
         final = stages[-1]
         seconds = sum(stage["train_seconds"] for stage in stages)
         samples = sum(stage["train_samples_per_s"] * stage["train_seconds"] for stage in stages)
@@ -154,7 +153,7 @@ class Distill(Stage):
             teacher=ctx.teacher,
             student_source=recipe.student.model or kind_of(student).describe(student, student_cfg),
             extra_teachers=[spec.model for spec in recipe.distill.extra_teachers],
-            word_embeddings="frozen" if recipe.student.freeze_word_embeddings else "trained",
+            word_embeddings="frozen" if freeze else "trained",
             data=describe_data(data),
             augmentation=augmentation,
             stages=stages,
@@ -173,11 +172,13 @@ class Distill(Stage):
         run.drop_training()
 
 
-def freeze_word_embeddings(student: nn.Module, freeze: bool) -> None:
-    """The trainer optimises what requires a gradient, so a frozen table gets no dense
-    gradient, no optimizer state and no update; every student kind has the HF accessor."""
+def freeze_word_embeddings(student: nn.Module, freeze: bool) -> nn.Module:
+    """`student`, its word embeddings fixed when `freeze`: the trainer optimises what requires
+    a gradient, so a frozen table gets no dense gradient, no optimizer state and no update;
+    every student kind has the HF accessor."""
     if freeze:
         student.get_input_embeddings().requires_grad_(False)
+    return student
 
 
 def describe_augmentation(ctx: RunContext) -> str:
