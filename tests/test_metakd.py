@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -15,13 +13,12 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForSequenceClassification
 
-from compressor import cli
 from compressor.metakd.data import load_domains
 from compressor.metakd.objectives import DomainHead, domain_adversarial_ce
 from compressor.metakd.prototypes import expertise_weights, prototype_scores
 from compressor.recipe import DataConfig
 from tests.conftest import SHARED_DATA
-from tests.test_cli import cli_env
+from tests.test_cli import cli
 
 SENTIMENT3 = SHARED_DATA / "sentiment3"
 R = 1 / math.sqrt(2)
@@ -126,8 +123,7 @@ def test_metakd_cli_end_to_end(tmp_path: Path, tiny_teacher_dir: Path) -> None:
     args = ["metakd", "--model", str(tiny_teacher_dir), "--data", str(data), "--out", str(out),
             "--target-domain", "yelp", "--fraction", "0.5", "--layers", "2",
             "--teacher-steps", "3", "--steps", "3", "--batch-size", "8"]  # fmt: skip
-    result = subprocess.run([sys.executable, "-m", "compressor", *args], capture_output=True,
-                            text=True, env=cli_env(), timeout=300)  # fmt: skip
+    result = cli(*args)
     assert result.returncode == 0, result.stderr
     student = AutoModelForSequenceClassification.from_pretrained(out / "model")
     assert student.config.num_hidden_layers == 2
@@ -139,14 +135,6 @@ def test_metakd_cli_end_to_end(tmp_path: Path, tiny_teacher_dir: Path) -> None:
     assert report["student"]["train_examples"] == 16  # half of yelp's 32 training rows
     assert report["student"]["steps"] == 3 and report["meta_teacher"]["steps"] == 3
     assert not (out / "training").exists()
-
-
-def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str):
-    monkeypatch.setattr(sys, "argv", ["compressor", *args])
-    monkeypatch.setenv("COLUMNS", "400")  # rich wraps at the terminal width
-    with pytest.raises(SystemExit) as exc:
-        cli.main()
-    return exc.value.code, capsys.readouterr().err.strip()
 
 
 @pytest.mark.parametrize(
@@ -161,30 +149,23 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *ar
 def test_bad_input_is_one_line_and_exit_2(
     tmp_path: Path,
     tiny_teacher_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture,
     extra: list[str],
     message: str,
 ) -> None:
     data = write_slice(tmp_path / "data", 10)
-    code, err = run_main(monkeypatch, capsys, "metakd", "--model", str(tiny_teacher_dir),
-                         "--data", str(data), "--out", str(tmp_path / "run"), "--dry-run",
-                         *extra)  # fmt: skip
+    done = cli("metakd", "--model", str(tiny_teacher_dir), "--data", str(data), "--out",
+               str(tmp_path / "run"), "--dry-run", *extra, env={"COLUMNS": "400"})  # fmt: skip
+    code, err = done.returncode, done.stderr.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and message in err, err
 
 
-def test_dry_run_prints_the_plan(
-    tmp_path: Path, tiny_teacher_dir: Path, capsys: pytest.CaptureFixture
-) -> None:
-    from typer.testing import CliRunner
-
+def test_dry_run_prints_the_plan(tmp_path: Path, tiny_teacher_dir: Path) -> None:
     data = write_slice(tmp_path / "data", 10)
-    result = CliRunner().invoke(cli.app, ["metakd", "--model", str(tiny_teacher_dir), "--data",
-                                          str(data), "--out", str(tmp_path / "run"),
-                                          "--target-domain", "imdb", "--dry-run"])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert "meta-teacher" in result.output and "imdb" in result.output
+    result = cli("metakd", "--model", str(tiny_teacher_dir), "--data", str(data), "--out",
+                 str(tmp_path / "run"), "--target-domain", "imdb", "--dry-run")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "meta-teacher" in result.stdout and "imdb" in result.stdout
     assert not (tmp_path / "run").exists()
 
 

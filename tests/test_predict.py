@@ -2,10 +2,7 @@
 evaluation scores it in, and one line for every bad input."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +10,6 @@ import pytest
 
 from compressor import Predictor
 from compressor.atomic import read_json, write_json
-from compressor.cli import main
 from compressor.data import Split
 from compressor.errors import UserError
 from compressor.inference import DEFAULT_BATCH, predict_logits
@@ -24,6 +20,7 @@ from compressor.runfolder import RunFolder
 from exporters.artifacts import quantize_checked
 from exporters.onnx import export_onnx
 from tests.conftest import SST2, save_variant, sst2_rows
+from tests.test_cli import cli
 
 ROWS = sst2_rows("dev", limit=200)
 TEXTS = [text for text, _ in ROWS]
@@ -149,12 +146,7 @@ def test_end_to_end_file_is_found_and_agrees_with_its_source(run_dir: Path) -> N
 
 def test_cli_file_writes_one_line_a_row_of_the_real_dev_set(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "preds.jsonl"
-    result = subprocess.run(
-        [sys.executable, "-m", "compressor", "predict", str(run_dir), "--file",
-         str(SST2 / "dev.tsv"), "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
-    )  # fmt: skip
+    result = cli("predict", str(run_dir), "--file", str(SST2 / "dev.tsv"), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "int8, the default" in result.stderr and "batch size 64" in result.stderr
     assert "predicting: 872/872" in result.stderr  # the progress line without a terminal
@@ -169,39 +161,22 @@ def test_cli_file_writes_one_line_a_row_of_the_real_dev_set(run_dir: Path, tmp_p
     assert meta["batch_size"] == 64 and meta["artifact"] == "int8" and meta["max_length"] == 64
 
 
-def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """The console entry point in this process: exit code, stdout, stderr."""
-    monkey = pytest.MonkeyPatch()
-    monkey.setattr(sys, "argv", ["compressor", *argv])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        monkey.undo()
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_cli_text_prints_a_table_and_stdout_gets_json_lines_for_a_file(
-    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    run_dir: Path, tmp_path: Path
 ) -> None:
-    code, out, _ = cli(["predict", str(run_dir), "--text", "a gorgeous film", "--text", "dull"],
-                       capsys)  # fmt: skip
+    done = cli("predict", str(run_dir), "--text", "a gorgeous film", "--text", "dull")
+    code, out = done.returncode, done.stdout
     assert code == 0 and "gorgeous" in out and "positive" in out and "negative" in out
     assert "int8, the default" in " ".join(out.split())
     small = tmp_path / "small.tsv"
     small.write_text("id\tsentence\n1\tit is good\n2\tit is bad\n", encoding="utf-8")
-    code, out, _ = cli(["predict", str(run_dir), "--file", str(small), "--artifact", "fp32"],
-                       capsys)  # fmt: skip
+    done = cli("predict", str(run_dir), "--file", str(small), "--artifact", "fp32")
+    code, out = done.returncode, done.stdout
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and [row["text"] for row in rows] == ["it is good", "it is bad"]
 
 
-def test_bad_input_is_one_line_and_exit_2(
-    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bad_input_is_one_line_and_exit_2(run_dir: Path, tmp_path: Path) -> None:
     no_column = tmp_path / "no_column.tsv"
     no_column.write_text("review\tstars\nfine\t5\n", encoding="utf-8")
     unexported = tmp_path / "unexported"
@@ -219,7 +194,8 @@ def test_bad_input_is_one_line_and_exit_2(
         "no file": ["predict", run, "--file", str(tmp_path / "missing.tsv")],
     }  # fmt: skip
     for message, argv in cases.items():
-        code, _, err = cli(argv, capsys)
+        done = cli(*argv)
+        code, err = done.returncode, done.stderr
         assert code == 2, (message, err)
         assert err.count("\n") == 1 and message in err and "Traceback" not in err, err
 

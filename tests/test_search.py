@@ -100,19 +100,13 @@ def test_space_is_checked_choice_by_choice(data: Path) -> None:
     assert candidate.student.hidden == 8 and candidate.search == Recipe().search
 
 
-def test_cli_refuses_a_bad_space_budget_and_target_in_one_line(
-    tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from tests.test_predict import cli
+def test_cli_refuses_a_bad_space_budget_and_target_in_one_line(tmp_path: Path, data: Path) -> None:
+    from tests.test_cli import cli
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("search:\n  kinds:\n    gru: {}\n")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "300"}
-    ok = subprocess.run(
-        [sys.executable, "-m", "compressor", "search", "--teacher", "t", "--out",
-         str(tmp_path / "s"), "--data", str(data), "--dry-run"],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+    ok = cli("search", "--teacher", "t", "--out", str(tmp_path / "s"), "--data", str(data),
+             "--dry-run", env={"COLUMNS": "300"})  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert "kind bilstm: student.hidden [150, 300]" in ok.stdout
     assert "unknown until trials run" in ok.stdout and "128 distinct" in ok.stdout
@@ -120,9 +114,10 @@ def test_cli_refuses_a_bad_space_budget_and_target_in_one_line(
         (["--recipe", str(recipe)], "search.kinds.gru: unknown student kind 'gru'"),
         (["--budget", "soon"], "--budget 'soon': write a duration"),
         (["--target", "cuda"], "cuda is not searched yet"),
-    ]:  # the console entry point in this process: the same exit code and line, no start-up
-        code, _out, err = cli(["search", "--teacher", "t", "--out", str(tmp_path / "s"),
-                               "--data", str(data), *extra, "--dry-run"], capsys)  # fmt: skip
+    ]:
+        done = cli("search", "--teacher", "t", "--out", str(tmp_path / "s"), "--data", str(data),
+                   *extra, "--dry-run")  # fmt: skip
+        code, err = done.returncode, done.stderr
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and expected in lines[0], err
 

@@ -124,7 +124,7 @@ def _teacher(run: RunFolder, model: str, recipe: Recipe, data: DomainData, score
         base_model=str(model),
         steps=state.step,
         train_examples=len(train_split),
-        train_seconds=round(state.train_seconds, 2),
+        train_seconds=round(state.train_seconds, 3),
         train_samples_per_s=round(state.samples_per_second(cfg.batch_size, cfg.grad_accum), 2),
         history=state.history,
         dev_accuracy=_domain_accuracies(run.path / "teacher", data, recipe.data.max_length),
@@ -173,7 +173,7 @@ def _student(run: RunFolder, recipe: Recipe, data: DomainData, target: int, scor
         best_step=state.best_step,
         dev_accuracy=state.best_dev_accuracy,
         train_examples=len(split),
-        train_seconds=round(state.train_seconds, 2),
+        train_seconds=round(state.train_seconds, 3),
         train_samples_per_s=round(
             state.samples_per_second(recipe.train.batch_size, recipe.train.grad_accum), 2
         ),

@@ -134,7 +134,7 @@ class Distill(Stage):
                 "best_dev_accuracy": state.best_dev_accuracy,
                 "history": state.history,
                 "teacher_pass": teacher_pass,
-                "train_seconds": round(state.train_seconds, 2),
+                "train_seconds": round(state.train_seconds, 3),
                 "train_samples_per_s": round(
                     state.samples_per_second(train_cfg.batch_size, train_cfg.grad_accum), 2
                 ),
@@ -162,7 +162,7 @@ class Distill(Stage):
             best_dev_accuracy=final["best_dev_accuracy"],
             history=final["history"],
             train_examples=len(train_split),
-            train_seconds=round(seconds, 2),
+            train_seconds=round(seconds, 3),
             train_samples_per_s=round(samples / max(seconds, 1e-9), 2),
             teacher_parameters=count_parameters(teacher),
             student_parameters=student_params[0],

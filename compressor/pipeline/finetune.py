@@ -48,7 +48,7 @@ def finetune(model: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: 
             history=state.history,
             parameters=count_parameters(classifier),
             train_examples=state.train_examples,
-            train_seconds=round(state.train_seconds, 2),
+            train_seconds=round(state.train_seconds, 3),
             train_samples_per_s=round(
                 state.samples_per_second(recipe.finetune.batch_size, recipe.finetune.grad_accum), 2
             ),

@@ -80,7 +80,7 @@ class Prune(Stage):
             best_dev_accuracy=state.best_dev_accuracy,
             history=state.history,
             train_examples=len(train_split),
-            train_seconds=round(state.train_seconds, 2),
+            train_seconds=round(state.train_seconds, 3),
             train_samples_per_s=round(
                 state.samples_per_second(train_cfg.batch_size, train_cfg.grad_accum), 2
             ),
