@@ -47,6 +47,9 @@ METHODS: dict[str, tuple[str, str | None, dict]] = {
                        {"train.max_steps": 3 * STEPS}),
     "retention": ("(f) retention regime: (c) for 5 epochs, word embeddings frozen, batches "
                   "grouped by length", "retention.yaml", {"train.max_steps": 5 * STEPS}),
+    "retention_demo_bf16": ("(f'') (f') in bfloat16 autocast (accelerate's mixed_precision "
+                            "bf16)", "retention.yaml",
+                            {"train.max_steps": 3 * STEPS, "train.mixed_precision": "bf16"}),
 }  # fmt: skip
 SHARED = {
     "data.max_train_examples": 12800,
