@@ -177,7 +177,9 @@ def test_dry_run_prints_the_plan(tiny_teacher_dir: Path, small_data: Path, tmp_p
     assert result.returncode == 0, result.stderr
     assert "64 train / 32 dev" in result.stdout
     assert "2 layers, cut from teacher layers uniform" in result.stdout
-    assert "7 steps" in result.stdout
+    plan = " ".join(result.stdout.split())
+    assert "7 steps of batch 32 x 1, grouped by length, lr 0.0002" in plan  # the regime
+    assert "word embeddings frozen" in plan
     assert not (tmp_path / "o").exists()
 
 

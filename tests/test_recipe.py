@@ -57,11 +57,11 @@ def test_hash_changes_with_settings_only() -> None:
     assert load_recipe(None, {"student.hidden": 150}).hash() != Recipe().hash()
     assert load_recipe(None, {"student.cells": [[["zero", 0, 2]]]}).hash() != Recipe().hash()
     assert load_recipe(None, {"data.columns": ["sentence", "label"]}).hash() != Recipe().hash()
-    assert load_recipe(None, {"train.group_by_length": True}).hash() != Recipe().hash()
+    assert load_recipe(None, {"train.group_by_length": False}).hash() != Recipe().hash()
     assert load_recipe(None, {"quantize.max_drop": 0.5}).hash() != Recipe().hash()
     assert load_recipe(None, {"export.e2e": False}).hash() != Recipe().hash()
     assert load_recipe(None, {"distill.teacher_states_mb": 0}).hash() != Recipe().hash()
-    assert (load_recipe(None, {"student.freeze_word_embeddings": True}).hash()
+    assert (load_recipe(None, {"student.freeze_word_embeddings": False}).hash()
             != Recipe().hash())  # fmt: skip
     cnn = {"student.kind": "cnn"}
     assert (load_recipe(None, cnn | {"adabert.enabled": True}).hash()
@@ -71,32 +71,40 @@ def test_hash_changes_with_settings_only() -> None:
     tree = Recipe().model_dump(mode="json")
     del tree["metakd"], tree["quantize"]["reduce_range"], tree["data"]["columns"], tree["search"]
     del tree["quantize"]["max_drop"], tree["quantize"]["max_drop_samples"]
-    del tree["adabert"], tree["train"]["group_by_length"], tree["finetune"]["group_by_length"]
+    del tree["adabert"], tree["finetune"]["group_by_length"]  # train's is on by default
     del tree["export"]["e2e"], tree["distill"]["teacher_states_mb"]
-    for key in (
-        "kind",
-        "hidden",
-        "mlp",
-        "embedding_dim",
-        "siamese",
-        "cells",
-        "freeze_word_embeddings",
-    ):  # kinds' keys and later student keys
-        del tree["student"][key]
+    for key in ("kind", "hidden", "mlp", "embedding_dim", "siamese", "cells"):
+        del tree["student"][key]  # kinds' keys, left out at their defaults
+    tree["student"]["freeze_word_embeddings"] = True  # hashed resolved, unset by default
     blob = json.dumps(tree, sort_keys=True).encode()
     assert Recipe().hash() == hashlib.sha256(blob).hexdigest()[:16]
 
 
 def test_recipes_keep_the_hashes_they_had_before_the_registries() -> None:
     """Runs started before the recipe validated names through registries (and before
-    student.kind existed) must stay resumable: their hashes, computed at 47b652a."""
+    student.kind existed) must stay resumable: their hashes, computed at 47b652a, given the
+    training settings that were the defaults then (the retention regime is now)."""
     recipes = Path(__file__).parents[1] / "recipes"
-    assert Recipe().hash() == "31301e4fba154d7d"
-    # the demo recipe as it was then (it has since taken the retention regime)
     before_regime = {"student.freeze_word_embeddings": False, "train.epochs": 1,
                      "train.group_by_length": False}  # fmt: skip
+    old_defaults = {**before_regime, "train.lr": 1e-4}
+    assert load_recipe(None, old_defaults).hash() == "31301e4fba154d7d"
+    # the demo recipe as it was then (it names its own learning rate)
     assert load_recipe(recipes / "demo.yaml", before_regime).hash() == "9b6f278f70f225e3"
-    assert load_recipe(recipes / "tinybert.yaml").hash() == "cbbf93d76d984caf"
+    assert load_recipe(recipes / "tinybert.yaml", old_defaults).hash() == "cbbf93d76d984caf"
+
+
+def test_the_default_trains_under_the_retention_regime() -> None:
+    recipe = Recipe()
+    assert (recipe.train.epochs, recipe.train.lr, recipe.train.group_by_length) == (3, 2e-4, True)
+    assert recipe.finetune.group_by_length is False  # the teacher's training is the user's
+    assert recipe.student.frozen_word_embeddings  # a transformer cut from the teacher
+    for unmeasured in ({"student.kind": "bilstm"}, {"student.model": "some/pretrained"}):
+        assert not load_recipe(None, unmeasured).student.frozen_word_embeddings
+    explicit = load_recipe(None, {"student.freeze_word_embeddings": True})
+    assert explicit.hash() == recipe.hash()  # unset and true freeze a cut student alike
+    trained = load_recipe(None, {"student.freeze_word_embeddings": False})
+    assert trained.hash() != recipe.hash() and not trained.student.frozen_word_embeddings
 
 
 def test_registered_names_are_checked_with_their_key() -> None:

@@ -104,6 +104,9 @@ def shared_recipe(steps: int, batch_size: int, data_source: str | None = None) -
             "distill.intermediate": [],
             "train.max_steps": steps,
             "train.batch_size": batch_size,
+            "train.lr": 1e-4,  # the rows before compress's default became the regime's
+            "train.group_by_length": False,  # the same batches as TextBrewer's
+            "student.freeze_word_embeddings": False,
             "train.eval_every": steps + 1,
             "train.checkpoint_every": steps + 1,
             "train.seed": SEED,

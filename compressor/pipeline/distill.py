@@ -53,11 +53,13 @@ class Distill(Stage):
         steps = []
         for name, distill_cfg, cfg in recipe.stage_plan():
             total = total_steps(cfg, len(ctx.data.train))
+            grouped = ", grouped by length" if cfg.group_by_length else ""
             steps.append(
-                f"{name}: {total} steps of batch {cfg.batch_size} x {cfg.grad_accum}, "
+                f"{name}: {total} steps of batch {cfg.batch_size} x {cfg.grad_accum}{grouped}, "
                 f"lr {cfg.lr}, keep {cfg.keep}; {describe_loss(distill_cfg)}"
             )
-        return " | ".join(steps)
+        frozen = "frozen" if recipe.student.frozen_word_embeddings else "trained"
+        return " | ".join(steps) + f"; word embeddings {frozen}"
 
     def run(self, ctx: RunContext) -> None:
         run, recipe, data = ctx.folder, ctx.recipe, ctx.data
@@ -69,7 +71,7 @@ class Distill(Stage):
         seed_fresh_weights(recipe.train.seed)
         student_cfg = searched_student(ctx)
         student, student_tok = make_student(teacher, tokenizer, student_cfg, data.train.texts[:32])
-        freeze = recipe.student.freeze_word_embeddings
+        freeze = student_cfg.frozen_word_embeddings
         student = freeze_word_embeddings(student, freeze)
         student_params = count_parameters(student), count_parameters(student, embeddings=False)
         plan = recipe.stage_plan()

@@ -64,7 +64,7 @@ __all__ = [
 
 # student keys added with the student kinds: left out of the hash at their defaults
 ADDED_STUDENT_KEYS = (
-    "kind", "hidden", "mlp", "embedding_dim", "siamese", "cells", "freeze_word_embeddings",
+    "kind", "hidden", "mlp", "embedding_dim", "siamese", "cells",
 )  # fmt: skip
 
 
@@ -76,7 +76,8 @@ class Recipe(Strict):
     student: StudentConfig = StudentConfig()
     adabert: AdaBertConfig = AdaBertConfig()
     distill: DistillConfig = DistillConfig()
-    train: TrainConfig = TrainConfig(lr=1e-4)
+    # the retention regime (`make bench-distill`): three passes for the time one took
+    train: TrainConfig = TrainConfig(lr=2e-4, epochs=3, group_by_length=True)
     augment: AugmentConfig = AugmentConfig()
     prune: PruneConfig = PruneConfig()
     vocab: VocabConfig = VocabConfig()
@@ -218,6 +219,11 @@ class Recipe(Strict):
         for key in ADDED_STUDENT_KEYS:
             if getattr(self.student, key) == getattr(defaults, key):
                 del tree["student"][key]
+        # hashed as resolved: unset and `true` freeze a cut transformer alike, and a run from
+        # before the key existed trained its embeddings, as a resolved `false` does
+        tree["student"].pop("freeze_word_embeddings", None)
+        if self.student.frozen_word_embeddings:
+            tree["student"]["freeze_word_embeddings"] = True
         blob = json.dumps(tree, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

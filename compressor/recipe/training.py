@@ -115,12 +115,13 @@ class StudentConfig(Strict):
         "(Tang's siamese model); needs data.text_pair_column. Off, a pair is read as one "
         "sequence (the only way a cnn student reads pairs).",
     )
-    freeze_word_embeddings: bool = Field(
-        False,
+    freeze_word_embeddings: bool | None = Field(
+        None,
         description="Keep the word embeddings the student got from the teacher fixed while "
         "distilling. They are most of a small student's weights (two thirds of a 3-layer "
         "MiniLM-L6 cut), their gradient and optimizer update are dense, and a small "
-        "transfer set moves few of their rows.",
+        "transfer set moves few of their rows. Unset: fixed for a transformer cut from the "
+        "teacher (where `make bench-distill` measured it), trained for every other student.",
     )
     cells: list[list[tuple[str, int, int]]] = Field(
         DEFAULT_CELLS,
@@ -130,6 +131,14 @@ class StudentConfig(Strict):
         "conv5, conv7, dil_conv3, dil_conv5, dil_conv7 (dilation 2), max_pool3, avg_pool3, "
         "identity, zero. Written by hand or by a search; training never changes it.",
     )
+
+    @property
+    def frozen_word_embeddings(self) -> bool:
+        """`freeze_word_embeddings` resolved: unset means fixed only for a transformer cut
+        from the teacher, the one student kind whose retention was measured with them fixed."""
+        if self.freeze_word_embeddings is not None:
+            return self.freeze_word_embeddings
+        return self.kind == "transformer" and self.model is None
 
 
 WeightSchedule = Literal["constant", "linear_decay", "linear_growth", "cosine_decay"]
