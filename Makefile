@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 DEMO_OUT ?= runs/demo
 
-.PHONY: install test demo bench bench-e2e bench-js bench-distill bench-textbrewer bench-prune bench-quant bench-students bench-search arm-root lint clean
+.PHONY: install test demo bench bench-e2e bench-js bench-distill bench-tasks bench-textbrewer bench-prune bench-quant bench-students bench-search arm-root lint clean
 
 install: $(STAMP)
 
@@ -51,6 +51,11 @@ clean:
 # Distillation methods side by side on the demo teacher (run `make demo` first).
 bench-distill: $(STAMP)
 	$(PY) -m benchmarks.experiments.distill_compare $(DEMO_OUT)/teacher runs/bench-distill
+
+# The retention regime on a second task (sentiment3's three domains pooled), its own teacher
+# fine-tuned first, beside bench-distill's SST-2 rows: about 15 minutes on 2 cores.
+bench-tasks: $(STAMP)
+	$(PY) -m benchmarks.experiments.task_retention runs/bench-tasks
 
 # Training throughput of our loop against TextBrewer's on the demo teacher (run `make demo`
 # first). TextBrewer is installed here only: it is no dependency of the project.
