@@ -63,8 +63,8 @@ def test_the_report_is_published_with_its_setup(
     check = {"batch_size": 4, "batches_identical": 3, "ours_loss": 0.5, "textbrewer_loss": 0.9,
              "teacher_entropy_term": 0.4, "loss_gap": 1e-7, "max_grad_gap": 1e-8,
              "tolerance": 1e-5}  # fmt: skip
-    # round 1: ours, ours_cached, ours_regime, textbrewer; round 2: reversed
-    speeds = iter([100.0, 200.0, 300.0, 50.0, 60.0, 360.0, 240.0, 90.0])
+    # round 1: ours, ours_cached, ours_bf16, ours_regime, textbrewer; round 2: reversed
+    speeds = iter([100.0, 200.0, 250.0, 300.0, 50.0, 60.0, 360.0, 270.0, 240.0, 90.0])
 
     def worker(tool: str, *_args) -> dict:
         sps = next(speeds)
@@ -79,16 +79,18 @@ def test_the_report_is_published_with_its_setup(
     assert [r["ratio"] for r in report["rounds"]] == [2.0, 1.5]
     assert [r["ratio_cached"] for r in report["rounds"]] == [4.0, 4.0]
     assert [r["ratio_cached_with_fill"] for r in report["rounds"]] == [2.0, 2.0]
+    assert [r["ratio_bf16"] for r in report["rounds"]] == [5.0, 4.5]
     assert [r["ratio_regime"] for r in report["rounds"]] == [6.0, 6.0]
     published = assert_published(tmp_path / "results" / "bench-textbrewer.md",
                                  tmp_path / "run" / "textbrewer_compare.md")  # fmt: skip
-    assert ("| 1 | ours → ours_cached → ours_regime → textbrewer | 100.00 | 200.00 | 300.00 "
-            "| 50.00 | 2.000 | 4.000 | 2.000 | 6.000 | 75.00% | 75.00% | 75.00% | 75.00% |"
-            ) in published  # fmt: skip
-    assert ("| 2 | textbrewer → ours_regime → ours_cached → ours | 90.00 | 240.00 | 360.00 "
-            "| 60.00 | 1.500 |") in published  # fmt: skip
+    assert ("| 1 | ours → ours_cached → ours_bf16 → ours_regime → textbrewer | 100.00 | 200.00 "
+            "| 250.00 | 300.00 | 50.00 | 2.000 | 4.000 | 2.000 | 5.000 | 6.000 | 75.00% | 75.00% "
+            "| 75.00% | 75.00% | 75.00% |") in published  # fmt: skip
+    assert ("| 2 | textbrewer → ours_regime → ours_bf16 → ours_cached → ours | 90.00 | 240.00 "
+            "| 270.00 | 360.00 | 60.00 | 1.500 |") in published  # fmt: skip
     assert "3 steps x batch 4, lr 0.0001, seed 42, 1 torch threads" in published
     assert "**ours / TextBrewer: 1.750 median" in published
     assert "with the teacher's logits cached: 4.000 (min 4.000, max 4.000), 2.000" in published
     assert "batches grouped by length): 6.000 (min 6.000, max 6.000)" in published
+    assert "bfloat16 autocast (the same recipe, batches and weights): 4.750" in published
     assert "TextBrewer workarounds: a stub `tensorboardX` module" in published

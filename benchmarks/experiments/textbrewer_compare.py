@@ -28,7 +28,9 @@ runs that saw the same machine load; the report gives its median and min-max.
 
 A third contender, `ours_cached`, is our loop as a logits-only recipe runs it: the teacher's
 logits from a fresh cache filled in the same process first (throughput with and without it).
-A fourth, `ours_regime`, adds the speed options of `recipes/retention.yaml`: the student's
+A fourth, `ours_bf16`, is `ours_cached` in bfloat16 autocast: the same recipe, batches and
+weights, in a precision TextBrewer 0.2.1 offers only on GPUs (apex fp16). A fifth,
+`ours_regime`, adds the speed options of `recipes/retention.yaml`: the student's
 word embeddings frozen and batches grouped by length. It trains fewer weights on other
 batches, so it is not the same recipe: it measures what those options buy, which a
 TextBrewer user could reproduce by hand (its 0.2.1 takes cached teacher outputs, and any
@@ -184,12 +186,16 @@ def run_ours(
     recipe: Recipe,
     cached: bool = False,
     regime: bool = False,
+    bf16: bool = False,
 ) -> dict[str, Any]:
     """One distillation with our trainer, as the pipeline's distillation stage runs it; with
     `cached`, on the teacher's logits from a fresh cache that this call fills first; with
-    `regime`, word embeddings frozen and batches grouped by length as well."""
+    `regime`, word embeddings frozen and batches grouped by length as well; with `bf16`, in
+    bfloat16 autocast (`train.mixed_precision: bf16`)."""
     student = build_student(teacher, recipe.student)
     train_cfg = recipe.train
+    if bf16:
+        train_cfg = train_cfg.model_copy(update={"mixed_precision": "bf16"})
     if regime:
         student.get_input_embeddings().requires_grad_(False)
         train_cfg = train_cfg.model_copy(update={"group_by_length": True})
@@ -216,6 +222,7 @@ def run_ours(
             frozen_modules=[teacher],
             description="ours: Hinton KD"
             + (" (cached teacher logits)" if cached else "")
+            + (", bfloat16" if bf16 else "")
             + (", frozen word embeddings, grouped batches" if regime else ""),
             example_fields=fields,
         )
@@ -231,6 +238,7 @@ def worker(tool: str, teacher_dir: str, recipe: Recipe, threads: int, result: Pa
     """Body of one (tool, round) process: train, then write the timing to `result`."""
     torch.set_num_threads(threads)
     runs = {"ours": run_ours, "ours_cached": partial(run_ours, cached=True),
+            "ours_bf16": partial(run_ours, cached=True, bf16=True),
             "ours_regime": partial(run_ours, cached=True, regime=True),
             "textbrewer": run_textbrewer}  # fmt: skip
     outcome = runs[tool](*load_inputs(teacher_dir, recipe), recipe)
@@ -289,6 +297,7 @@ def compare(
         row["ratio"] = row["ours"]["samples_per_s"] / peer
         row["ratio_cached"] = row["ours_cached"]["samples_per_s"] / peer
         row["ratio_cached_with_fill"] = row["ours_cached"]["samples_per_s_with_fill"] / peer
+        row["ratio_bf16"] = row["ours_bf16"]["samples_per_s"] / peer
         row["ratio_regime"] = row["ours_regime"]["samples_per_s"] / peer
         per_round.append(row)
     sps = {tool: [row[tool]["samples_per_s"] for row in per_round] for tool in TOOLS}
@@ -317,6 +326,7 @@ def compare(
             [row["ours_cached"]["samples_per_s_with_fill"] for row in per_round],
             sps["textbrewer"],
         ),
+        "ratio_bf16_over_textbrewer": ratio_with_spread(sps["ours_bf16"], sps["textbrewer"]),
         "ratio_regime_over_textbrewer": ratio_with_spread(sps["ours_regime"], sps["textbrewer"]),
         "textbrewer_workarounds": WORKAROUNDS,
     }
