@@ -314,8 +314,8 @@ def render(rows: list[dict], threads: int, dev_examples: int) -> str:
         if limited:
             lines += [
                 "",
-                f"Files made under `quantize.max_drop {MAX_DROP:g}` (measured on "
-                f"training sentences), on dev (goal: within {MAX_DROP:g} of fp32):",
+                f"Files made under `quantize.max_drop {MAX_DROP:g}` (labels changed against "
+                f"fp32 on training sentences), on dev (goal: within {MAX_DROP:g} of fp32):",
             ]
             lines += [_drop_verdict(r, base) for r in limited]
     return "\n".join(lines) + "\n"

@@ -43,10 +43,11 @@ class Quantize(Stage):
         limited = result["quantization"].get("max_drop")
         if limited:
             console.print(
-                f"quantize.max_drop {limited['limit_points']:g}: the file lost "
-                f"{100 * (limited['fp32_accuracy'] - limited['accuracy_before']):.2f} points on "
-                f"{limited['examples']} training sentences, {limited['drop_points']:.2f} with "
-                f"{len(limited['kept_fp32'])} node(s) kept in fp32 "
-                f"({limited['size_mb_before']:.1f} -> {limited['size_mb_after']:.1f} MB)"
+                f"quantize.max_drop {limited['limit_points']:g}: the file changed "
+                f"{limited['changed_points_before']:.2f} points of the fp32 file's labels on "
+                f"{limited['examples']} training sentences, "
+                f"{limited['changed_points_after']:.2f} with {len(limited['kept_fp32'])} "
+                f"node(s) kept in fp32 ({limited['size_mb_before']:.1f} -> "
+                f"{limited['size_mb_after']:.1f} MB; accuracy drop {limited['drop_points']:.2f})"
             )
         run.complete(self.name, **result)

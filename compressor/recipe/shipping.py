@@ -77,11 +77,12 @@ class QuantizeConfig(Strict):
     max_drop: float | None = Field(
         None,
         ge=0,
-        description="int8 (dynamic and static), int4: accuracy points the file may lose "
-        "against the fp32 file on `max_drop_samples` held training sentences. Beyond it, the "
-        "quantized nodes whose fp32 fallback recovers the most are kept in fp32, one at a "
-        "time, until the file is within the limit; the file records which and what they cost "
-        "in size. Unset: no limit.",
+        description="int8 (dynamic and static), int4: points of `max_drop_samples` held "
+        "training sentences whose label the file may change against the fp32 file (a bound "
+        "on the accuracy it loses on them). Beyond it, the quantized nodes whose fp32 "
+        "fallback restores the most labels are kept in fp32, one at a time, until the file "
+        "is within the limit; the file records which and what they cost in size. Unset: no "
+        "limit.",
     )
     max_drop_samples: int = Field(
         512, ge=16, description="Labelled training sentences max_drop is measured on."

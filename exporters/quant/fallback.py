@@ -1,12 +1,19 @@
-"""`quantize.max_drop`: a quantized file that loses more than the limit against its fp32 file
-gets nodes back in fp32, the most costly first, until it is within the limit.
+"""`quantize.max_drop`: a quantized file that changes more labels than the limit allows
+against its fp32 file gets nodes back in fp32, the most costly first, until it is within it.
 
 What Intel Neural Compressor's accuracy-aware tuning does for one file, reported per node:
 first every quantized node is put back in fp32 alone (one file each) and scored, ranking the
-nodes by the accuracy that fallback recovers (ties broken by the logits' distance to fp32);
-then nodes are kept in fp32 in that order, one more per file, until the drop is within the
-limit. Accuracy is measured on labelled training sentences held for it, not on dev, so the
-dev figure the run reports is not the one the search tuned on.
+nodes by how many of the fp32 file's labels that fallback restores (ties broken by the
+logits' distance to fp32); then nodes are kept in fp32 in that order, one more per file,
+until the file is within the limit.
+
+The measure is the share of held sentences whose label differs from the fp32 file's, in
+points, not the accuracy drop: it bounds the drop on those sentences whatever their gold
+labels, and the drop alone hid flips that cancel. On the demo teacher, files whose accuracy
+drop on 512 training sentences was within 0.5 lost 1.03 points on dev while agreeing with
+PyTorch on 97.7 % of it (`make bench-quant`). The held sentences are training sentences,
+not dev, so the dev figure the run reports is not the one the search tuned on; both the
+accuracy and the changed labels are recorded.
 """
 
 from __future__ import annotations
@@ -63,40 +70,51 @@ def within_max_drop(
         return float(np.mean(logits.argmax(axis=1) == np.asarray(held.labels))), logits
 
     reference, reference_logits = scored(fp32)
+    fp32_labels = reference_logits.argmax(axis=1)
+
+    def changed(logits: np.ndarray) -> float:
+        """Points of held sentences whose label differs from the fp32 file's."""
+        return round(100 * float(np.mean(logits.argmax(axis=1) != fp32_labels)), 3)
+
     settings = make([])
-    first, _ = scored(target)
+    first, first_logits = scored(target)
     record: dict[str, Any] = {
         "limit_points": limit,
         "examples": len(held),
         "fp32_accuracy": reference,
         "accuracy_before": first,
+        "changed_points_before": changed(first_logits),
         "size_mb_before": target.stat().st_size / 2**20,
         "kept_fp32": [],
     }
-    accuracy = first
-    if 100 * (reference - first) > limit:
+    accuracy, gap = first, changed(first_logits)
+    if gap > limit:
         ranking = []
         for node in candidates(fp32):
             make([exact(node)])
             acc, logits = scored(target)
-            ranking.append((-acc, float(np.mean((logits - reference_logits) ** 2)), node))
+            mse = float(np.mean((logits - reference_logits) ** 2))
+            ranking.append((changed(logits), mse, -acc, node))
         ranking.sort()
         record["sensitivity"] = [
-            {"node": node, "accuracy_with_node_in_fp32": -neg, "logit_mse": mse}
-            for neg, mse, node in ranking
-        ]
+            {"node": node, "changed_points_with_node_in_fp32": points,
+             "accuracy_with_node_in_fp32": -neg, "logit_mse": mse}
+            for points, mse, neg, node in ranking
+        ]  # fmt: skip
         kept: list[str] = []
-        for _neg, _mse, node in ranking:
+        for *_, node in ranking:
             kept.append(node)
             settings = make([exact(n) for n in kept])
-            accuracy, _ = scored(target)
-            if 100 * (reference - accuracy) <= limit:
+            accuracy, logits = scored(target)
+            gap = changed(logits)
+            if gap <= limit:
                 break
         record["kept_fp32"] = kept
     record |= {
         "accuracy_after": accuracy,
         "drop_points": round(100 * (reference - accuracy), 3),
-        "within_limit": 100 * (reference - accuracy) <= limit,
+        "changed_points_after": gap,
+        "within_limit": gap <= limit,
         "size_mb_after": target.stat().st_size / 2**20,
     }
     return settings | {"max_drop": record}
