@@ -266,6 +266,18 @@ def export_model(
     return result
 
 
+MAX_DROP_SUMMARY = (
+    "limit_points",
+    "examples",
+    "changed_points_before",
+    "changed_points_after",
+    "within_limit",
+    "kept_fp32",
+    "size_mb_before",
+    "size_mb_after",
+)
+
+
 def quantize_model(onnx_dir: Path, recipe: Recipe) -> dict:
     """`compressor quantize`: the recipe's mode beside model.onnx, both files scored on the dev
     set and their scores written into the manifest."""
@@ -308,4 +320,7 @@ def quantize_model(onnx_dir: Path, recipe: Recipe) -> dict:
     }
     if "dev_accuracy_batched" in quantized:
         made["dev_accuracy_quantized_batched"] = quantized["dev_accuracy_batched"]
+    limited = result["quantization"].get("max_drop")
+    if limited:  # the ranking stays in the manifest: the summary is what a user decides on
+        made["max_drop"] = {key: limited[key] for key in MAX_DROP_SUMMARY}
     return made

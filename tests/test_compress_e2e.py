@@ -312,6 +312,13 @@ def test_single_stage_commands_on_the_run(
     half_graph = onnx.load(str(tmp_path / "onnx" / "onnx" / "model_fp16.onnx"))
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in half_graph.graph.initializer)
 
+    limited = cli("quantize", str(tmp_path / "onnx"), *data, "--mode", "int4", "--max-drop", "100")
+    assert limited.returncode == 0, limited.stderr
+    entry = json.loads((tmp_path / "onnx" / "manifest.json").read_text())["onnx/model_q4.onnx"]
+    record = entry["quantization"]["max_drop"]
+    assert record["limit_points"] == 100 and record["within_limit"] and record["kept_fp32"] == []
+    assert "'changed_points_after'" in limited.stdout and "'within_limit': True" in limited.stdout
+
     (compressed / "report.md").unlink()
     reported = cli("report", str(compressed))
     assert reported.returncode == 0, reported.stderr

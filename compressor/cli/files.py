@@ -66,6 +66,14 @@ def quantize(
         list[str] | None,
         typer.Option(help="int8: regex on ONNX node names to keep in fp32 (repeatable)."),
     ] = None,
+    max_drop: Annotated[
+        float | None,
+        typer.Option(
+            help="int8 / int4: points of training sentences whose label the file may change "
+            "against fp32; over it, the costliest nodes stay fp32 until within. \\[default: "
+            "no limit]"
+        ),
+    ] = None,
     data: DataOptions = DataOptions(),
 ) -> None:
     """Quantize an exported model and re-measure its dev accuracy next to the fp32 file's."""
@@ -80,6 +88,7 @@ def quantize(
             "quantize.calibration": calibration,
             "quantize.calibration_samples": calibration_samples,
             "quantize.exclude": exclude,
+            "quantize.max_drop": max_drop,
         },
     )
     console.print(quantize_model(onnx_dir, recipe))
