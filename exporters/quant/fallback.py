@@ -27,6 +27,7 @@ import numpy as np
 
 from compressor.data import Split
 from compressor.layout import package_root
+from compressor.progress import LoggedProgress, LogLine
 
 # node types the int8 and int4 quantizers rewrite: the candidates for fp32 fallback
 QUANTIZED_OPS = frozenset({"MatMul", "Gemm", "Conv", "LSTM", "Attention", "Gather"})
@@ -90,11 +91,16 @@ def within_max_drop(
     accuracy, gap = first, changed(first_logits)
     if gap > limit:
         ranking = []
-        for node in candidates(fp32):
-            make([exact(node)])
-            acc, logits = scored(target)
-            mse = float(np.mean((logits - reference_logits) ** 2))
-            ranking.append((changed(logits), mse, -acc, node))
+        nodes = candidates(fp32)
+        with LoggedProgress() as progress:  # a file per node: minutes on a 6-layer model
+            task = progress.add_task(f"max_drop: each of {len(nodes)} nodes alone in fp32",
+                                     total=len(nodes), log=LogLine(items="nodes"))  # fmt: skip
+            for node in nodes:
+                make([exact(node)])
+                acc, logits = scored(target)
+                mse = float(np.mean((logits - reference_logits) ** 2))
+                ranking.append((changed(logits), mse, -acc, node))
+                progress.advance(task)
         ranking.sort()
         record["sensitivity"] = [
             {"node": node, "changed_points_with_node_in_fp32": points,
@@ -102,13 +108,17 @@ def within_max_drop(
             for points, mse, neg, node in ranking
         ]  # fmt: skip
         kept: list[str] = []
-        for *_, node in ranking:
-            kept.append(node)
-            settings = make([exact(n) for n in kept])
-            accuracy, logits = scored(target)
-            gap = changed(logits)
-            if gap <= limit:
-                break
+        with LoggedProgress() as progress:
+            task = progress.add_task("max_drop: nodes kept in fp32, costliest first",
+                                     total=len(ranking), log=LogLine(items="nodes"))  # fmt: skip
+            for *_, node in ranking:
+                kept.append(node)
+                settings = make([exact(n) for n in kept])
+                accuracy, logits = scored(target)
+                gap = changed(logits)
+                progress.advance(task)
+                if gap <= limit:
+                    break
         record["kept_fp32"] = kept
     record |= {
         "accuracy_after": accuracy,
