@@ -159,6 +159,34 @@ def test_static_int8_is_qdq_calibrated_and_agrees(
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
+def test_requantizing_with_other_exclusions_reuses_the_calibration(
+    spread_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """quantize.max_drop makes one file per candidate node from the same model and feeds:
+    the ranges are computed once, and a file reads the same ones either way."""
+    from onnxruntime.quantization import calibrate
+
+    from compressor.data import Split
+    from exporters.artifacts import calibration_feeds
+
+    calls = []
+    real = calibrate.create_calibrator
+    monkeypatch.setattr(calibrate, "create_calibrator",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))  # fmt: skip
+    folder = copy_package(spread_onnx, tmp_path / "onnx")
+    fp32 = folder / "model.onnx"
+    sample = Split([t for t, _ in sst2_rows("dev", 32)], [0] * 32)
+    feeds = calibration_feeds(fp32, sample, max_length=64)
+    quantize_static_int8(fp32, folder / "all.onnx", feeds, exclude=[])
+    quantize_static_int8(fp32, folder / "head.onnx", feeds, exclude=["classifier"])
+    assert len(calls) == 1
+    every, head = _activation_scales(folder / "all.onnx"), _activation_scales(folder / "head.onnx")
+    assert head and all(every[name] == scale for name, scale in head.items())
+    fresh = calibration_feeds(fp32, sample, max_length=64)  # other feeds: calibrated anew
+    quantize_static_int8(fp32, folder / "again.onnx", fresh, exclude=[])
+    assert len(calls) == 2 and _activation_scales(folder / "again.onnx") == every
+
+
 def _operand_producers(path: Path) -> dict[str, list[str | None]]:
     """Matrix product name -> op types that produce its two operands (None: a graph input or
     an initializer)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,20 +49,41 @@ class _Feeds:
         return next(self._feeds, None)
 
 
-def _calibrate(model: Path, feeds: Feeds, method: str, work: Path, ranges: Path) -> None:
-    """Activation ranges of `model` on `feeds`, written where quantize_static reads them."""
+@dataclass
+class _Calibration:
+    """The last ranges computed: `quantize.max_drop` quantizes one model with one method on
+    the same feeds once per candidate node, and the ranges do not depend on which nodes stay
+    fp32, so each file after the first reads them instead of calibrating again."""
+
+    key: tuple[str, int, str]
+    feeds: Feeds
+    data: Any
+
+
+_last: _Calibration | None = None
+
+
+def _calibrate(
+    source: Path, model: Path, feeds: Feeds, method: str, work: Path, ranges: Path
+) -> None:
+    """Activation ranges of `model` (prepared from `source`) on `feeds`, written where
+    quantize_static reads them."""
     from onnxruntime.quantization import CalibrationMethod
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
-    calibrator = create_calibrator(
-        model,
-        QUANTIZED_OPS,
-        augmented_model_path=str(work / "augmented.onnx"),
-        calibrate_method=CalibrationMethod[CALIBRATION[method]],
-        extra_options=CALIBRATOR_OPTIONS.get(method, {}),
-    )
-    calibrator.collect_data(_Feeds(feeds))
-    save_tensors_data(calibrator.compute_data(), ranges)
+    global _last
+    key = (str(Path(source).resolve()), Path(source).stat().st_mtime_ns, method)
+    if _last is None or _last.key != key or _last.feeds is not feeds:
+        calibrator = create_calibrator(
+            model,
+            QUANTIZED_OPS,
+            augmented_model_path=str(work / "augmented.onnx"),
+            calibrate_method=CalibrationMethod[CALIBRATION[method]],
+            extra_options=CALIBRATOR_OPTIONS.get(method, {}),
+        )
+        calibrator.collect_data(_Feeds(feeds))
+        _last = _Calibration(key, feeds, calibrator.compute_data())
+    save_tensors_data(_last.data, ranges)
 
 
 def quantize_static_int8(
@@ -91,7 +113,7 @@ def quantize_static_int8(
             prepared = work / "prepared.onnx"
             quant_pre_process(onnx_path, prepared, skip_symbolic_shape=True)
             ranges = work / "ranges.json"
-            _calibrate(prepared, feeds, method, work, ranges)
+            _calibrate(onnx_path, prepared, feeds, method, work, ranges)
             quantize_static(
                 prepared,
                 tmp,
