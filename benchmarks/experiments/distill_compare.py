@@ -98,11 +98,12 @@ def collect(out: Path) -> list[dict]:
     for key in METHODS:
         for run_dir in sorted((out / key).glob("seed-*")):
             if (run_dir / "state.json").is_file() and RunFolder.open(run_dir).done("evaluate"):
-                rows.append(_row(key, int(run_dir.name.split("-")[1]), RunFolder.open(run_dir)))
+                rows.append(row_of(key, int(run_dir.name.split("-")[1]), RunFolder.open(run_dir)))
     return rows
 
 
-def _row(key: str, seed: int, state: RunFolder) -> dict:
+def row_of(key: str, seed: int, state: RunFolder) -> dict:
+    """One finished run's figures (`task_retention` reads its runs the same way)."""
     distill, accs = state.result("distill"), state.result("evaluate")["dev_accuracy"]
     return {
         "method": key,

@@ -25,6 +25,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from benchmarks.experiments.distill_compare import row_of
 from benchmarks.experiments.results import RESULTS, write_results
 from compressor import atomic, markdown
 from compressor.data import read_rows
@@ -85,11 +86,7 @@ def run_one(teacher_dir: Path, data: dict[str, Any], key: str, seed: int, out: P
         recipe = load_recipe(None, {**data, **SHARED, **METHODS[key][1], "train.seed": seed})
         compress(str(teacher_dir), recipe, run_dir, overwrite=False, resume=started,
                  skip_benchmark=True, skip_export=True)  # fmt: skip
-    run = RunFolder.open(run_dir)
-    distill, accs = run.result("distill"), run.result("evaluate")["dev_accuracy"]
-    return {"method": key, "seed": seed, "dev_accuracy": accs["student"],
-            "teacher_dev_accuracy": accs["teacher"], "train_seconds": distill["train_seconds"],
-            "train_examples": distill["train_examples"]}  # fmt: skip
+    return row_of(key, seed, RunFolder.open(run_dir))
 
 
 def summarise(task: str, runs: list[dict], methods: dict[str, str]) -> list[dict]:
