@@ -53,7 +53,7 @@ bench-distill: $(STAMP)
 	$(PY) -m benchmarks.experiments.distill_compare $(DEMO_OUT)/teacher runs/bench-distill
 
 # The retention regime on a second task (sentiment3's three domains pooled), its own teacher
-# fine-tuned first, beside bench-distill's SST-2 rows: about 15 minutes on 2 cores.
+# fine-tuned first, beside bench-distill's SST-2 rows: 11 minutes at eb3bc18 on 2 cores.
 bench-tasks: $(STAMP)
 	$(PY) -m benchmarks.experiments.task_retention runs/bench-tasks
 

@@ -270,7 +270,7 @@ def train(
             {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
         ],
         lr=cfg.lr,
-        fused=True,  # one kernel for all weights: the same update, about 4x less optimizer time
+        fused=True,  # one kernel for all weights, the same update (`make bench-textbrewer`)
     )
     steps_per_epoch = max(1, math.ceil(len(train_loader) / cfg.grad_accum))
     total = total_steps(cfg, len(train_split))
