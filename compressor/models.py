@@ -11,7 +11,6 @@ import torch
 from transformers import (
     AutoConfig,
     AutoModelForMaskedLM,
-    AutoModelForSequenceClassification,
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
@@ -21,6 +20,7 @@ from transformers.utils import logging as hf_logging
 
 from compressor.archs import arch_of
 from compressor.errors import UserError
+from compressor.tasks import DEFAULT_TASK, task_named, task_of_config
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -59,12 +59,14 @@ def resolve_model_dir(path: str | Path) -> str:
 
 
 def load_saved_classifier(model_dir: Path) -> PreTrainedModel:
-    """A saved sequence classifier of any student kind, for inference and timing. A folder
+    """A saved classifier of any task and student kind, for inference and timing. A folder
     whose config has an `auto_map` ships its model's code (what a student kind that is no
     stock transformers model saves, `compressor.students`), so only then is that code run."""
     config = PretrainedConfig.get_config_dict(str(model_dir))[0]
-    return AutoModelForSequenceClassification.from_pretrained(
-        model_dir, trust_remote_code=bool(config.get("auto_map"))
+    return (
+        task_of_config(config)
+        .auto_class()
+        .from_pretrained(model_dir, trust_remote_code=bool(config.get("auto_map")))
     )
 
 
@@ -87,9 +89,13 @@ def load_tokenizer(model_dir: str | Path) -> PreTrainedTokenizerBase:
 
 
 def load_classifier(
-    path: str | Path, num_labels: int | None = None, label_names: list[str] | None = None
+    path: str | Path,
+    num_labels: int | None = None,
+    label_names: list[str] | None = None,
+    task: str | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a sequence classifier, adding a fresh head when the folder is a bare backbone."""
+    """Load a classifier for `task` (default: the one its config names, a sequence
+    classifier for a bare backbone), adding a fresh head when the folder has none."""
     model_dir = resolve_model_dir(path)
     try:
         config = AutoConfig.from_pretrained(model_dir)
@@ -105,7 +111,8 @@ def load_classifier(
         if label_names:
             kwargs["id2label"] = dict(enumerate(label_names))
             kwargs["label2id"] = {name: i for i, name in enumerate(label_names)}
-    model = AutoModelForSequenceClassification.from_pretrained(
+    head = task_named(task) if task else task_of_config(config.to_dict())
+    model = head.auto_class().from_pretrained(
         model_dir, ignore_mismatched_sizes=num_labels is not None, **kwargs
     )
     return model, load_tokenizer(model_dir)
@@ -134,12 +141,33 @@ def load_masked_lm(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokeniz
     return model, load_tokenizer(model_dir)
 
 
-def check_labels(model: PreTrainedModel, label_names: list[str], where: str) -> None:
-    """The data's labels must be classes the teacher knows."""
-    if len(label_names) > model.config.num_labels:
+def label_order(model: PreTrainedModel) -> list[str]:
+    """The model's class names, by class id."""
+    return [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+
+def check_labels(model: PreTrainedModel, task: str, label_names: list[str], where: str) -> None:
+    """The data must be of the teacher's task, and its labels classes the teacher knows: by
+    count for one label per text (ids, whatever the teacher calls them), by name for tags
+    (a tag the teacher was never trained on cannot be distilled)."""
+    model_task = task_of_config(model.config.to_dict()).name
+    if model_task != task:
         raise UserError(
-            f"{where} has {len(label_names)} label values but the teacher has "
-            f"{model.config.num_labels} classes — use the data the teacher was fine-tuned on"
+            f"the teacher is a {model_task} model but {where} holds {task} data — pass the "
+            f"data it was fine-tuned on, or fine-tune a teacher on this data"
+        )
+    if task == DEFAULT_TASK:
+        if len(label_names) > model.config.num_labels:
+            raise UserError(
+                f"{where} has {len(label_names)} label values but the teacher has "
+                f"{model.config.num_labels} classes — use the data the teacher was fine-tuned on"
+            )
+        return
+    unknown = sorted(set(label_names) - set(label_order(model)))
+    if unknown:
+        raise UserError(
+            f"{where} has tags {', '.join(unknown)} that the teacher does not know (it knows "
+            f"{', '.join(label_order(model))}) — use the data the teacher was fine-tuned on"
         )
 
 

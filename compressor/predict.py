@@ -1,4 +1,5 @@
-"""Labels and probabilities from a shipped file: the Python API behind `compressor predict`.
+"""Labels and probabilities from a shipped file (entities, for a token classifier): the
+Python API behind `compressor predict`.
 
 Logits come from `compressor.inference.predict_logits`, the path evaluation scores files
 with, in the same batches (sentences sorted by length, `batch_size` a batch): a dynamic-int8
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from compressor import atomic
 from compressor.errors import UserError
 from compressor.layout import graphs_dir, package_root
 from compressor.runfolder import STATE, RunFolder
+from compressor.tasks import DEFAULT_TASK, task_of_config
+from compressor.tasks.token import Entity, entities
 
 #: what `--artifact` picks in a run or package
 ARTIFACTS = ("int8", "fp32", "e2e")
@@ -213,6 +216,12 @@ class Predictor:
         self.batch_size = batch_size or DEFAULT_BATCH
         self.threads = threads
         self.labels = _label_names(self.path)
+        self.task = task_of_config(atomic.read_json(package_root(self.path) / "config.json"))
+
+    @property
+    def tags_words(self) -> bool:
+        """A token classifier: `entities` answers, `predict` does not."""
+        return self.task.name != DEFAULT_TASK
 
     def describe(self) -> dict[str, Any]:
         """What decides the outputs, recorded beside them."""
@@ -237,6 +246,8 @@ class Predictor:
             raise UserError(f"{len(texts)} texts but {len(pairs)} pairs — pass one pair per text")
         if not texts:
             return []
+        if self.tags_words:
+            raise UserError(f"{self.path} tags words — ask it for entities, not one label a text")
         probabilities = _softmax(self.logits(list(texts), pairs, on_progress))
         predictions = []
         for row in probabilities:
@@ -244,6 +255,28 @@ class Predictor:
             named = {name: float(p) for name, p in zip(self.labels, row, strict=True)}
             predictions.append(Prediction(self.labels[best], float(row[best]), named))
         return predictions
+
+    def entities(
+        self, texts: Sequence[str], on_progress: Progress | None = None
+    ) -> list[list[Entity]]:
+        """The entities of each raw text, in input order, with character offsets into it
+        (`compressor.tasks.token.entities`), from the same batches as evaluation."""
+        from compressor.inference import predict_piece_logits
+
+        if isinstance(texts, str):
+            raise TypeError("pass a list of texts, not one string")
+        if not self.tags_words:
+            raise UserError(f"{self.path} gives one label a text — ask it to predict labels")
+        if not texts:
+            return []
+        pieces = predict_piece_logits(self.path, list(texts), max_length=self.choice.max_length,
+                                      batch_size=self.batch_size,
+                                      tokenizer_dir=package_root(self.path), threads=self.threads,
+                                      on_batch=on_progress)  # fmt: skip
+        return [
+            entities(text, _softmax(p.logits), p.offsets, p.word_ids, self.labels)
+            for text, p in zip(texts, pieces, strict=True)
+        ]
 
     def logits(
         self, texts: list[str], pairs: Sequence[str] | None, on_progress: Progress | None = None
@@ -294,6 +327,14 @@ def prediction_rows(
             row["text_pair"] = pairs[k]
         rows.append(row | {"label": prediction.label, "probabilities": prediction.probabilities})
     return rows
+
+
+def entity_rows(texts: Sequence[str], found: Sequence[list[Entity]]) -> list[dict[str, Any]]:
+    """One JSON object a text with its entities: what `--out` writes a line of for a tagger."""
+    return [
+        {"text": text, "entities": [asdict(entity) for entity in spans]}
+        for text, spans in zip(texts, found, strict=True)
+    ]
 
 
 def metadata_path(out: Path) -> Path:

@@ -1,5 +1,5 @@
 """Named implementations that a recipe picks by name: losses, importance criteria,
-architectures, student kinds, quantization modes, benchmark targets.
+architectures, student kinds, quantization modes, benchmark targets, tasks.
 
 A registry names the package that holds its implementations, one module each, and imports
 that package's modules on the first lookup. So the recipe (bottom layer) can check a name
@@ -91,3 +91,4 @@ ARCHITECTURES: Registry[object] = Registry("architecture", "compressor.archs")
 STUDENT_KINDS: Registry[object] = Registry("student kind", "compressor.students")
 QUANT_MODES: Registry[object] = Registry("quantization mode", "exporters.quant")
 TARGETS: Registry[object] = Registry("benchmark target", "benchmarks.targets")
+TASKS: Registry[object] = Registry("task", "compressor.tasks")

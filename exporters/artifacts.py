@@ -14,6 +14,7 @@ from compressor.errors import UserError
 from compressor.layout import graphs_dir, package_root
 from compressor.models import resolve_model_dir
 from compressor.recipe import QuantizeConfig, Recipe
+from compressor.tasks import DEFAULT_TASK, task_named
 
 
 def export_checked(
@@ -146,7 +147,7 @@ def calibration_feeds(
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
     names = {i.name for i in graph.input}
     tokenizer = load_tokenizer(package_root(onnx_path))
-    enc = tokenizer(sample.texts, sample.pairs, truncation=True, max_length=max_length,
+    enc = tokenizer(sample.sentences, sample.pairs, truncation=True, max_length=max_length,
                     padding=True, return_tensors="np")  # fmt: skip
     return [
         {k: v[start : start + batch_size].astype("int64") for k, v in enc.items() if k in names}
@@ -222,25 +223,33 @@ def record_dev_accuracy(path: Path, dev: Split, *, max_length: int) -> dict[str,
     depends on its batch, so it gets two labelled figures: `dev_accuracy` one sentence at a
     time, as a server answers requests (and as latency is timed), and `dev_accuracy_batched`
     at `predict`'s batch size, which a user scoring a file gets. Other files score the same at
-    any batch size and get one.
+    any batch size and get one. `dev_accuracy` is the task's main figure: entity F1 for
+    token classification, which `dev_metric` then names.
     """
-    from compressor.inference import DEFAULT_BATCH, accuracy
+    from compressor.inference import DEFAULT_BATCH, dev_scores
     from exporters.manifest import update_manifest
     from exporters.quant import scales_per_batch
 
-    def score(batch_size: int) -> float:
-        return accuracy(path, dev.texts, dev.pairs, dev.labels, max_length=max_length,
-                        batch_size=batch_size)  # fmt: skip
+    def score(batch_size: int) -> dict[str, Any]:
+        return dev_scores(path, dev, max_length=max_length, batch_size=batch_size)
+
+    def figures_of(scores: dict[str, Any]) -> dict[str, Any]:
+        """The main figure as `dev_accuracy`, the key every reader knows, and the rest of a
+        task with other figures (entity F1's precision and recall) under `dev_figures`."""
+        others = {k: v for k, v in scores.items() if k not in ("score", "metric", "accuracy")}
+        return {"dev_accuracy": scores["score"], **({"dev_figures": others} if others else {})}
 
     figures: dict[str, Any] = {"dev_examples": len(dev)}
+    if dev.task != DEFAULT_TASK:
+        figures["dev_metric"] = task_named(dev.task).metric
     if scales_per_batch(path):
-        figures["dev_accuracy"] = score(1)
+        figures.update(figures_of(score(1)))
         figures["dev_accuracy_batched"] = {
             "batch_size": DEFAULT_BATCH,
-            "dev_accuracy": score(DEFAULT_BATCH),
+            **figures_of(score(DEFAULT_BATCH)),
         }
     else:
-        figures["dev_accuracy"] = score(DEFAULT_BATCH)
+        figures.update(figures_of(score(DEFAULT_BATCH)))
     update_manifest(path, **figures)
     return figures
 

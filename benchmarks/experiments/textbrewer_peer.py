@@ -33,9 +33,11 @@ from transformers import (
 )
 
 from compressor.data import TaskData
-from compressor.distill.trainer import dev_accuracy, make_loader, tokenize
+from compressor.distill.dev_score import dev_score
+from compressor.distill.trainer import make_loader, tokenize
 from compressor.recipe import Recipe, TrainConfig
 from compressor.students.transformer import build_student
+from compressor.tasks import task_named
 
 WORKAROUNDS = [
     "a stub `tensorboardX` module is registered before importing textbrewer: its "
@@ -160,7 +162,8 @@ def run_textbrewer(
     final: dict[str, Any] = {}
 
     def evaluate(model: PreTrainedModel, step: int) -> None:
-        final.update(steps=step, dev_accuracy=dev_accuracy(model, dev_loader, Accelerator()))
+        task = task_named(data.dev.task)
+        final.update(steps=step, dev_accuracy=dev_score(model, dev_loader, Accelerator(), task))
 
     with tempfile.TemporaryDirectory() as tmp:
         tb = distiller(teacher, student, recipe, tmp)

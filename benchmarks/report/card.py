@@ -23,6 +23,7 @@ from benchmarks.targets.sections import DASH, LatencySection, fmt, pct
 from compressor.atomic import write_text
 from compressor.layout import graphs_dir
 from compressor.markdown import table
+from compressor.tasks import DEFAULT_TASK, Task, task_of_config
 
 Folder = Literal["model", "onnx"]
 CARD = "README.md"
@@ -43,6 +44,7 @@ DATA_SUFFIXES = (".tsv", ".csv", ".json", ".jsonl")
 BASELINE = "baseline"
 # Not a figure: the input the usage snippets classify.
 EXAMPLE = "a gripping, beautifully acted film"
+TAGGER_EXAMPLE = "Peter Blackburn met EU officials in Brussels."
 
 
 @dataclass(frozen=True)
@@ -135,17 +137,20 @@ def _metrics(report: Report, folder: Folder, graphs: list[Graph]) -> list[dict[s
         named = [("student PyTorch", report.models.get("student"))]
     else:
         named = [(g.path, g.entry) for g in graphs]
+    kind = "accuracy" if report.metric == "accuracy" else "f1"  # the hub's metric ids
     return [
-        {"type": "accuracy", "value": entry.dev_accuracy, "name": f"Dev accuracy ({name})"}
+        {"type": kind, "value": entry.dev_accuracy, "name": f"Dev {report.metric} ({name})"}
         for name, entry in named
         if entry is not None and entry.dev_accuracy is not None
     ]
 
 
-def front_matter(report: Report, folder: Folder, library: str, graphs: list[Graph]) -> str:
+def front_matter(
+    report: Report, folder: Folder, library: str, graphs: list[Graph], task: Task
+) -> str:
     """The YAML block, dumped rather than formatted so any label or path stays valid YAML."""
     run = report.run
-    meta: dict[str, Any] = {"library_name": library, "pipeline_tag": "text-classification"}
+    meta: dict[str, Any] = {"library_name": library, "pipeline_tag": task.pipeline_tag}
     meta["tags"] = TAGS
     data = dataset_of(run.data if run else None)
     if data and data.on_hub:
@@ -158,7 +163,8 @@ def front_matter(report: Report, folder: Folder, library: str, graphs: list[Grap
         dataset = {"name": data.name, "type": data.type, "split": "validation"}
         if data.config:
             dataset["config"] = data.config
-        result = {"task": {"type": "text-classification", "name": "Text Classification"}}
+        title = task.pipeline_tag.replace("-", " ").title()
+        result = {"task": {"type": task.pipeline_tag, "name": title}}
         result |= {"dataset": dataset, "metrics": metrics}
         name = (run.name if run else None) or "student"
         meta["model-index"] = [{"name": name, "results": [result]}]
@@ -201,7 +207,7 @@ def figures_table(report: Report) -> str:
     timed = _timed(report)
     teacher = report.models.get("teacher")
     t_acc = teacher.dev_accuracy if teacher else None
-    headers = ["Model", "Format", "Size (MB)", "Dev accuracy", "\u0394 vs teacher (pts)"]
+    headers = ["Model", "Format", "Size (MB)", f"Dev {report.metric}", "\u0394 vs teacher (pts)"]
     for section, _ in timed:
         where = f" ({section.target})" if len(timed) > 1 else ""
         headers += [f"p50 ms{where}", f"Speed-up vs teacher{where}",
@@ -254,7 +260,7 @@ def made_lines(report: Report) -> list[str]:
             )
         if training.best_step is not None:
             line += f"; kept checkpoint: step {training.best_step}"
-        lines.append(line + f" (dev accuracy {pct(training.best_dev_accuracy)}).")
+        lines.append(line + f" (dev {report.metric} {pct(training.best_dev_accuracy)}).")
         aug = training.augmentation
         if aug:
             lines.append(
@@ -310,6 +316,7 @@ def model_card(report: Report, folder: Path, kind: Folder, recipe_yaml: str) -> 
     config = _config(folder)
     custom = not stock_architecture(config)
     loading = _loading(report, folder, kind, custom)
+    task = task_of_config(config)
     # the hub files a package under the library that loads it as it is
     library = "transformers" if kind == "model" else "transformers.js" if loading["js"] else "onnx"
     run = report.run
@@ -319,7 +326,10 @@ def model_card(report: Report, folder: Path, kind: Folder, recipe_yaml: str) -> 
         templates(autoescape=False)
         .get_template("model_card.md.j2")
         .render(
-            meta=front_matter(report, kind, library, loading["graphs"]),
+            meta=front_matter(report, kind, library, loading["graphs"], task),
+            task=task,
+            metric=report.metric,
+            tagger=task.name != DEFAULT_TASK,
             name=(run.name if run else None) or "student",
             kind=kind,
             path=folder.as_posix(),
@@ -334,7 +344,7 @@ def model_card(report: Report, folder: Path, kind: Folder, recipe_yaml: str) -> 
             teacher_int8=TEACHER_INT8,
             timing=timing_notes(report),
             recipe=recipe_yaml.rstrip("\n"),
-            example=EXAMPLE,
+            example=TAGGER_EXAMPLE if task.name != DEFAULT_TASK else EXAMPLE,
             **loading,
         )
     )

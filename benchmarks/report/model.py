@@ -26,6 +26,9 @@ class RunInfo(Record):
     device: str | None = None
     teacher: str | None = None
     data: str | None = None
+    metric: str | None = None
+    """The task's main figure, what every "dev accuracy" of the report holds (entity F1 for
+    token classification); unset: accuracy."""
     notes: list[str] = Field(default_factory=list)
 
 
@@ -58,6 +61,8 @@ class ModelEntry(Record):
     size_mb: float | None = None
     dev_accuracy: float | None = None
     dev_accuracy_batched: BatchedAccuracy | None = None
+    dev_figures: dict[str, Any] | None = None
+    """The task's other figures (precision, recall, F1 per entity type, token accuracy)."""
     parity: Parity | None = None
 
 
@@ -150,6 +155,11 @@ class Report(Record):
             key: load_section(section) if isinstance(section, Mapping) else section
             for key, section in value.items()
         }
+
+    @property
+    def metric(self) -> str:
+        """The name of the figure the report's "dev" columns hold."""
+        return (self.run.metric if self.run else None) or "accuracy"
 
     def timed(self) -> list[LatencySection]:
         """Sections with latency results from the harness (CPU, GPU, an ARM device), in the

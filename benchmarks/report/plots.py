@@ -13,7 +13,15 @@ from matplotlib.figure import Figure
 from benchmarks.report.model import ModelEntry, Pruning
 from benchmarks.targets.sections import EN_DASH, LatencyResult
 
-ACCURACY_TITLE = "dev accuracy vs p50 latency (batch 1)"
+
+def accuracy_title(metric: str) -> str:
+    """The title of the score / latency plot, naming the task's metric."""
+    return f"dev {metric} vs p50 latency (batch 1)"
+
+
+ACCURACY_TITLE = accuracy_title("accuracy")  # a classifier's
+
+
 SIZE_TITLE = "size on disk"
 SPREAD_TITLE = "latency distribution (batch 1)"
 GAP_TITLE = "prediction gap while pruning"
@@ -56,10 +64,10 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
 
 
 def accuracy_latency_png(
-    models: Mapping[str, ModelEntry], results: Sequence[LatencyResult]
+    models: Mapping[str, ModelEntry], results: Sequence[LatencyResult], metric: str = "accuracy"
 ) -> bytes | None:
-    """The accuracy/latency trade-off with its Pareto front. Results are matched to models by
-    label or by model key, whichever the caller used."""
+    """The score/latency trade-off with its Pareto front (the score is the task's `metric`).
+    Results are matched to models by label or by model key, whichever the caller used."""
     timed = _batch1(results)
     if not timed:
         return None
@@ -84,9 +92,9 @@ def accuracy_latency_png(
     ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="tab:gray",
             linestyle="--", label="Pareto front")  # fmt: skip
     ax.legend(loc="lower right")
-    ax.set_title(ACCURACY_TITLE)
+    ax.set_title(accuracy_title(metric))
     ax.set_xlabel(f"p50 latency, ms (batch 1, seq {timed[0].seq_len})")
-    ax.set_ylabel("dev accuracy, %")
+    ax.set_ylabel(f"dev {metric}, %")
     ax.grid(True, alpha=0.3)
     ax.margins(0.2)
     return png(fig)

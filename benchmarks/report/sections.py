@@ -72,7 +72,7 @@ def _run_blocks(run: RunInfo | None) -> list[Block]:
     ]
 
 
-def _models_block(models: dict[str, ModelEntry]) -> Block:
+def _models_block(models: dict[str, ModelEntry], metric: str) -> Block:
     rows = [
         [
             str(model.label or key),
@@ -86,8 +86,29 @@ def _models_block(models: dict[str, ModelEntry]) -> Block:
         for key, model in models.items()
     ]
     headers = ["Model", "Format", "Params (M)", "Non-embedding (M)", "Size (MB)",
-               "Dev accuracy", "Parity max |\u0394|", "Argmax agreement", "Parity"]  # fmt: skip
+               f"Dev {metric}", "Parity max |\u0394|", "Argmax agreement", "Parity"]  # fmt: skip
     return Block(MODELS_TITLE, headers=headers, rows=rows)
+
+
+def _figures_block(models: dict[str, ModelEntry]) -> list[Block]:
+    """The task's other figures per model (entity F1's precision, recall and F1 per type),
+    when the task has any."""
+    scored = {key: m.dev_figures for key, m in models.items() if m.dev_figures}
+    if not scored:
+        return []
+    types = sorted({kind for f in scored.values() for kind in f.get("f1_per_type", {})})
+    rows = [
+        [
+            str(models[key].label or key),
+            pct(figures.get("precision")),
+            pct(figures.get("recall")),
+            pct(figures.get("token_accuracy")),
+            *(pct(figures.get("f1_per_type", {}).get(kind)) for kind in types),
+        ]
+        for key, figures in scored.items()
+    ]
+    headers = ["Model", "Precision", "Recall", "Token accuracy", *(f"F1 {kind}" for kind in types)]
+    return [Block("Dev figures", headers=headers, rows=rows)]
 
 
 def _speedup_column(section: LatencySection, fp32: str) -> tuple[str, dict[str, str]] | None:
@@ -131,7 +152,7 @@ def _tradeoff_block(report: Report) -> Block:
             ]
         )
     speed = [header for header, _cells in columns] or ["Speed-up vs fp32 ONNX"]
-    headers = ["File", "Dev accuracy", "\u0394 vs fp32 ONNX (pts)", "Size (MB)", *speed]
+    headers = ["File", f"Dev {report.metric}", "\u0394 vs fp32 ONNX (pts)", "Size (MB)", *speed]
     return Block("Export and quantization trade-off", headers=headers, rows=rows)
 
 
@@ -146,7 +167,7 @@ def _thin(indices: list[int], keep: int | None) -> list[int]:
     return sorted(chosen)
 
 
-def _training_block(training: Training | None) -> Block:
+def _training_block(training: Training | None, metric: str) -> Block:
     training = training or Training()
     lines = [
         f"{name}: {value}"
@@ -171,7 +192,7 @@ def _training_block(training: Training | None) -> Block:
         )
     if training.best_dev_accuracy is not None:
         lines.append(
-            f"Best dev accuracy: {pct(training.best_dev_accuracy)} (the kept checkpoint is "
+            f"Best dev {metric}: {pct(training.best_dev_accuracy)} (the kept checkpoint is "
             "chosen on this dev set, so it is slightly optimistic)"
         )
     stages = training.stages or []
@@ -206,7 +227,8 @@ def _training_block(training: Training | None) -> Block:
         ]
         for i in _thin(evaluated, best)
     ]
-    return Block("Training", lines=lines, headers=["Step", "Loss", "Dev accuracy"], rows=rows)
+    headers = ["Step", "Loss", f"Dev {metric}"]
+    return Block("Training", lines=lines, headers=headers, rows=rows)
 
 
 def _pruning_block(pruning: Pruning) -> Block:
@@ -250,7 +272,10 @@ def _figures(report: Report, block: Block) -> list[Image]:
         return _images((plots.GAP_TITLE, plots.gap_png(report.pruning)))
     if block.timings:
         return _images(
-            (plots.ACCURACY_TITLE, plots.accuracy_latency_png(report.models, block.timings)),
+            (
+                plots.accuracy_title(report.metric),
+                plots.accuracy_latency_png(report.models, block.timings, report.metric),
+            ),
             (plots.SPREAD_TITLE, plots.spread_png(block.timings)),
         )
     return []
@@ -259,12 +284,17 @@ def _figures(report: Report, block: Block) -> list[Image]:
 def report_blocks(report: Report) -> list[Block]:
     """The report in reading order: the run, its models, then every recorded target's
     blocks (each rendered by its target), pruning and training."""
-    blocks = [*_run_blocks(report.run), _models_block(report.models), _tradeoff_block(report)]
+    blocks = [
+        *_run_blocks(report.run),
+        _models_block(report.models, report.metric),
+        *_figures_block(report.models),
+        _tradeoff_block(report),
+    ]
     for section in report.benchmarks.values():
         blocks += get_target(section.target).blocks(section)
     if report.pruning:
         blocks.append(_pruning_block(report.pruning))
-    return [*blocks, _training_block(report.training)]
+    return [*blocks, _training_block(report.training, report.metric)]
 
 
 def report_parts(report: Report) -> list[Part]:

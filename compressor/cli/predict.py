@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -14,9 +16,6 @@ from rich.table import Table
 
 from compressor.cli.app import app, console
 from compressor.errors import UserError
-
-if TYPE_CHECKING:
-    from compressor.predict import Prediction, Predictor
 
 
 @app.command()
@@ -77,8 +76,15 @@ def predict(
         int | None, typer.Option(help="ONNX Runtime intra-op threads. \\[default: all cores]")
     ] = None,
 ) -> None:
-    """Label sentences with a run's shipped ONNX file: names and probabilities of each label."""
-    from compressor.predict import Predictor, prediction_rows, read_texts, write_predictions
+    """Label sentences with a run's shipped ONNX file: names and probabilities of each label
+    (for a token classifier, its entities: type, text, character span and score)."""
+    from compressor.predict import (
+        Predictor,
+        entity_rows,
+        prediction_rows,
+        read_texts,
+        write_predictions,
+    )
 
     if (text is None) == (file is None):
         raise UserError("pass the sentences with --text (repeatable) or --file, one of the two")
@@ -97,32 +103,47 @@ def predict(
     errors = Console(stderr=True)
     if file is not None or out is not None:
         errors.print(about, highlight=False, soft_wrap=True)
-    if file is None:
-        predictions = predictor.predict(texts, pairs)
+    if predictor.tags_words and pairs is not None:
+        raise UserError(f"{choice.path} tags the words of one text — drop the text pairs")
+    if predictor.tags_words:
+        rows = entity_rows(texts, _answer(predictor.entities, texts, file is not None, errors))
     else:
-        predictions = _with_progress(predictor, texts, pairs, errors)
-    rows = prediction_rows(texts, pairs, predictions)
+        answer = partial(predictor.predict, pairs=pairs)
+        rows = prediction_rows(texts, pairs, _answer(answer, texts, file is not None, errors))
     if out is not None:
         write_predictions(out, rows, predictor.describe() | {"input": str(file or "--text")})
         console.print(f"{len(rows)} predictions -> {out}", highlight=False, soft_wrap=True)
     elif file is not None:
         sys.stdout.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    elif predictor.tags_words:
+        _entity_table(rows, about)
     else:
         _table(predictor.labels, rows, about)
 
 
-def _with_progress(
-    predictor: Predictor, texts: list[str], pairs: list[str] | None, to: Console
-) -> list[Prediction]:
-    """Predictions under a bar on stderr (stdout may carry the JSON lines), which also logs
-    plain lines when stderr is not a terminal."""
+def _answer(ask: Callable[..., list], texts: list[str], bar: bool, to: Console) -> list:
+    """`ask(texts, on_progress)`, under a bar on stderr when `bar` (stdout may carry the JSON
+    lines), which also logs plain lines when stderr is not a terminal."""
     from compressor.progress import LoggedProgress, LogLine
 
+    if not bar:
+        return ask(texts)
     progress = LoggedProgress(TextColumn("[bold]{task.description}"), BarColumn(),
                               MofNCompleteColumn(), TimeRemainingColumn(), console=to)  # fmt: skip
     with progress:
         task = progress.add_task("predicting", total=len(texts), log=LogLine(items="sentences"))
-        return predictor.predict(texts, pairs, lambda n: progress.advance(task, n))
+        return ask(texts, on_progress=lambda n: progress.advance(task, n))
+
+
+def _entity_table(rows: list[dict], caption: str) -> None:
+    table = Table("text", "entities", caption=caption)
+    for row in rows:
+        found = [
+            f"{e['type']} {e['word']!r} [{e['start']}:{e['end']}] {e['score']:.4f}"
+            for e in row["entities"]
+        ]
+        table.add_row(row["text"], "\n".join(found) or "—")
+    console.print(table)
 
 
 def _table(labels: list[str], rows: list[dict], caption: str) -> None:

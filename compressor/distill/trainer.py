@@ -33,10 +33,12 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from compressor import atomic
 from compressor.data import Split
+from compressor.distill.dev_score import dev_score
 from compressor.errors import UserError
 from compressor.progress import LoggedProgress, LogLine
 from compressor.recipe import TrainConfig
-from compressor.students import accepted_inputs, kind_of
+from compressor.students import kind_of
+from compressor.tasks import task_named
 
 LossFn = Callable[
     [PreTrainedModel, dict[str, torch.Tensor], float], tuple[torch.Tensor, dict[str, float]]
@@ -104,14 +106,12 @@ def total_steps(cfg: TrainConfig, train_examples: int) -> int:
 def tokenize(
     split: Split, tokenizer: PreTrainedTokenizerBase, max_length: int, labels: bool = True
 ) -> list[dict]:
-    """Tokenize once, unpadded; batches are padded to their own longest example. Without
-    `labels` (masked LM) the collator makes the targets."""
-    enc = tokenizer(split.texts, split.pairs, truncation=True, max_length=max_length)
-    keys = list(enc.keys())
-    return [
-        {**{k: enc[k][i] for k in keys}, **({"labels": split.labels[i]} if labels else {})}
-        for i in range(len(split))
-    ]
+    """Tokenize once, unpadded, as the split's task reads its examples; batches are padded
+    to their own longest example. Without `labels` (masked LM) the collator makes the
+    targets."""
+    task = task_named(split.task)
+    return task.features(split.texts, split.pairs, split.labels if labels else None,
+                         tokenizer, max_length)  # fmt: skip
 
 
 class MaskingCollator:
@@ -163,32 +163,14 @@ def make_loader(
     collator: Callable[[list[dict]], dict] | None = None,
     group_by_length_seed: int | None = None,
 ) -> DataLoader:
-    """Batches padded to their longest member; shuffled, and with `group_by_length_seed`
-    grouped by length."""
+    """Batches padded to their longest member (labels too, by the collator of the task);
+    shuffled, and with `group_by_length_seed` grouped by length."""
     collate = collator or DataCollatorWithPadding(tokenizer)
     if shuffle and group_by_length_seed is not None:
         lengths = [len(f["input_ids"]) for f in features]
         sampler = LengthGroupedEpochs(lengths, batch_size, group_by_length_seed)
         return DataLoader(features, batch_size=batch_size, sampler=sampler, collate_fn=collate)
     return DataLoader(features, batch_size=batch_size, shuffle=shuffle, collate_fn=collate)
-
-
-@torch.no_grad()
-def dev_accuracy(model: torch.nn.Module, loader: DataLoader, accelerator: Accelerator) -> float:
-    model.eval()
-    accepted = accepted_inputs(model)
-    correct = total = 0
-    for batch in loader:
-        labels = batch.pop("labels")
-        preds = model(**{k: v for k, v in batch.items() if k in accepted}).logits.argmax(-1)
-        if preds.dim() == 2:  # masked LM: accuracy on the masked tokens only
-            kept = labels != -100
-            preds, labels = preds[kept], labels[kept]
-        preds, labels = accelerator.gather_for_metrics((preds, labels))
-        correct += int((preds == labels).sum())
-        total += labels.numel()
-    model.train()
-    return correct / max(total, 1)
 
 
 def latest_checkpoint(ckpt_root: Path) -> Path | None:
@@ -245,8 +227,12 @@ def train(
     for name, values in (example_fields or {}).items():
         for feature, value in zip(train_features, values, strict=True):
             feature[name] = value
-    train_collate = MaskingCollator(tokenizer, mlm_probability, cfg.seed) if mlm else None
-    dev_collate = MaskingCollator(tokenizer, mlm_probability, 0) if mlm else None
+    data_task = None if mlm else task_named(train_split.task)
+    if data_task is None:
+        train_collate = MaskingCollator(tokenizer, mlm_probability, cfg.seed)
+        dev_collate = MaskingCollator(tokenizer, mlm_probability, 0)
+    else:
+        train_collate = dev_collate = data_task.collator(tokenizer)
     train_loader = make_loader(
         train_features,
         tokenizer,
@@ -256,7 +242,11 @@ def train(
         group_by_length_seed=cfg.seed if cfg.group_by_length else None,
     )
     dev_loader = make_loader(
-        dev_features, tokenizer, cfg.batch_size * 2, shuffle=False, collator=dev_collate
+        dev_features,
+        tokenizer,
+        cfg.batch_size * 2,
+        shuffle=False,
+        collator=dev_collate,
     )
     params = [p for m in [model, *extra] for p in m.parameters() if p.requires_grad]
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
@@ -291,7 +281,7 @@ def train(
         state.total_steps = total
 
     def evaluate_and_keep(loss: float) -> None:
-        acc = dev_accuracy(model, dev_loader, accelerator)
+        acc = dev_score(model, dev_loader, accelerator, data_task)
         state.history.append({"step": state.step, "loss": round(loss, 5), "dev_accuracy": acc})
         keep_last = cfg.keep == "last" and state.step == total
         eligible = state.step >= keep_from_step
@@ -304,7 +294,7 @@ def train(
         progress.update(task, acc=f"{acc:.4f}")
         if progress.logs_lines:  # besides the timed progress lines: each dev accuracy
             progress.console.print(
-                f"{description}: step {state.step}/{total} loss {loss:.4f} dev acc {acc:.4f}"
+                f"{description}: step {state.step}/{total} loss {loss:.4f} dev {shown} {acc:.4f}"
             )
         if on_evaluate is not None:
             on_evaluate(state.step, acc)
@@ -320,11 +310,12 @@ def train(
 
     model.train()
     running = 0.0
+    shown = data_task.short_metric if data_task else "acc"  # masked LM: masked-token accuracy
     progress = LoggedProgress(
         TextColumn(f"[bold]{description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}  dev acc {task.fields[acc]}"),
+        TextColumn(f"loss {{task.fields[loss]}}  dev {shown} {{task.fields[acc]}}"),
         TimeRemainingColumn(),
         disable=not accelerator.is_main_process,
     )

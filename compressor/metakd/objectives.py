@@ -28,9 +28,9 @@ from compressor.distill.capture import LayerQKV
 from compressor.distill.losses import ModelView, hard_ce, soft_kd
 from compressor.distill.objective import DistillObjective
 from compressor.distill.schedules import temperature_at, weight_factor
-from compressor.distill.trainer import accepted_inputs
 from compressor.metakd.prototypes import expertise_weights
 from compressor.recipe import DistillConfig
+from compressor.students import accepted_inputs
 
 DOMAIN_FIELDS = ("domain_ids", "prototype_score")
 

@@ -57,7 +57,7 @@ class AdaBert(Stage):
         base_cfg = StudentConfig.model_validate(
             recipe.student.model_dump() | {"cells": PLACEHOLDER_CELLS}
         )
-        base, _ = make_student(teacher, tokenizer, base_cfg, ctx.data.train.texts[:32])
+        base, _ = make_student(teacher, tokenizer, base_cfg, ctx.data.train.sentences[:32])
         result = adabert_search(
             teacher,
             tokenizer,

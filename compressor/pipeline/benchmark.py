@@ -99,8 +99,8 @@ def dev_lengths(model_dir: Path, data: TaskData, max_length: int) -> list[int]:
     """Token count of every dev example as the model would see it (specials included,
     truncated like the evaluation): the "real traffic" workload."""
     tokenizer = load_tokenizer(model_dir)
-    pairs = data.dev.pairs or [None] * len(data.dev.texts)
+    pairs = data.dev.pairs or [None] * len(data.dev)
     return [
         len(tokenizer(text, pair, truncation=True, max_length=max_length)["input_ids"])
-        for text, pair in zip(data.dev.texts, pairs, strict=True)
+        for text, pair in zip(data.dev.sentences, pairs, strict=True)
     ]

@@ -23,6 +23,7 @@ from compressor.pipeline.prune import Prune
 from compressor.pipeline.quantize import Quantize
 from compressor.pipeline.report import write_run_report
 from compressor.pipeline.stage import Stage
+from compressor.pipeline.support import check_task_support
 from compressor.pipeline.teacher import TeacherFiles
 from compressor.pipeline.vocab import Vocab
 from compressor.recipe import Recipe
@@ -66,6 +67,7 @@ def compress(
     ctx = RunContext(
         recipe, teacher, run, resume=resume, skip_export=skip_export, skip_benchmark=skip_benchmark
     )
+    check_task_support(ctx)
     run_stages(ctx)
     return write_run_report(run)
 
@@ -97,15 +99,16 @@ def plan(teacher: str, recipe: Recipe) -> dict[str, str]:
     the chain says what it would do or why it is skipped."""
     ctx = RunContext(recipe, teacher)
     data = ctx.data
+    check_task_support(ctx)
     model, tokenizer = load_teacher(ctx)
     load_extra_teachers(recipe, data, model, tokenizer)
     for _name, distill_cfg, _train_cfg in recipe.stage_plan():
         check_servable(kind_named(recipe.student.kind), distill_cfg)
-    student, _tok = make_student(model, tokenizer, recipe.student, data.train.texts[:32])
+    student, _tok = make_student(model, tokenizer, recipe.student, data.train.sentences[:32])
     notes = f" ({'; '.join(data.notes)})" if data.notes else ""
     lines = {
-        "data": f"{data.source}: {len(data.train)} train / {len(data.dev)} dev examples, "
-        f"{data.num_labels} labels{notes}",
+        "data": f"{data.source}: {data.task}, {len(data.train)} train / {len(data.dev)} dev "
+        f"examples, {data.num_labels} labels{notes}",
         "augmentation": describe_augmentation(ctx),
         "teacher": f"{teacher}: {model.config.num_hidden_layers} layers, "
         f"{count_parameters(model) / 1e6:.1f} M parameters",

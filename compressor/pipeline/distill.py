@@ -25,6 +25,7 @@ from compressor.pipeline.stage import Stage
 from compressor.recipe import DistillConfig
 from compressor.runfolder import cache_root
 from compressor.students import kind_named, kind_of, load_trained, make_student
+from compressor.tasks import DEFAULT_TASK
 
 
 def describe_loss(cfg: DistillConfig) -> str:
@@ -70,7 +71,8 @@ class Distill(Stage):
         train_split, augmentation = training_split(ctx)
         seed_fresh_weights(recipe.train.seed)
         student_cfg = searched_student(ctx)
-        student, student_tok = make_student(teacher, tokenizer, student_cfg, data.train.texts[:32])
+        samples = data.train.sentences[:32]
+        student, student_tok = make_student(teacher, tokenizer, student_cfg, samples)
         freeze = student_cfg.frozen_word_embeddings
         student = freeze_word_embeddings(student, freeze)
         student_params = count_parameters(student), count_parameters(student, embeddings=False)
@@ -92,7 +94,9 @@ class Distill(Stage):
                 [(extra[spec.model], spec.weight) for spec in distill_cfg.extra_teachers],
             )
             fields, teacher_pass = None, "every batch"
-            if not objective.reads_teacher_internals and not ctx.mlm:
+            if data.task != DEFAULT_TASK:  # both stores hold one row of logits per sentence
+                teacher_pass = "every batch (stored teacher outputs are per sentence, not per word)"
+            elif not objective.reads_teacher_internals and not ctx.mlm:
                 if cached is None:
                     cached = cached_teacher_logits(
                         ctx, teacher, tokenizer, student_tok, train_split

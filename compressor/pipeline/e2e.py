@@ -7,6 +7,7 @@ from pathlib import Path
 
 from compressor.pipeline.context import RunContext, console
 from compressor.pipeline.stage import Stage
+from compressor.tasks import DEFAULT_TASK
 
 
 class EndToEnd(Stage):
@@ -16,7 +17,14 @@ class EndToEnd(Stage):
         return "putting the tokenizer into the graph (end-to-end files) and checking them"
 
     def enabled(self, ctx: RunContext) -> bool:
-        return not (ctx.skip_export or ctx.mlm) and ctx.recipe.export.e2e
+        if ctx.skip_export or ctx.mlm or not ctx.recipe.export.e2e:
+            return False
+        return ctx.data.task == DEFAULT_TASK
+
+    def skipped_because(self, ctx: RunContext) -> str:
+        if ctx.recipe.export.e2e and not (ctx.skip_export or ctx.mlm):
+            return "end-to-end files return one label per sentence; this task tags words"
+        return super().skipped_because(ctx)
 
     def plan(self, ctx: RunContext) -> str:
         return (

@@ -11,6 +11,7 @@ from compressor.models import count_parameters, load_classifier
 from compressor.pipeline.context import console, describe_data
 from compressor.recipe import Recipe
 from compressor.runfolder import RunFolder
+from compressor.tasks import task_named
 
 
 def finetune(model: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: bool) -> Path:
@@ -19,7 +20,7 @@ def finetune(model: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: 
     if not run.done("train"):
         data = load_task_data(recipe.data)
         seed_fresh_weights(recipe.finetune.seed)
-        classifier, tokenizer = load_classifier(model, data.num_labels, data.label_names)
+        classifier, tokenizer = load_classifier(model, data.num_labels, data.label_names, data.task)
 
         def ce_loss(m, batch, progress):
             out = m(**batch)
@@ -45,6 +46,7 @@ def finetune(model: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: 
             steps=state.step,
             best_step=state.best_step,
             dev_accuracy=state.best_dev_accuracy,
+            dev_metric=task_named(data.task).metric,
             history=state.history,
             parameters=count_parameters(classifier),
             train_examples=state.train_examples,
@@ -56,7 +58,8 @@ def finetune(model: str, recipe: Recipe, out: Path, *, overwrite: bool, resume: 
         run.drop_training()
     result = run.result("train")
     console.print(
-        f"teacher: dev accuracy {result['dev_accuracy']:.4f} after {result['steps']} steps "
+        f"teacher: dev {result.get('dev_metric', 'accuracy')} {result['dev_accuracy']:.4f} "
+        f"after {result['steps']} steps "
         f"({result.get('train_samples_per_s', 'n/a')} samples/s) -> {run.path / 'model'}"
     )
     return run.path / "model"

@@ -7,10 +7,17 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from compressor.data import Split, TaskData
 from compressor.distill.teacher_states import TeacherStates
-from compressor.models import check_labels, load_classifier, load_extra_teacher, load_masked_lm
+from compressor.models import (
+    check_labels,
+    label_order,
+    load_classifier,
+    load_extra_teacher,
+    load_masked_lm,
+)
 from compressor.pipeline.context import RunContext
 from compressor.recipe import Recipe
 from compressor.runfolder import cache_root
+from compressor.tasks import DEFAULT_TASK
 
 LOGITS_CACHE = "teacher-logits"
 """The folder under the cache root that holds the teachers' logits on training examples."""
@@ -19,13 +26,15 @@ STATES_CACHE = "teacher-states"
 
 
 def load_teacher(ctx: RunContext) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The frozen teacher (a masked LM for task-agnostic pruning), its labels checked against
-    the data's."""
+    """The frozen teacher (a masked LM for task-agnostic pruning), its task and labels
+    checked against the data's; tags are renumbered by the teacher's class order."""
     if ctx.mlm:
         teacher, tokenizer = load_masked_lm(ctx.teacher)
     else:
         teacher, tokenizer = load_classifier(ctx.teacher)
-        check_labels(teacher, ctx.data.label_names, ctx.data.source)
+        check_labels(teacher, ctx.data.task, ctx.data.label_names, ctx.data.source)
+        if ctx.data.task != DEFAULT_TASK:
+            ctx.data.use_label_order(label_order(teacher))
     return teacher.requires_grad_(False), tokenizer
 
 
@@ -39,7 +48,7 @@ def load_extra_teachers(
         for spec in distill.extra_teachers:
             if spec.model not in teachers:
                 teachers[spec.model] = load_extra_teacher(
-                    spec.model, teacher, tokenizer, data.train.texts[:32]
+                    spec.model, teacher, tokenizer, data.train.sentences[:32]
                 )
     return teachers
 

@@ -50,6 +50,7 @@ def _models(run: RunFolder, trained: dict[str, Any], teacher_path: str) -> dict[
     """Every model file of the run with its size, dev accuracy and export parity."""
     accs = run.result("evaluate").get("dev_accuracy", {})
     batched = run.result("evaluate").get("dev_accuracy_batched", {})
+    figures = run.result("evaluate").get("dev_figures", {})
     quantize = run.result("quantize")
     parities = {
         "student_onnx": run.result("export").get("parity"),
@@ -76,6 +77,7 @@ def _models(run: RunFolder, trained: dict[str, Any], teacher_path: str) -> dict[
                 "size_mb": size_mb(artifact.path) if artifact.path.exists() else None,
                 "dev_accuracy": accs.get(key),
                 "dev_accuracy_batched": batched.get(key),
+                "dev_figures": figures.get(key),
                 "parity": parities.get(key),
             }
         )
@@ -96,9 +98,10 @@ def _notes(run: RunFolder, trained: dict[str, Any], teacher_path: str) -> list[s
             f"(max diff {vocab['max_abs_diff_on_train_text']:.1e}), unseen word-pieces -> [UNK]"
         )
     evaluate = run.result("evaluate")
+    metric = evaluate.get("dev_metric", "accuracy")
     for key, figure in evaluate.get("dev_accuracy_batched", {}).items():
         notes.append(
-            f"{key}: dev accuracy {100 * evaluate['dev_accuracy'][key]:.2f}% one sentence at a "
+            f"{key}: dev {metric} {100 * evaluate['dev_accuracy'][key]:.2f}% one sentence at a "
             f"time (as served and timed), {100 * figure['dev_accuracy']:.2f}% at `predict`'s "
             f"batch of {figure['batch_size']}: dynamic int8 computes its activation scales per "
             "batch, padding included, so a label can depend on the batch"
@@ -125,6 +128,7 @@ def build_report(run: RunFolder) -> Report:
             device=device_of(benchmarks),
             teacher=teacher_path,
             data=trained.get("data", {}).get("source"),
+            metric=run.result("evaluate").get("dev_metric"),
             notes=_notes(run, trained, teacher_path),
         ),
         models=_models(run, trained, teacher_path),

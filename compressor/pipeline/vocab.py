@@ -39,7 +39,8 @@ class Vocab(Stage):
                 return model(**batch).logits
 
         before, size_before = logits(tokenizer), size_mb(model_dir)
-        new_tokenizer, kept = prune_vocabulary(model, tokenizer, data.train.texts, data.train.pairs)
+        train = data.train
+        new_tokenizer, kept = prune_vocabulary(model, tokenizer, train.sentences, train.pairs)
         diff = float((logits(new_tokenizer) - before).abs().max())
         check_same_logits(diff, len(probe))
         with atomic.atomic_dir(model_dir) as tmp:

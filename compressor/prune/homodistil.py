@@ -18,11 +18,12 @@ from transformers import (
 from compressor.data import Split
 from compressor.distill.losses import soft_kd
 from compressor.distill.objective import DistillObjective
-from compressor.distill.trainer import TrainState, accepted_inputs, total_steps, train
+from compressor.distill.trainer import TrainState, total_steps, train
 from compressor.prune.pruner import Pruner
 from compressor.prune.shrink import shrink
 from compressor.prune.units import layout_of
 from compressor.recipe import Recipe
+from compressor.students import accepted_inputs
 
 # Masked and cut models differ only by float summation order; a larger gap is a bug.
 SHRINK_TOLERANCE = 1e-3

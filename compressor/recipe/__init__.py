@@ -130,7 +130,14 @@ class Recipe(Strict):
         """Names the registries must know. Checked here, once the whole recipe exists, not
         in the sections' own validators: the sections' defaults are built while this module
         is imported, before the implementations (which import the recipe) can be."""
-        from compressor.registry import IMPORTANCE, LOSSES, QUANT_MODES, STUDENT_KINDS, TARGETS
+        from compressor.registry import (
+            IMPORTANCE,
+            LOSSES,
+            QUANT_MODES,
+            STUDENT_KINDS,
+            TARGETS,
+            TASKS,
+        )
 
         quantized = [("quantize.mode", self.quantize.mode, QUANT_MODES)]
         for where, name, registry in [
@@ -139,6 +146,7 @@ class Recipe(Strict):
             ("benchmark.target", self.benchmark.target, TARGETS),
             *[(f"search.kinds.{kind}", kind, STUDENT_KINDS) for kind in self.search.kind_spaces],
             *(quantized if self.quantize.mode != "none" else []),
+            *([("data.task", self.data.task, TASKS)] if self.data.task is not None else []),
             *[
                 (f"{where}.intermediate.{i}.name", term.name, LOSSES)
                 for where, distill in plans.items()
@@ -212,6 +220,9 @@ class Recipe(Strict):
             del tree["distill"]["teacher_states_mb"]  # added with the teacher-states store
         if self.data.columns is None:  # added with headerless files
             del tree["data"]["columns"]
+        for key in ("task", "tag_column"):  # added with token classification
+            if tree["data"][key] is None:
+                del tree["data"][key]
         for section in ("finetune", "train"):  # added with length-grouped batches
             if not tree[section]["group_by_length"]:
                 del tree[section]["group_by_length"]

@@ -27,6 +27,17 @@ class DataConfig(Strict):
         description="Names of the columns of .tsv / .csv files that have no header line, in "
         "order; their first row is then read as an example. Unset: the first row is the header.",
     )
+    task: str | None = Field(
+        None,
+        description="sequence-classification (one label per text) or token-classification "
+        "(a tag per word). Unset: read from the data (CoNLL files and JSON Lines of tokens "
+        "and tags are token classification).",
+    )
+    tag_column: int | None = Field(
+        None,
+        ge=2,
+        description="Which column of a CoNLL file holds the tag (1 is the word). Unset: the last.",
+    )
     dev_fraction: float = Field(0.1, gt=0, lt=0.5, description="Held out when no dev file.")
     max_length: int = Field(128, ge=8, le=4096)
     max_train_examples: int | None = Field(None, ge=1, description="Subsample the training set.")

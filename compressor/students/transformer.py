@@ -14,18 +14,20 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from transformers import (
-    AutoModelForSequenceClassification,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from compressor.archs import arch_of
-from compressor.models import check_tokenizers_match, load_classifier, resolve_model_dir
+from compressor.models import (
+    check_tokenizers_match,
+    load_classifier,
+    load_saved_classifier,
+    resolve_model_dir,
+)
 from compressor.registry import STUDENT_KINDS
 from compressor.students._capture import capture_qkv
 from compressor.students._kind import Features, Wants, accepted_inputs
 from compressor.students._layers import init_layers
+from compressor.tasks import task_of_config
 
 if TYPE_CHECKING:
     # typing only: recipe validation imports the losses, which import this package
@@ -83,7 +85,8 @@ class TransformerKind:
         if cfg.model is None:
             return build_student(teacher, cfg), teacher_tokenizer
         labels = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
-        student, student_tok = load_classifier(cfg.model, len(labels), labels)
+        task = task_of_config(teacher.config.to_dict()).name
+        student, student_tok = load_classifier(cfg.model, len(labels), labels, task)
         check_tokenizers_match(
             teacher_tokenizer,
             student_tok,
@@ -102,7 +105,7 @@ class TransformerKind:
         return f"{layers}, cut from teacher layers {cfg.init}"
 
     def load(self, folder: Path) -> PreTrainedModel:
-        return AutoModelForSequenceClassification.from_pretrained(resolve_model_dir(folder))
+        return load_saved_classifier(Path(resolve_model_dir(folder)))
 
     def save(self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
         model.save_pretrained(folder)
@@ -123,7 +126,9 @@ class TransformerKind:
             main_export(
                 str(model_dir),
                 str(out_dir),
-                task="text-classification",
+                task=task_of_config(
+                    PretrainedConfig.get_config_dict(str(model_dir))[0]
+                ).pipeline_tag,
                 opset=opset,
                 do_validation=False,
                 local_files_only=True,

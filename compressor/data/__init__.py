@@ -12,48 +12,18 @@ from __future__ import annotations
 import csv
 import itertools
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from compressor.data.split import DEV_NAMES, Split, TaskData, hold_out
+from compressor.data.tagged import is_tagged, tagged_splits
 from compressor.errors import UserError
 from compressor.recipe import DataConfig
 
+__all__ = ["Split", "TaskData", "default_source", "encode_labels", "load_task_data", "read_rows"]
+
 SUFFIXES = {".tsv": "csv", ".csv": "csv", ".jsonl": "json", ".json": "json"}
-DEV_NAMES = ("dev", "validation", "valid", "val")
 HEADER_MAX_WORDS = 4  # a header cell of this many words is more likely a sentence of data
 SHARED_SST2 = ("../shared/data/sst2", "shared/data/sst2")
-
-
-@dataclass
-class Split:
-    """Columns of one split, already checked; `pairs` is None for single-sentence tasks."""
-
-    texts: list[str]
-    labels: list[int]
-    pairs: list[str] | None = None
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def take(self, n: int) -> Split:
-        return Split(
-            self.texts[:n], self.labels[:n], None if self.pairs is None else self.pairs[:n]
-        )
-
-
-@dataclass
-class TaskData:
-    """Both splits plus what the model needs to know about the label set."""
-
-    train: Split
-    dev: Split
-    label_names: list[str]
-    source: str
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def num_labels(self) -> int:
-        return len(self.label_names)
 
 
 def default_source() -> str:
@@ -260,43 +230,49 @@ def encode_labels(train: Split, dev: Split) -> list[str]:
     return names
 
 
-def _hold_out(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    import random
-
-    order = list(range(len(split)))
-    random.Random(seed).shuffle(order)
-    n_dev = max(1, int(len(order) * fraction))
-    if len(order) - n_dev < 1:
-        raise UserError("too few examples to hold out a dev set — add data or a dev file")
-
-    def pick(idx: list[int]) -> Split:
-        return Split(
-            [split.texts[i] for i in idx],
-            [split.labels[i] for i in idx],
-            None if split.pairs is None else [split.pairs[i] for i in idx],
-        )
-
-    return pick(order[n_dev:]), pick(order[:n_dev])
-
-
 def _subsample(split: Split, n: int | None, seed: int) -> Split:
     if n is None or n >= len(split):
         return split
     import random
 
-    idx = sorted(random.Random(seed).sample(range(len(split)), n))
-    return Split(
-        [split.texts[i] for i in idx],
-        [split.labels[i] for i in idx],
-        None if split.pairs is None else [split.pairs[i] for i in idx],
-    )
+    return split.select(sorted(random.Random(seed).sample(range(len(split)), n)))
 
 
 def load_task_data(cfg: DataConfig, labelled: bool = True) -> TaskData:
     """Read, check and split the data named by the recipe; `labelled=False` reads text only
-    (task-agnostic distillation), with no label set."""
+    (task-agnostic distillation), with no label set. Tagged words (CoNLL files, JSON Lines
+    of tokens and tags) are token-classification data, anything else one label per text."""
     source = cfg.source or default_source()
+    if is_tagged(source, cfg):
+        if not labelled:
+            raise UserError(
+                f"{source} holds tagged words; task-agnostic distillation reads plain text — "
+                "pass a text file or folder, or use prune.objective: task"
+            )
+        train, dev, label_names, notes = tagged_splits(source, cfg)
+    else:
+        train, dev, label_names, notes = _sequence_splits(source, cfg, labelled)
+    full = len(train)
+    train = _subsample(train, cfg.max_train_examples, cfg.seed)
+    if len(train) < full:
+        notes.append(f"trained on a seeded subset of {len(train)} of {full} training examples")
+    dev_full = len(dev)
+    dev = _subsample(dev, cfg.max_dev_examples, cfg.seed)
+    if len(dev) < dev_full:
+        notes.append(f"evaluated on {len(dev)} of {dev_full} dev examples")
+    return TaskData(train=train, dev=dev, label_names=label_names, source=source, notes=notes)
+
+
+def _sequence_splits(
+    source: str, cfg: DataConfig, labelled: bool
+) -> tuple[Split, Split, list[str], list[str]]:
+    """Train and dev of one label per text, the label names, and notes on what was done."""
     notes: list[str] = []
+    if cfg.tag_column is not None:
+        raise UserError(
+            f"{source}: --tag-column (data.tag_column) picks the tag column of CoNLL files, "
+            "and this data has one label per text — drop it"
+        )
     if source.startswith("hf:"):
         if cfg.columns is not None:
             raise UserError(
@@ -328,17 +304,9 @@ def load_task_data(cfg: DataConfig, labelled: bool = True) -> TaskData:
     if dev_rows is not None:
         dev = _columns(dev_rows, cfg, dev_where, labelled)
     else:
-        train, dev = _hold_out(train, cfg.dev_fraction, cfg.seed)
+        train, dev = hold_out(train, cfg.dev_fraction, cfg.seed)
         notes.append(f"no dev file: held out {len(dev)} training examples (seed {cfg.seed})")
     if labelled and len(set(train.labels)) < 2:
         raise UserError(f"{source}: only one label value found — classification needs two or more")
     label_names = encode_labels(train, dev) if labelled else []
-    full = len(train)
-    train = _subsample(train, cfg.max_train_examples, cfg.seed)
-    if len(train) < full:
-        notes.append(f"trained on a seeded subset of {len(train)} of {full} training examples")
-    dev_full = len(dev)
-    dev = _subsample(dev, cfg.max_dev_examples, cfg.seed)
-    if len(dev) < dev_full:
-        notes.append(f"evaluated on {len(dev)} of {dev_full} dev examples")
-    return TaskData(train=train, dev=dev, label_names=label_names, source=source, notes=notes)
+    return train, dev, label_names, notes

@@ -1,0 +1,40 @@
+"""What of the chain a task other than one label per text can use yet, checked before any
+training: a recipe asking for more gets one line naming what to drop, not a crash an hour in.
+
+Token classification runs distillation of transformer students, export, parity, every
+quantization mode without `max_drop`, .ort files, evaluation and the benchmark. Augmentation
+rewrites sentences (their tags would not follow), HomoDistil and AdaBERT read one label per
+text, and the BiLSTM and CNN students have a sentence head.
+"""
+
+from __future__ import annotations
+
+from compressor.errors import UserError
+from compressor.pipeline.context import RunContext
+from compressor.students import DEFAULT_KIND
+from compressor.tasks import DEFAULT_TASK
+
+
+def unsupported(ctx: RunContext) -> list[str]:
+    """The recipe settings that the data's task cannot run yet, as recipe keys."""
+    if ctx.mlm or ctx.data.task == DEFAULT_TASK:
+        return []
+    recipe = ctx.recipe
+    asked = [
+        ("augment.enabled", recipe.augment.enabled),
+        ("prune.enabled", recipe.prune.enabled),
+        ("adabert.enabled", recipe.adabert.enabled),
+        (f"student.kind {recipe.student.kind}", recipe.student.kind != DEFAULT_KIND),
+        ("quantize.max_drop", recipe.quantize.max_drop is not None),
+    ]
+    return [key for key, on in asked if on]
+
+
+def check_task_support(ctx: RunContext) -> None:
+    """Refuse a recipe whose settings the data's task cannot run yet."""
+    keys = unsupported(ctx)
+    if keys:
+        raise UserError(
+            f"{ctx.data.source} is {ctx.data.task} data, which {', '.join(keys)} cannot "
+            "handle yet — drop those settings from the recipe"
+        )

@@ -1,0 +1,143 @@
+"""Token classification through the whole chain on real CoNLL-2003 sentences and a tiny
+tagger: `finetune` makes a tagger with the data's tags, `compress` distils, exports (parity
+word by word), quantizes and scores every file by entity F1, and a setting the task cannot
+run yet is refused before any training."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, BertTokenizerFast
+
+from compressor.predict import Predictor
+from tests.conftest import SHARED_DATA, SPECIALS
+from tests.test_cli import cli
+
+CONLL = SHARED_DATA / "conll2003"
+TYPES = {"PER", "LOC", "ORG", "MISC"}
+
+
+def sentences(name: str, n: int) -> list[str]:
+    """The first `n` sentences of a CoNLL file, as blocks of lines."""
+    blocks = (CONLL / name).read_text(encoding="utf-8").strip().split("\n\n")
+    return blocks[:n]
+
+
+@pytest.fixture(scope="module")
+def conll_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("conll")
+    (folder / "train.txt").write_text("\n\n".join(sentences("train.txt", 160)) + "\n")
+    (folder / "dev.txt").write_text("\n\n".join(sentences("dev.txt", 40)) + "\n\n\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory: pytest.TempPathFactory, conll_subset: Path) -> Path:
+    """A tiny random BERT whose vocabulary is the subset's frequent lower-cased words."""
+    folder = tmp_path_factory.mktemp("backbone")
+    counts: Counter[str] = Counter()
+    for line in (conll_subset / "train.txt").read_text().splitlines():
+        if line.strip():
+            counts.update(re.findall(r"\w+|[^\w\s]", line.split()[0].lower()))
+    (folder / "vocab.txt").write_text("\n".join(SPECIALS + [w for w, _ in counts.most_common(300)]))
+    tok = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=4,
+                        num_attention_heads=4, intermediate_size=64,
+                        max_position_embeddings=128)  # fmt: skip
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tagger(tmp_path_factory: pytest.TempPathFactory, conll_subset: Path, backbone: Path) -> Path:
+    out = tmp_path_factory.mktemp("ft") / "teacher"
+    done = cli("finetune", "--model", str(backbone), "--data", str(conll_subset),
+               "--out", str(out), "--steps", "150", "--lr", "3e-3")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
+def test_finetune_makes_a_tagger_with_the_datas_tags(tagger: Path) -> None:
+    config = json.loads((tagger / "model" / "config.json").read_text())
+    assert config["architectures"] == ["BertForTokenClassification"]
+    assert list(config["id2label"].values()) == [
+        "B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER", "O",
+    ]  # fmt: skip
+    train = json.loads((tagger / "state.json").read_text())["stages"]["train"]
+    assert train["dev_metric"] == "entity F1"
+    assert train["dev_accuracy"] > 0.0  # 150 steps at a high rate find some entities
+
+
+def test_compress_ships_tagger_files_scored_by_entity_f1(
+    tagger: Path, conll_subset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    done = cli("compress", "--teacher", str(tagger), "--data", str(conll_subset), "--out",
+               str(out), "--steps", "6", "--skip-benchmark")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    stages = json.loads((out / "state.json").read_text())["stages"]
+    assert stages["export"]["parity"]["passed"]
+    assert stages["export"]["parity"]["max_abs_diff"] < 1e-3
+    assert stages["quantize"]["path"] and Path(stages["quantize"]["path"]).is_file()
+    assert "e2e" not in stages  # raw-sentence files answer one label per sentence
+    evaluate = stages["evaluate"]
+    assert evaluate["dev_metric"] == "entity F1"
+    scores = evaluate["dev_accuracy"]
+    assert scores["student_onnx"] == pytest.approx(scores["student"], abs=1e-9)
+    for key in ("teacher", "student", "student_onnx", "student_int8", "teacher_int8"):
+        assert 0.0 <= scores[key] <= 1.0
+        figures = evaluate["dev_figures"][key]
+        p, r = figures["precision"], figures["recall"]
+        assert figures["entity_f1"] == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
+    assert scores["teacher"] > 0.0
+    manifest = json.loads((out / "onnx" / "manifest.json").read_text())
+    assert manifest["onnx/model_int8.onnx"]["dev_metric"] == "entity F1"
+    report = (out / "report.md").read_text()
+    assert "| Dev entity F1 |" in report and "## Dev figures" in report
+    card = (out / "onnx" / "README.md").read_text()
+    assert "pipeline_tag: token-classification" in card and "ORTModelForTokenClassification" in card
+
+    predictor = Predictor(out)
+    texts = [" ".join(line.split()[0] for line in block.splitlines())
+             for block in sentences("dev.txt", 40)]  # fmt: skip
+    found = predictor.entities(texts)
+    assert len(found) == len(texts)
+    spans = [(text, e) for text, row in zip(texts, found, strict=True) for e in row]
+    assert all(text[e.start : e.end] == e.word and e.type in TYPES for text, e in spans)
+    listed = cli("predict", str(out), "--text", texts[0], "--out", str(tmp_path / "p.jsonl"))
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert row == {"text": texts[0], "entities": [asdict(e) for e in found[0]]}
+
+
+def test_settings_the_task_cannot_run_are_refused(
+    tagger: Path, conll_subset: Path, tmp_path: Path
+) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("augment:\n  enabled: true\nstudent:\n  kind: bilstm\n")
+    done = cli("compress", "--teacher", str(tagger), "--data", str(conll_subset), "--out",
+               str(tmp_path / "run"), "--recipe", str(recipe), "--dry-run")  # fmt: skip
+    assert done.returncode != 0
+    assert "token-classification data, which augment.enabled, student.kind bilstm cannot" in (
+        done.stderr.replace("\n", " ")
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_sequence_data_for_a_tagger_is_refused(tagger: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "sst"
+    folder.mkdir()
+    rows = "".join(f"{'good' if k % 2 else 'bad'} film {k}\t{k % 2}\n" for k in range(20))
+    (folder / "train.tsv").write_text("sentence\tlabel\n" + rows)
+    done = cli("compress", "--teacher", str(tagger), "--data", str(folder), "--out",
+               str(tmp_path / "run"), "--dry-run")  # fmt: skip
+    assert done.returncode != 0
+    assert "teacher is a token-classification model but" in done.stderr.replace("\n", " ")
