@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 DEMO_OUT ?= runs/demo
 
-.PHONY: install test demo bench bench-e2e bench-js bench-distill bench-tasks bench-textbrewer bench-prune bench-quant bench-students bench-search arm-root lint clean
+.PHONY: install test demo bench bench-e2e bench-js bench-distill bench-tasks bench-ner bench-textbrewer bench-prune bench-quant bench-students bench-search arm-root lint clean
 
 install: $(STAMP)
 
@@ -56,6 +56,11 @@ bench-distill: $(STAMP)
 # fine-tuned first, beside bench-distill's SST-2 rows: 11 minutes at eb3bc18 on 2 cores.
 bench-tasks: $(STAMP)
 	$(PY) -m benchmarks.experiments.task_retention runs/bench-tasks
+
+# Named-entity recognition on CoNLL-2003: the teacher, 3-layer students (3 seeds), their
+# int8 files, timed against the teacher's files.
+bench-ner: $(STAMP)
+	$(PY) -m benchmarks.experiments.ner_compare runs/bench-ner
 
 # Training throughput of our loop against TextBrewer's on the demo teacher (run `make demo`
 # first). TextBrewer is installed here only: it is no dependency of the project.

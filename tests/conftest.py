@@ -12,6 +12,7 @@ import torch
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
+    BertModel,
     BertTokenizerFast,
     DistilBertConfig,
     DistilBertForSequenceClassification,
@@ -132,3 +133,41 @@ def sst2_dir() -> Path:
     if not SST2.exists():
         pytest.fail(f"shared data missing at {SST2}: the tests need ../shared/data/sst2")
     return SST2
+
+
+CONLL = SHARED_DATA / "conll2003"
+
+
+def conll_sentences(name: str, n: int) -> list[str]:
+    """The first `n` sentences of a CoNLL file, as blocks of lines."""
+    blocks = (CONLL / name).read_text(encoding="utf-8").strip().split("\n\n")
+    return blocks[:n]
+
+
+@pytest.fixture(scope="session")
+def conll_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 160 training and 40 dev sentences of the real CoNLL-2003 files, the dev
+    file ending in blank lines as exports often do."""
+    folder = tmp_path_factory.mktemp("conll")
+    (folder / "train.txt").write_text("\n\n".join(conll_sentences("train.txt", 160)) + "\n")
+    (folder / "dev.txt").write_text("\n\n".join(conll_sentences("dev.txt", 40)) + "\n\n\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tagger_backbone(tmp_path_factory: pytest.TempPathFactory, conll_subset: Path) -> Path:
+    """A tiny random BERT whose vocabulary is the subset's frequent lower-cased words."""
+    folder = tmp_path_factory.mktemp("backbone")
+    counts: Counter[str] = Counter()
+    for line in (conll_subset / "train.txt").read_text().splitlines():
+        if line.strip():
+            counts.update(re.findall(r"\w+|[^\w\s]", line.split()[0].lower()))
+    (folder / "vocab.txt").write_text("\n".join(SPECIALS + [w for w, _ in counts.most_common(300)]))
+    tok = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=4,
+                        num_attention_heads=4, intermediate_size=64,
+                        max_position_embeddings=128)  # fmt: skip
+    BertModel(config).save_pretrained(folder)
+    return folder

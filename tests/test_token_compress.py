@@ -6,60 +6,24 @@ run yet is refused before any training."""
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from compressor.predict import Predictor
-from tests.conftest import SHARED_DATA, SPECIALS
+from tests.conftest import conll_sentences
 from tests.test_cli import cli
 
-CONLL = SHARED_DATA / "conll2003"
 TYPES = {"PER", "LOC", "ORG", "MISC"}
 
 
-def sentences(name: str, n: int) -> list[str]:
-    """The first `n` sentences of a CoNLL file, as blocks of lines."""
-    blocks = (CONLL / name).read_text(encoding="utf-8").strip().split("\n\n")
-    return blocks[:n]
-
-
 @pytest.fixture(scope="module")
-def conll_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("conll")
-    (folder / "train.txt").write_text("\n\n".join(sentences("train.txt", 160)) + "\n")
-    (folder / "dev.txt").write_text("\n\n".join(sentences("dev.txt", 40)) + "\n\n\n")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def backbone(tmp_path_factory: pytest.TempPathFactory, conll_subset: Path) -> Path:
-    """A tiny random BERT whose vocabulary is the subset's frequent lower-cased words."""
-    folder = tmp_path_factory.mktemp("backbone")
-    counts: Counter[str] = Counter()
-    for line in (conll_subset / "train.txt").read_text().splitlines():
-        if line.strip():
-            counts.update(re.findall(r"\w+|[^\w\s]", line.split()[0].lower()))
-    (folder / "vocab.txt").write_text("\n".join(SPECIALS + [w for w, _ in counts.most_common(300)]))
-    tok = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
-    tok.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=4,
-                        num_attention_heads=4, intermediate_size=64,
-                        max_position_embeddings=128)  # fmt: skip
-    BertModel(config).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tagger(tmp_path_factory: pytest.TempPathFactory, conll_subset: Path, backbone: Path) -> Path:
+def tagger(
+    tmp_path_factory: pytest.TempPathFactory, conll_subset: Path, tagger_backbone: Path
+) -> Path:
     out = tmp_path_factory.mktemp("ft") / "teacher"
-    done = cli("finetune", "--model", str(backbone), "--data", str(conll_subset),
+    done = cli("finetune", "--model", str(tagger_backbone), "--data", str(conll_subset),
                "--out", str(out), "--steps", "150", "--lr", "3e-3")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     return out
@@ -107,7 +71,7 @@ def test_compress_ships_tagger_files_scored_by_entity_f1(
 
     predictor = Predictor(out)
     texts = [" ".join(line.split()[0] for line in block.splitlines())
-             for block in sentences("dev.txt", 40)]  # fmt: skip
+             for block in conll_sentences("dev.txt", 40)]  # fmt: skip
     found = predictor.entities(texts)
     assert len(found) == len(texts)
     spans = [(text, e) for text, row in zip(texts, found, strict=True) for e in row]

@@ -13,9 +13,7 @@ from compressor.data.split import Split, TaskData
 from compressor.data.tagged import read_tagged
 from compressor.errors import UserError
 from compressor.recipe import DataConfig
-from tests.conftest import SHARED_DATA
-
-CONLL = SHARED_DATA / "conll2003"
+from tests.conftest import CONLL
 
 FOUR_COLUMNS = """-DOCSTART- -X- -X- O
 
