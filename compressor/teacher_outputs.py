@@ -8,9 +8,10 @@ augmented 20x costs the student's passes only, and the teacher's pass over each 
 paid once, by whichever run meets the example first (the augmentation's labelling pass
 fills the cache that training then reads).
 
-The cache is a folder per (teacher files, max_length): shards of (example digest, logits),
-each written atomically as it is finished, so a killed labelling pass resumes at its last
-shard and runs that add examples (a larger augmentation) compute only the new ones.
+The cache is a folder per (teacher files, max_length): shards of (example digest, logits;
+per word for tagged words), each written atomically as it is finished, so a killed
+labelling pass resumes at its last shard and runs that add examples (a larger augmentation)
+compute only the new ones.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from compressor import atomic
 from compressor.data import Split
 from compressor.models import resolve_model_dir
 from compressor.progress import LoggedProgress, LogLine
+from compressor.tasks import IGNORED, task_named
 
 SHARD_EXAMPLES = 4096
 """Examples per shard: what a kill can lose of the labelling pass."""
@@ -68,19 +70,29 @@ def example_digests(split: Split) -> list[bytes]:
 
 
 def _load(folder: Path) -> dict[bytes, np.ndarray]:
+    """Every cached example's logits: one row, or for tagged words one row per word kept."""
     known: dict[bytes, np.ndarray] = {}
     for shard in sorted(folder.glob("shard-*.npz")):
         with np.load(shard) as data:
             keys = [row.tobytes() for row in data["keys"]]
-            known.update(zip(keys, data["logits"], strict=True))
+            rows = data["logits"]
+            if "words" in data:
+                rows = np.split(rows, np.cumsum(data["words"])[:-1])
+            known.update(zip(keys, rows, strict=True))
     return known
 
 
-def _write_shard(folder: Path, keys: list[bytes], logits: np.ndarray) -> None:
+def _write_shard(folder: Path, keys: list[bytes], logits: list[np.ndarray]) -> None:
+    """One shard; per-word logits are stored end to end with each example's word count."""
     name = hashlib.sha256(b"".join(keys)).hexdigest()[:16]
     with atomic.atomic_file(folder / f"shard-{name}.npz") as tmp:
         digests = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), -1)
-        np.savez(tmp, keys=digests, logits=logits.astype(np.float32))
+        if logits[0].ndim == 1:
+            np.savez(tmp, keys=digests, logits=np.stack(logits).astype(np.float32))
+        else:
+            words = np.array([len(rows) for rows in logits])
+            np.savez(tmp, keys=digests, logits=np.concatenate(logits).astype(np.float32),
+                     words=words)  # fmt: skip
 
 
 @torch.no_grad()
@@ -93,45 +105,48 @@ def teacher_logits(
     max_length: int,
     batch_size: int = 64,
     progress: LoggedProgress | None = None,
-) -> np.ndarray:
-    """The teacher's logits (n, num_labels) on every example of `split`, in its order: read
-    from `folder` (see `cache_dir`) where known, the rest computed in batches of similar
-    length and stored. The tokenization is the trainer's (truncation at `max_length`), so
-    a cached row equals what the teacher gives on the batch the student sees, padding aside."""
+) -> list[np.ndarray]:
+    """The teacher's logits on every example of `split`, in its order: (num_labels,) per
+    example, or for tagged words (words kept, num_labels) at the positions the loss reads
+    (each word's first piece). Read from `folder` (see `cache_dir`) where known, the rest
+    computed in batches of similar length and stored. The tokenization is the trainer's
+    (the task's features, truncated at `max_length`), so a cached row equals what the
+    teacher gives on the batch the student sees, padding aside."""
     if not len(split):
-        return np.zeros((0, teacher.config.num_labels), dtype=np.float32)
-    pairs = split.pairs
+        return []
     digests = example_digests(split)
     known = _load(folder) if folder.is_dir() else {}
+    lengths = split.sentences
     missing = sorted(
         {d: k for k, d in enumerate(digests) if d not in known}.values(),
-        key=lambda k: len(split.texts[k]) + len(pairs[k] if pairs else ""),
+        key=lambda k: len(lengths[k]) + len(split.pairs[k] if split.pairs else ""),
     )
     if missing:
+        task = task_named(split.task)
         teacher.eval()
-        task = None
+        bar = None
         if progress is not None:
-            task = progress.add_task(
+            bar = progress.add_task(
                 "teacher logits (cached)", total=len(missing), log=LogLine(items="examples")
             )
         for start in range(0, len(missing), SHARD_EXAMPLES):
             shard = missing[start : start + SHARD_EXAMPLES]
-            rows = []
+            rows: list[np.ndarray] = []
             for first in range(0, len(shard), batch_size):
-                batch = shard[first : first + batch_size]
-                enc = tokenizer(
-                    [split.texts[k] for k in batch],
-                    None if pairs is None else [pairs[k] for k in batch],
-                    truncation=True,
-                    max_length=max_length,
-                    padding=True,
-                    return_tensors="pt",
-                ).to(teacher.device)
-                rows.append(teacher(**enc).logits.float().cpu().numpy())
-                if progress is not None and task is not None:
-                    progress.advance(task, len(batch))
-            logits = np.concatenate(rows)
+                picked = split.select(shard[first : first + batch_size])
+                features = task.features(picked.texts, picked.pairs, picked.labels, tokenizer,
+                                         max_length)  # fmt: skip
+                batch = task.collator(tokenizer)(features)
+                labels = batch.pop("labels")
+                logits = teacher(**batch.to(teacher.device)).logits.float().cpu()
+                if logits.dim() == 2:
+                    rows += list(logits.numpy())
+                else:
+                    rows += [row[kept].numpy() for row, kept in zip(logits, labels != IGNORED,
+                                                                     strict=True)]  # fmt: skip
+                if progress is not None and bar is not None:
+                    progress.advance(bar, len(picked))
             keys = [digests[k] for k in shard]
-            _write_shard(folder, keys, logits)
-            known.update(zip(keys, logits, strict=True))
-    return np.stack([known[d] for d in digests]).astype(np.float32)
+            _write_shard(folder, keys, rows)
+            known.update(zip(keys, rows, strict=True))
+    return [known[d].astype(np.float32) for d in digests]

@@ -64,7 +64,7 @@ def test_cached_logits_are_the_teachers_in_input_order(teacher: Teacher, tmp_pat
     model, tokenizer = teacher
     pairs = TEXTS[::-1]
     split = Split(TEXTS, LABELS, pairs)
-    got = teacher_logits(model, tokenizer, split, tmp_path, max_length=32, batch_size=7)
+    got = np.stack(teacher_logits(model, tokenizer, split, tmp_path, max_length=32, batch_size=7))
     want = one_by_one(model, tokenizer, TEXTS, pairs)
     assert got.shape == (48, 2)
     # batched by length with padding vs one at a time: the same function up to float noise
@@ -153,7 +153,8 @@ def test_cached_logits_give_the_loss_of_the_teacher_in_the_loop(
     with Counter(model) as counting:
         live, live_parts = objective(student.eval(), batch)
         assert counting.examples == 16
-        cached, cached_parts = objective(student, {**batch, CACHED_LOGITS: torch.tensor(rows)})
+        stored = torch.tensor(np.stack(rows))
+        cached, cached_parts = objective(student, {**batch, CACHED_LOGITS: stored})
         assert counting.examples == 16  # the teacher did not run again
     assert cached.item() == pytest.approx(live.item(), rel=1e-4)
     assert set(cached_parts) == set(live_parts) == {"soft_kd", "hard_ce", "logits_mse",

@@ -145,3 +145,41 @@ def test_piece_logits_carry_offsets_into_raw_text(tagger_dir: Path) -> None:
     assert first.logits.shape == (8, len(TAGS)) and second.logits.shape == (3, len(TAGS))
     direct = predict_logits(tagger_dir, [["New", "Yorker", "is", "big", "."]], max_length=32)
     np.testing.assert_allclose(first.logits[[1, 2, 4, 5, 6]], direct, atol=1e-5)
+
+
+def test_cached_word_logits_stand_in_for_the_teacher(tagger_dir: Path, tmp_path: Path) -> None:
+    """The cache keeps each word's first-piece logits; batched by the task's collator they
+    give the distillation loss the teacher's own pass gives, and a second call reads them."""
+    from compressor.data import Split
+    from compressor.distill.objective import CACHED_LOGITS, DistillObjective
+    from compressor.recipe import DistillConfig
+    from compressor.teacher_outputs import teacher_logits
+
+    teacher = BertForTokenClassification.from_pretrained(tagger_dir).eval()
+    tok = BertTokenizerFast.from_pretrained(tagger_dir)
+    split = Split([["New", "Yorker", "is", "big"], ["big", "."]], [[0, 0, 3, 3], [3, 3]],
+                  task="token-classification")  # fmt: skip
+    rows = teacher_logits(teacher, tok, split, tmp_path, max_length=32)
+    assert [r.shape for r in rows] == [(4, len(TAGS)), (2, len(TAGS))]
+    words = predict_logits(tagger_dir, split.texts, max_length=32)
+    np.testing.assert_allclose(np.concatenate(rows), words, atol=1e-5)
+    task = task_named("token-classification")
+    features = task.features(split.texts, None, split.labels, tok, max_length=32)
+    batch = task.collator(tok)(features)
+    cached = task.collator(tok)(
+        [{**f, CACHED_LOGITS: r.tolist()} for f, r in zip(features, rows, strict=True)]
+    )
+    assert cached[CACHED_LOGITS].shape == (6, len(TAGS))
+    torch.manual_seed(1)
+    student = BertForTokenClassification(teacher.config).eval()
+    objective = DistillObjective(teacher, student, DistillConfig(intermediate=[]))
+    live, _ = objective(student, dict(batch))
+    stored, _ = objective(student, dict(cached))
+    assert stored.item() == pytest.approx(live.item(), rel=1e-5)
+
+    def no_pass(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the teacher ran for cached examples")
+
+    teacher.forward = no_pass  # type: ignore[method-assign]
+    again = teacher_logits(teacher, tok, split, tmp_path, max_length=32)
+    np.testing.assert_array_equal(np.concatenate(again), np.concatenate(rows))

@@ -208,7 +208,7 @@ def run_ours(
                                     max_length=recipe.data.max_length,
                                     batch_size=recipe.train.batch_size)  # fmt: skip
             fill_seconds = time.perf_counter() - started
-            fields = {CACHED_LOGITS: logits.tolist()}
+            fields = {CACHED_LOGITS: [row.tolist() for row in logits]}
         state = train(
             student,
             tokenizer,

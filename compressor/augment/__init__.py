@@ -115,19 +115,16 @@ def augment_split(
         copies = capped(generate(split.texts, cfg, candidates, tokenizer.mask_token), cfg)
         texts = [text for _, text in copies]
         pairs = None if split.pairs is None else [split.pairs[i] for i, _ in copies]
-        labels = (
-            teacher_logits(
-                teacher,
-                tokenizer,
-                Split(texts, [0] * len(texts), pairs),
-                logits_dir(logits_root or cache_root, teacher_dir, max_length),
-                max_length=max_length,
-                batch_size=batch_size,
-                progress=progress,
-            )
-            .argmax(1)
-            .tolist()
+        logits = teacher_logits(
+            teacher,
+            tokenizer,
+            Split(texts, [0] * len(texts), pairs),
+            logits_dir(logits_root or cache_root, teacher_dir, max_length),
+            max_length=max_length,
+            batch_size=batch_size,
+            progress=progress,
         )
+        labels = [int(row.argmax()) for row in logits]
     rows = [
         {"text": text, "pair": None if pairs is None else pairs[k], "label": labels[k]}
         for k, text in enumerate(texts)

@@ -198,9 +198,13 @@ class DistillObjective:
             extra_logits = [self._view(m, inputs, False).logits for m, _ in self.extra_teachers]
         s_view = self._view(student, inputs, qkv)
         s_logits, t_logits = s_view.logits, t_view.logits
-        if s_logits.dim() == 3:  # masked LM: the prediction terms read the masked tokens
+        if s_logits.dim() == 3:  # masked LM, tags: the prediction terms read labelled tokens
             masked = labels != -100
-            s_logits, t_logits, labels = s_logits[masked], t_logits[masked], labels[masked]
+            s_logits, labels = s_logits[masked], labels[masked]
+            if t_logits.dim() == 3:  # cached logits come as those positions' rows already
+                t_logits = t_logits[masked]
+            if t_logits.shape != s_logits.shape:
+                raise RuntimeError(f"{len(t_logits)} cached rows for {len(s_logits)} positions")
             extra_logits = [logits[masked] for logits in extra_logits]
         loss = s_logits.new_zeros(())
         parts: dict[str, float] = {}

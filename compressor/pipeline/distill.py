@@ -94,15 +94,15 @@ class Distill(Stage):
                 [(extra[spec.model], spec.weight) for spec in distill_cfg.extra_teachers],
             )
             fields, teacher_pass = None, "every batch"
-            if data.task != DEFAULT_TASK:  # both stores hold one row of logits per sentence
-                teacher_pass = "every batch (stored teacher outputs are per sentence, not per word)"
-            elif not objective.reads_teacher_internals and not ctx.mlm:
+            if not objective.reads_teacher_internals and not ctx.mlm:
                 if cached is None:
                     cached = cached_teacher_logits(
                         ctx, teacher, tokenizer, student_tok, train_split
                     )
                 if cached is not None:
                     fields, teacher_pass = {CACHED_LOGITS: cached}, "cached logits"
+            elif data.task != DEFAULT_TASK:  # the store keeps one row of logits a sentence
+                teacher_pass = "every batch (hidden states are stored for one label a text)"
             elif objective.teacher_layers and distill_cfg.teacher_states_mb and not ctx.mlm:
                 states, teacher_pass = stored_teacher_states(
                     ctx, teacher, tokenizer, student_tok, train_split,

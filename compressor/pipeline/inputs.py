@@ -80,10 +80,11 @@ def cached_teacher_logits(
     tokenizer: PreTrainedTokenizerBase,
     student_tokenizer: PreTrainedTokenizerBase,
     split: Split,
-) -> list[list[float]] | None:
+) -> list[list] | None:
     """The teacher's logits on every training example from the logits cache (computing the
-    ones it lacks), or None when the student reads other tokens than the teacher (a
-    pretrained student with its own vocabulary): then the teacher runs on every batch."""
+    ones it lacks; per word for tagged words), or None when the student reads other tokens
+    than the teacher (a pretrained student with its own vocabulary): then the teacher runs
+    on every batch."""
     if student_tokenizer.get_vocab() != tokenizer.get_vocab():
         return None
     from compressor.models import resolve_model_dir
@@ -97,7 +98,7 @@ def cached_teacher_logits(
             teacher, tokenizer, split, folder, max_length=ctx.recipe.data.max_length,
             progress=progress,
         )  # fmt: skip
-    return logits.tolist()
+    return [row.tolist() for row in logits]
 
 
 def stored_teacher_states(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from transformers import (
     AutoModelForTokenClassification,
     DataCollatorForTokenClassification,
@@ -94,6 +95,29 @@ def entities(
     return found
 
 
+class WordRowsCollator:
+    """Pads a batch of tagged sentences (labels with `IGNORED`); a field that holds one row
+    per word kept (the teacher's cached logits) is stacked over the batch's sentences in
+    order, which is the order of the labelled positions the loss reads."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.inner = DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORED)
+
+    def __call__(self, features: list[dict]) -> dict:
+        rows = [key for key, value in features[0].items() if _is_rows(value)]
+        stacked = {
+            key: torch.tensor([row for f in features for row in f[key]], dtype=torch.float32)
+            for key in rows
+        }
+        batch = self.inner([{k: v for k, v in f.items() if k not in rows} for f in features])
+        batch.update(stacked)
+        return batch
+
+
+def _is_rows(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and isinstance(value[0], list)
+
+
 def split_by_lengths(flat: Sequence[Any], lengths: Sequence[int]) -> list[list[Any]]:
     """`flat` cut into consecutive runs of `lengths`: per-word values back per sentence."""
     if sum(lengths) != len(flat):
@@ -139,7 +163,7 @@ class TokenClassification:
         return features
 
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Callable[[list[dict]], dict]:
-        return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORED)
+        return WordRowsCollator(tokenizer)
 
     def score(
         self, predictions: np.ndarray, labels: Sequence[Any], label_names: Sequence[str]
