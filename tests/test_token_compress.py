@@ -48,6 +48,7 @@ def test_compress_ships_tagger_files_scored_by_entity_f1(
                str(out), "--steps", "6", "--skip-benchmark")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     stages = json.loads((out / "state.json").read_text())["stages"]
+    assert stages["distill"]["stages"][0]["teacher_pass"].startswith("stored hidden states")
     assert stages["export"]["parity"]["passed"]
     assert stages["export"]["parity"]["max_abs_diff"] < 1e-3
     assert stages["quantize"]["path"] and Path(stages["quantize"]["path"]).is_file()

@@ -183,3 +183,44 @@ def test_cached_word_logits_stand_in_for_the_teacher(tagger_dir: Path, tmp_path:
     teacher.forward = no_pass  # type: ignore[method-assign]
     again = teacher_logits(teacher, tok, split, tmp_path, max_length=32)
     np.testing.assert_array_equal(np.concatenate(again), np.concatenate(rows))
+
+
+def test_stored_states_and_token_logits_stand_in_for_the_teacher(
+    tagger_dir: Path, tmp_path: Path
+) -> None:
+    """The default recipe's hidden-state term and per-word KD read the store instead of the
+    teacher: one row of logits per stored token, placed back at the batch's real tokens."""
+    from compressor.data import Split
+    from compressor.distill.objective import DistillObjective
+    from compressor.distill.teacher_states import STATE_INDEX, teacher_states
+    from compressor.recipe import DistillConfig
+
+    teacher = BertForTokenClassification.from_pretrained(tagger_dir).eval()
+    tok = BertTokenizerFast.from_pretrained(tagger_dir)
+    split = Split([["New", "Yorker", "is", "big"], ["big", "."], ["York"]],
+                  [[0, 0, 3, 3], [3, 3], [0]], task="token-classification")  # fmt: skip
+    torch.manual_seed(1)
+    student = BertForTokenClassification(teacher.config).eval()
+    objective = DistillObjective(teacher, student, DistillConfig())  # KD + hidden MSE
+    states, _size = teacher_states(teacher, tagger_dir, tok, split, tmp_path,
+                                   layers=objective.teacher_layers, max_length=32,
+                                   limit_bytes=2**20)  # fmt: skip
+    assert states is not None and states.per_token
+    assert states.logits.shape == (7 + 4 + 3, len(TAGS))  # every real token of the three
+    objective.use_states(states)
+    task = task_named("token-classification")
+    rows = [0, 2]
+    features = task.features([split.texts[k] for k in rows], None,
+                             [split.labels[k] for k in rows], tok, max_length=32)  # fmt: skip
+    batch = task.collator(tok)(features)
+    live, live_parts = objective(student, dict(batch))
+
+    def no_pass(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the teacher ran for stored examples")
+
+    teacher.forward = no_pass  # type: ignore[method-assign]
+    stored, parts = objective(student, {**batch, STATE_INDEX: torch.tensor(rows)})
+    assert live_parts["hidden_mse"] > 0.01
+    assert parts["hidden_mse"] == pytest.approx(live_parts["hidden_mse"], rel=2e-3)
+    assert parts["soft_kd"] == pytest.approx(live_parts["soft_kd"], rel=1e-4)
+    assert stored.item() == pytest.approx(live.item(), rel=2e-3)

@@ -138,7 +138,7 @@ class DistillObjective:
         device = attention_mask.device
         hidden = self.states.hidden_states(index.cpu(), attention_mask.cpu())
         return Features(
-            logits=torch.from_numpy(self.states.logits[index.cpu().numpy()]).to(device),
+            logits=self.states.batch_logits(index.cpu(), attention_mask.cpu()).to(device),
             hidden_states=tuple(None if h is None else h.to(device) for h in hidden),
         )
 

@@ -29,6 +29,7 @@ from compressor import atomic
 from compressor.data import Split
 from compressor.distill.trainer import tokenize
 from compressor.progress import LoggedProgress, LogLine
+from compressor.tasks import DEFAULT_TASK
 from compressor.teacher_outputs import example_digests, model_fingerprint
 
 STATES_FORMAT = 1
@@ -36,6 +37,9 @@ STATE_INDEX = "teacher_state_index"
 """The batch field that carries each example's row in the store: with it the teacher does
 not run, and its hidden states are read from the store."""
 BYTES_PER_VALUE = 2
+TOKEN_LOGITS = "token_logits.npy"
+"""A token classifier's logits, one row per stored token (a sentence classifier's are in
+logits.npy, one row per example)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,26 @@ class TeacherStates:
     states: np.ndarray
     offsets: np.ndarray
     logits: np.ndarray
+    """(examples, labels), or for a token classifier (tokens, labels) rowed like `states`."""
+    per_token: bool = False
+
+    def batch_logits(self, index: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The teacher's logits on this batch: (batch, labels), or (batch, seq, labels) for a
+        token classifier, pads zero."""
+        if not self.per_token:
+            return torch.from_numpy(self.logits[index.numpy()])
+        return self._spread(self.logits, index, attention_mask)
+
+    def _spread(self, rows: np.ndarray, index: torch.Tensor,
+                attention_mask: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """Stored per-token rows of the batch's examples placed at their real tokens."""
+        tokens = np.concatenate(
+            [np.arange(self.offsets[k], self.offsets[k + 1]) for k in index.tolist()]
+        )
+        flat = torch.from_numpy(np.asarray(rows[tokens])).float()
+        batch = flat.new_zeros((*attention_mask.shape, *flat.shape[1:]))
+        batch[attention_mask.bool()] = flat  # real tokens in row-major order, as stored
+        return batch
 
     def hidden_states(self, index: torch.Tensor, attention_mask: torch.Tensor) -> list:
         """What the teacher's forward would give as `hidden_states` on this batch: a list by
@@ -63,15 +87,10 @@ class TeacherStates:
                 f"example {rows[bad]} has {lengths[bad]} tokens in the batch, {stored[bad]} "
                 "in the store"
             )
-        tokens = np.concatenate([np.arange(self.offsets[k], self.offsets[k + 1]) for k in rows])
-        flat = torch.from_numpy(self.states[tokens]).float().transpose(0, 1)
-        batch = flat.new_zeros(
-            (len(self.layers), len(rows), attention_mask.shape[1], self.states.shape[-1])
-        )
-        batch[:, attention_mask.bool()] = flat  # real tokens in row-major order, as stored
+        batch = self._spread(self.states, index, attention_mask)  # (batch, seq, layers, width)
         out: list = [None] * (max(self.layers) + 1)
         for j, layer in enumerate(self.layers):
-            out[layer] = batch[j]
+            out[layer] = batch[:, :, j]
         return out
 
 
@@ -89,11 +108,13 @@ def _folder(root: Path, teacher_dir: str | Path, split: Split, layers: tuple[int
 
 
 def _open(folder: Path, layers: tuple[int, ...]) -> TeacherStates:
+    per_token = (folder / TOKEN_LOGITS).is_file()
     return TeacherStates(
         layers=layers,
         states=np.load(folder / "states.npy", mmap_mode="r"),
         offsets=np.load(folder / "offsets.npy"),
-        logits=np.load(folder / "logits.npy"),
+        logits=np.load(folder / (TOKEN_LOGITS if per_token else "logits.npy")),
+        per_token=per_token,
     )
 
 
@@ -130,7 +151,11 @@ def teacher_states(
             tmp / "states.npy", mode="w+", dtype=np.float16,
             shape=(int(offsets[-1]), len(layers), width),
         )  # fmt: skip
-        logits = np.zeros((len(split), teacher.config.num_labels), dtype=np.float32)
+        per_token = split.task != DEFAULT_TASK
+        logits = np.zeros(
+            (int(offsets[-1]) if per_token else len(split), teacher.config.num_labels),
+            dtype=np.float32,
+        )
         order = sorted(range(len(split)), key=lengths.__getitem__)
         with LoggedProgress() as progress:
             task = progress.add_task(
@@ -142,14 +167,18 @@ def teacher_states(
                     teacher.device
                 )
                 out = teacher(**batch, output_hidden_states=True)
-                logits[rows] = out.logits.float().cpu().numpy()
+                batch_logits = out.logits.float().cpu().numpy()
+                if not per_token:
+                    logits[rows] = batch_logits
                 picked = torch.stack([out.hidden_states[layer] for layer in layers], dim=2)
                 picked = picked.to(torch.float16).cpu().numpy()
                 for b, k in enumerate(rows):
                     states[offsets[k] : offsets[k + 1]] = picked[b, : lengths[k]]
+                    if per_token:
+                        logits[offsets[k] : offsets[k + 1]] = batch_logits[b, : lengths[k]]
                 progress.advance(task, len(rows))
         states.flush()
         del states
         np.save(tmp / "offsets.npy", offsets)
-        np.save(tmp / "logits.npy", logits)
+        np.save(tmp / (TOKEN_LOGITS if per_token else "logits.npy"), logits)
     return _open(folder, layers), size

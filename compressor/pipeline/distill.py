@@ -25,7 +25,6 @@ from compressor.pipeline.stage import Stage
 from compressor.recipe import DistillConfig
 from compressor.runfolder import cache_root
 from compressor.students import kind_named, kind_of, load_trained, make_student
-from compressor.tasks import DEFAULT_TASK
 
 
 def describe_loss(cfg: DistillConfig) -> str:
@@ -101,8 +100,6 @@ class Distill(Stage):
                     )
                 if cached is not None:
                     fields, teacher_pass = {CACHED_LOGITS: cached}, "cached logits"
-            elif data.task != DEFAULT_TASK:  # the store keeps one row of logits a sentence
-                teacher_pass = "every batch (hidden states are stored for one label a text)"
             elif objective.teacher_layers and distill_cfg.teacher_states_mb and not ctx.mlm:
                 states, teacher_pass = stored_teacher_states(
                     ctx, teacher, tokenizer, student_tok, train_split,
