@@ -156,13 +156,15 @@ def conll_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tagger_backbone(tmp_path_factory: pytest.TempPathFactory, conll_subset: Path) -> Path:
-    """A tiny random BERT whose vocabulary is the subset's frequent lower-cased words."""
+    """A tiny random BERT whose vocabulary is the subset's frequent lower-cased words, dev
+    words included (so vocabulary pruning to the training text has words to drop)."""
     folder = tmp_path_factory.mktemp("backbone")
     counts: Counter[str] = Counter()
-    for line in (conll_subset / "train.txt").read_text().splitlines():
-        if line.strip():
-            counts.update(re.findall(r"\w+|[^\w\s]", line.split()[0].lower()))
-    (folder / "vocab.txt").write_text("\n".join(SPECIALS + [w for w, _ in counts.most_common(300)]))
+    for name in ("train.txt", "dev.txt"):
+        for line in (conll_subset / name).read_text().splitlines():
+            if line.strip():
+                counts.update(re.findall(r"\w+|[^\w\s]", line.split()[0].lower()))
+    (folder / "vocab.txt").write_text("\n".join(SPECIALS + [w for w, _ in counts.most_common(400)]))
     tok = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
     tok.save_pretrained(folder)
     torch.manual_seed(0)

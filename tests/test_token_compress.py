@@ -1,7 +1,8 @@
 """Token classification through the whole chain on real CoNLL-2003 sentences and a tiny
-tagger: `finetune` makes a tagger with the data's tags, `compress` distils, exports (parity
-word by word), quantizes and scores every file by entity F1, and a setting the task cannot
-run yet is refused before any training."""
+tagger: `finetune` makes a tagger with the data's tags, `compress` distils, prunes the
+vocabulary, exports (parity word by word), quantizes and scores every file by entity F1,
+`predict` returns entity spans, and a setting the task cannot run yet is refused before any
+training."""
 
 from __future__ import annotations
 
@@ -43,12 +44,15 @@ def test_finetune_makes_a_tagger_with_the_datas_tags(tagger: Path) -> None:
 def test_compress_ships_tagger_files_scored_by_entity_f1(
     tagger: Path, conll_subset: Path, tmp_path: Path
 ) -> None:
-    out = tmp_path / "run"
+    out, recipe = tmp_path / "run", tmp_path / "vocab.yaml"
+    recipe.write_text("vocab:\n  prune: true\n")
     done = cli("compress", "--teacher", str(tagger), "--data", str(conll_subset), "--out",
-               str(out), "--steps", "6", "--skip-benchmark")  # fmt: skip
+               str(out), "--steps", "6", "--skip-benchmark", "--recipe", str(recipe))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     stages = json.loads((out / "state.json").read_text())["stages"]
     assert stages["distill"]["stages"][0]["teacher_pass"].startswith("stored hidden states")
+    assert stages["vocab"]["vocab_after"] < stages["vocab"]["vocab_before"]
+    assert stages["vocab"]["max_abs_diff_on_train_text"] < 1e-4
     assert stages["export"]["parity"]["passed"]
     assert stages["export"]["parity"]["max_abs_diff"] < 1e-3
     assert stages["quantize"]["path"] and Path(stages["quantize"]["path"]).is_file()

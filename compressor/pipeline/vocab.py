@@ -33,7 +33,7 @@ class Vocab(Stage):
         probe = data.train.take(64)
 
         def logits(tok) -> torch.Tensor:
-            batch = tok(probe.texts, probe.pairs, truncation=True, padding=True,
+            batch = tok(probe.sentences, probe.pairs, truncation=True, padding=True,
                         max_length=recipe.data.max_length, return_tensors="pt")  # fmt: skip
             with torch.no_grad():
                 return model(**batch).logits
