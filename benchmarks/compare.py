@@ -26,7 +26,7 @@ HEADERS = [
     "Run",
     "Model",
     "Format",
-    "Dev accuracy",
+    "Dev {metric}",
     "Δ vs teacher (pts)",
     "Size MB",
     "p50 ms",
@@ -40,6 +40,8 @@ class CompareRow(TypedDict):
     model: str
     format: str | None
     dev_accuracy: float | None
+    metric: str
+    """What `dev_accuracy` holds: the task's main figure (accuracy, entity F1)."""
     delta_points: float | None
     size_mb: float | None
     p50_ms: float | None
@@ -94,6 +96,7 @@ def compare_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[CompareRow]:
         teacher_p50 = p50.get(teacher.get("label"))
         teacher_onnx_p50 = p50.get("teacher ONNX")
         t_acc = teacher.get("dev_accuracy")
+        metric = (report.get("run") or {}).get("metric") or "accuracy"
         for key, model in models.items():
             label = model.get("label") or key
             own = p50.get(label)
@@ -107,6 +110,7 @@ def compare_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[CompareRow]:
                     model=label,
                     format=model.get("format"),
                     dev_accuracy=acc,
+                    metric=metric,
                     delta_points=None if acc is None or t_acc is None else 100 * (acc - t_acc),
                     size_mb=model.get("size_mb"),
                     p50_ms=own,
@@ -121,14 +125,24 @@ def compare_rows(runs: Mapping[str, Mapping[str, Any]]) -> list[CompareRow]:
 
 
 def render_markdown(rows: Sequence[CompareRow]) -> str:
+    """One table; runs of tasks with other metrics (accuracy, entity F1) say theirs per cell."""
+    metrics = {r["metric"] for r in rows}
+    shared = next(iter(metrics)) if len(metrics) == 1 else None
+
+    def score(r: CompareRow) -> str | None:
+        if r["dev_accuracy"] is None:
+            return None
+        return f"{100 * r['dev_accuracy']:.2f}%" + ("" if shared else f" ({r['metric']})")
+
+    headers = [h.format(metric=shared or "score") for h in HEADERS]
     return table(
-        HEADERS,
+        headers,
         (
             [
                 r["run"],
                 r["model"],
                 r["format"],
-                None if r["dev_accuracy"] is None else f"{100 * r['dev_accuracy']:.2f}%",
+                score(r),
                 fmt(r["delta_points"], "+.2f"),
                 fmt(r["size_mb"], ".1f"),
                 fmt(r["p50_ms"], ".2f"),

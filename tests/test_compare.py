@@ -62,6 +62,19 @@ def test_rows_compare_each_student_with_its_own_runs_teacher(tmp_path: Path) -> 
     assert "batch 1, seq 128, 2 threads" in md
 
 
+def test_runs_of_other_metrics_say_theirs(tmp_path: Path) -> None:
+    a = _run(tmp_path / "a", 0.8475, 12.0)
+    b = _run(tmp_path / "b", 0.9012, 6.0)
+    report = json.loads((b / "report.json").read_text())
+    (b / "report.json").write_text(json.dumps({**report, "run": {"metric": "entity F1"}}))
+    rows = compare([a, b])
+    assert {r["metric"] for r in rows} == {"accuracy", "entity F1"}
+    md = render_markdown(rows)
+    assert "| Dev score |" in md and "| 90.12% (entity F1) |" in md
+    assert "| 84.75% (accuracy) |" in md
+    assert "| Dev entity F1 |" in render_markdown([r for r in rows if r["run"] == "b"])
+
+
 def test_cli_writes_the_table_and_refuses_a_folder_without_report(tmp_path: Path) -> None:
     a = _run(tmp_path / "a", 0.85, 12.0)
     out = tmp_path / "cmp.md"
