@@ -99,6 +99,10 @@ def test_settings_the_task_cannot_run_are_refused(
         done.stderr.replace("\n", " ")
     )
     assert "Traceback" not in done.stderr
+    searched = cli("search", "--teacher", str(tagger), "--data", str(conll_subset), "--out",
+                   str(tmp_path / "search"), "--max-drop", "1", "--budget", "1m")  # fmt: skip
+    assert searched.returncode != 0 and not (tmp_path / "search").exists()
+    assert "token-classification data, and the search's space" in searched.stderr
 
 
 def test_sequence_data_for_a_tagger_is_refused(tagger: Path, tmp_path: Path) -> None:

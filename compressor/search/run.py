@@ -33,6 +33,7 @@ from compressor.search.study import (
     recover_killed,
 )
 from compressor.search.trial import Baseline, shippable
+from compressor.tasks import DEFAULT_TASK
 
 TEACHER_ACCURACY = "teacher_accuracy"
 
@@ -104,9 +105,16 @@ def search(
     ship: bool = True,
 ) -> dict[str, Path]:
     check(recipe)
+    data = RunContext(recipe, teacher).data
+    if data.task != DEFAULT_TASK:
+        raise UserError(
+            f"{data.source} is {data.task} data, and the search's space (student kinds, "
+            "augmentation, pruning) is one label per text so far — run `compressor compress` "
+            "with a recipe"
+        )
     budget = Budget(budget_s)
     run = RunFolder.create(out, "search", recipe, overwrite=overwrite, resume=resume)
-    ctx = RunContext(recipe, teacher, run, resume=resume)
+    ctx = RunContext(recipe, teacher, run, resume=resume, preloaded=data)
     base = _baseline(ctx, target)
     opened = open_storage(storage, out)
     main, rungs = open_study(opened, recipe.search), Rungs(opened, recipe.search)
