@@ -4,7 +4,8 @@ Local files are read with `datasets`' csv / json builders (quoting disabled, as 
 contain bare quotes). A folder contributes `train.*` and, when present, `dev.*` /
 `validation.*`; otherwise a seeded fraction of train is held out as dev. A .tsv / .csv file
 starts with a header line unless `data.columns` names its columns; a headerless file read
-without them is recognised by its first row reading like an example, and said so.
+without them is recognised by its first row reading like an example, and said so. Tagged
+words (CoNLL files, JSON Lines of tokens and tags) are read by `compressor.data.tagged`.
 """
 
 from __future__ import annotations
