@@ -37,6 +37,7 @@ class Evaluate(Stage):
         from exporters.artifacts import record_dev_accuracy
 
         run, dev, max_length = ctx.folder, ctx.data.dev, ctx.recipe.data.max_length
+        metric = task_named(dev.task).metric
         artifacts = run_artifacts(run, ctx.teacher)
         ort_files = [Path(i["ort"]) for i in run.result("ort_format").get("files", []) if i["ort"]]
         progress = LoggedProgress(
@@ -51,10 +52,10 @@ class Evaluate(Stage):
         figures: dict[str, dict] = {}
         with progress:
             task = progress.add_task(
-                "dev accuracy", total=len(artifacts) + len(ort_files), log=LogLine(items="files")
+                f"dev {metric}", total=len(artifacts) + len(ort_files), log=LogLine(items="files")
             )
             for key, artifact in artifacts.items():
-                progress.update(task, description=f"dev accuracy of {key}")
+                progress.update(task, description=f"dev {metric} of {key}")
                 if artifact.path.suffix == ".onnx":
                     recorded = record_dev_accuracy(artifact.path, dev, max_length=max_length)
                     scores[key] = recorded["dev_accuracy"]
@@ -70,9 +71,9 @@ class Evaluate(Stage):
                         figures[key] = others
                 progress.advance(task)
             for ort_file in ort_files:
-                progress.update(task, description=f"dev accuracy of {ort_file.name}")
+                progress.update(task, description=f"dev {metric} of {ort_file.name}")
                 record_dev_accuracy(ort_file, dev, max_length=max_length)
                 progress.advance(task)
         run.complete(self.name, dev_accuracy=scores, dev_accuracy_batched=batched,
-                     dev_examples=len(dev), dev_metric=task_named(dev.task).metric,
+                     dev_examples=len(dev), dev_metric=metric,
                      **({"dev_figures": figures} if figures else {}))  # fmt: skip
