@@ -74,6 +74,16 @@ def test_compress_ships_tagger_files_scored_by_entity_f1(
     card = (out / "onnx" / "README.md").read_text()
     assert "pipeline_tag: token-classification" in card and "ORTModelForTokenClassification" in card
 
+    for mode in ("static-int8", "int4"):
+        made = cli("quantize", str(out / "onnx"), "--mode", mode, "--data", str(conll_subset))
+        assert made.returncode == 0, made.stdout + made.stderr
+    manifest = json.loads((out / "onnx" / "manifest.json").read_text())
+    for name in ("onnx/model_static_int8.onnx", "onnx/model_q4.onnx"):
+        assert manifest[name]["dev_metric"] == "entity F1"
+        assert 0.0 <= manifest[name]["dev_accuracy"] <= 1.0
+    refused = cli("quantize", str(out / "onnx"), "--max-drop", "1", "--data", str(conll_subset))
+    assert refused.returncode != 0 and "drop --max-drop" in refused.stderr
+
     predictor = Predictor(out)
     texts = [" ".join(line.split()[0] for line in block.splitlines())
              for block in conll_sentences("dev.txt", 40)]  # fmt: skip
