@@ -1,6 +1,7 @@
 """Token classification through the whole chain on real CoNLL-2003 sentences and a tiny
 tagger: `finetune` makes a tagger with the data's tags, `compress` distils, prunes the
-vocabulary, exports (parity word by word), quantizes and scores every file by entity F1,
+vocabulary, exports (parity word by word), quantizes, scores every file by entity F1 and
+times it,
 `predict` returns entity spans, and a setting the task cannot run yet is refused before any
 training."""
 
@@ -45,9 +46,12 @@ def test_compress_ships_tagger_files_scored_by_entity_f1(
     tagger: Path, conll_subset: Path, tmp_path: Path
 ) -> None:
     out, recipe = tmp_path / "run", tmp_path / "vocab.yaml"
-    recipe.write_text("vocab:\n  prune: true\n")
+    recipe.write_text(
+        "vocab:\n  prune: true\nbenchmark:\n  batches: [1]\n  seq_lens: [dev]\n"
+        "  threads: [1]\n  warmup: 1\n  iters: 2\n  rounds: 1\n"
+    )
     done = cli("compress", "--teacher", str(tagger), "--data", str(conll_subset), "--out",
-               str(out), "--steps", "6", "--skip-benchmark", "--recipe", str(recipe))  # fmt: skip
+               str(out), "--steps", "6", "--recipe", str(recipe))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     stages = json.loads((out / "state.json").read_text())["stages"]
     assert stages["distill"]["stages"][0]["teacher_pass"].startswith("stored hidden states")
@@ -69,6 +73,9 @@ def test_compress_ships_tagger_files_scored_by_entity_f1(
     assert scores["teacher"] > 0.0
     manifest = json.loads((out / "onnx" / "manifest.json").read_text())
     assert manifest["onnx/model_int8.onnx"]["dev_metric"] == "entity F1"
+    timed = {(r["baseline"], r["candidate"]) for r in stages["benchmark"]["speedups"]}
+    assert ("teacher ONNX int8", "student ONNX int8") in timed  # at the dev sentences' lengths
+    assert {r["seq_len"] for r in stages["benchmark"]["results"]} == {"dev"}
     report = (out / "report.md").read_text()
     assert "| Dev entity F1 |" in report and "## Dev figures" in report
     card = (out / "onnx" / "README.md").read_text()
