@@ -139,3 +139,31 @@ def test_real_conll2003() -> None:
     assert data.label_names == [
         "B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER", "O",
     ]  # fmt: skip
+
+
+def test_hub_data_set_with_class_label_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hub set shaped like `conll2003`: tokens and `ner_tags` ids named by a class-label
+    feature (built here, no hub), read as tag names; the set is recognised by its columns."""
+    import datasets
+
+    names = ["O", "B-PER", "I-PER", "B-LOC"]
+    features = datasets.Features({
+        "tokens": datasets.Sequence(datasets.Value("string")),
+        "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names)),
+    })  # fmt: skip
+    train = {"tokens": [["Peter", "Blackburn", "ran"], ["in", "Paris"]],
+             "ner_tags": [[1, 2, 0], [0, 3]]}  # fmt: skip
+    dev = {"tokens": [["Paris"]], "ner_tags": [[3]]}
+    hub = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict(train, features=features),
+        "validation": datasets.Dataset.from_dict(dev, features=features),
+    })  # fmt: skip
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, config=None: hub)
+    data = load_task_data(DataConfig(source="hf:conll2003"))
+    assert data.task == "token-classification"
+    assert data.label_names == ["B-LOC", "B-PER", "I-PER", "O"]
+    assert data.train.labels == [[1, 2, 3], [3, 0]] and data.dev.labels == [[0]]
+    bad = {"tokens": [["a", "b"]], "ner_tags": [[0, 2]]}  # I-PER after O
+    hub["validation"] = datasets.Dataset.from_dict(bad, features=features)
+    with pytest.raises(UserError, match=r"hf:conll2003 \(validation\) row 1: word 2 .* I-PER"):
+        load_task_data(DataConfig(source="hf:conll2003"))

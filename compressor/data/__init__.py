@@ -15,6 +15,7 @@ import itertools
 import re
 from pathlib import Path
 
+from compressor.data.hub import load_hub
 from compressor.data.split import DEV_NAMES, Split, TaskData, hold_out
 from compressor.data.tagged import is_tagged, tagged_splits
 from compressor.errors import UserError
@@ -153,17 +154,7 @@ def _find(folder: Path, stems: tuple[str, ...]) -> Path | None:
 
 
 def _read_hub(spec: str) -> tuple[list[dict], list[dict] | None]:
-    from datasets import load_dataset
-
-    name, _, config = spec.removeprefix("hf:").partition(":")
-    try:
-        ds = load_dataset(name, config or None)
-    except Exception as exc:
-        raise UserError(
-            f"could not load data set {name!r} from the hub ({type(exc).__name__}) — check the "
-            "name, your network, or pass a local folder with --data"
-        ) from exc
-    dev_name = next((n for n in DEV_NAMES if n in ds), None)
+    ds, dev_name = load_hub(spec)
     return ds["train"].to_list(), ds[dev_name].to_list() if dev_name else None
 
 

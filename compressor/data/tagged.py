@@ -1,5 +1,6 @@
-"""Token-classification data: words with one tag each, from CoNLL column files or JSON
-Lines, checked line by line so a bad file gets one message with its line and the fix.
+"""Token-classification data: words with one tag each, from CoNLL column files, JSON Lines
+or a hub data set whose tags are class labels (`hf:conll2003`), checked line by line so a
+bad file gets one message with its line and the fix.
 
 CoNLL column files hold one word a line (the word first, other columns after it), an empty
 line between sentences, and `-DOCSTART-` lines between documents (skipped). The tag is the
@@ -14,6 +15,7 @@ import json
 import re
 from pathlib import Path
 
+from compressor.data.hub import load_hub
 from compressor.data.split import DEV_NAMES, Split, hold_out
 from compressor.errors import UserError
 from compressor.recipe import DataConfig
@@ -206,7 +208,9 @@ def is_tagged(source: str, cfg: DataConfig) -> bool:
     if cfg.task is not None:
         return cfg.task == TOKEN_TASK
     if source.startswith("hf:"):
-        return False
+        ds, _dev = load_hub(source)
+        columns = ds["train"].column_names
+        return WORDS_FIELD in columns and any(f in columns for f in TAG_FIELDS)
     path = Path(source)
     if path.is_dir():
         path = _tagged_file(path, ("train",)) or path
@@ -219,15 +223,16 @@ def is_tagged(source: str, cfg: DataConfig) -> bool:
 def tagged_splits(source: str, cfg: DataConfig) -> tuple[Split, Split, list[str], list[str]]:
     """Train and dev of tagged words (tag ids in sorted tag order), the tag names, and notes
     on what was done."""
+    notes: list[str] = []
     if source.startswith("hf:"):
-        raise UserError(
-            f"{source}: token-classification data is read from CoNLL or JSON Lines files — "
-            "save the hub data set as JSON Lines with tokens and tags (tag names) and pass it"
-        )
+        train, dev = _hub_splits(source)
+        if dev is None:
+            train, dev = hold_out(train, cfg.dev_fraction, cfg.seed)
+            notes.append(f"no dev split: held out {len(dev)} training sentences (seed {cfg.seed})")
+        return _numbered(train, dev, source, notes)
     path = Path(source)
     if not path.exists():
         raise UserError(f"data path {path} does not exist — pass a folder or a file")
-    notes: list[str] = []
     if path.is_dir():
         train_file = _tagged_file(path, ("train",))
         if train_file is None:
@@ -244,8 +249,46 @@ def tagged_splits(source: str, cfg: DataConfig) -> tuple[Split, Split, list[str]
     else:
         train, dev = hold_out(train, cfg.dev_fraction, cfg.seed)
         notes.append(f"no dev file: held out {len(dev)} training sentences (seed {cfg.seed})")
+    return _numbered(train, dev, source, notes)
+
+
+def _numbered(
+    train: Split, dev: Split, source: str, notes: list[str]
+) -> tuple[Split, Split, list[str], list[str]]:
+    """Tag names turned into ids, in sorted tag order."""
     names = tag_names(train.labels, dev.labels, source)
     index = {name: i for i, name in enumerate(names)}
     for split in (train, dev):
         split.labels = [[index[tag] for tag in tags] for tags in split.labels]
     return train, dev, names, notes
+
+
+def _hub_splits(source: str) -> tuple[Split, Split | None]:
+    """A hub data set's tokens and tags (names from its class-label feature, as
+    `conll2003`'s `ner_tags` has them), checked as IOB2 like a file."""
+    ds, dev_name = load_hub(source)
+    columns = ds["train"].column_names
+    field = next((f for f in TAG_FIELDS if f in columns), None)
+    if WORDS_FIELD not in columns or field is None:
+        raise UserError(
+            f"{source} has no {WORDS_FIELD!r} and tags columns (columns: {', '.join(columns)}) "
+            "— token classification reads a list of words and a list of tags per row"
+        )
+    names = getattr(ds["train"].features[field].feature, "names", None)
+
+    def split_of(part: str) -> Split:
+        words, tags = [], []
+        for k, row in enumerate(ds[part]):
+            row_tags = [names[t] if names and isinstance(t, int) else t for t in row[field]]
+            if any(not isinstance(t, str) for t in row_tags):
+                raise UserError(
+                    f"{source} ({part}) row {k + 1}: tags are ids without names — the tag "
+                    "column needs a class-label feature or tag names"
+                )
+            _check_iob2(row_tags, f"{source} ({part}) row {k + 1}")
+            if row[WORDS_FIELD]:
+                words.append([str(w) for w in row[WORDS_FIELD]])
+                tags.append(row_tags)
+        return Split(words, tags, task=TOKEN_TASK)
+
+    return split_of("train"), split_of(dev_name) if dev_name else None
