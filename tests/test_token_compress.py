@@ -131,3 +131,24 @@ def test_sequence_data_for_a_tagger_is_refused(tagger: Path, tmp_path: Path) -> 
                str(tmp_path / "run"), "--dry-run")  # fmt: skip
     assert done.returncode != 0
     assert "teacher is a token-classification model but" in done.stderr.replace("\n", " ")
+
+
+def test_homodistil_prunes_a_tagger(tagger: Path, conll_subset: Path, tmp_path: Path) -> None:
+    """HomoDistil from the tagger itself: the cut model is a plain smaller tagger whose ONNX
+    file passes parity word by word."""
+    recipe = tmp_path / "prune.yaml"
+    recipe.write_text(
+        "prune:\n  enabled: true\n  start: teacher\n  heads: 2\n  ffn: 32\n  hidden: 16\n"
+        "  every: 2\n  train:\n    max_steps: 12\nexport:\n  e2e: false\n"
+    )
+    out = tmp_path / "pruned"
+    done = cli("compress", "--teacher", str(tagger), "--data", str(conll_subset), "--out",
+               str(out), "--recipe", str(recipe), "--skip-benchmark")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["architectures"] == ["BertForTokenClassification"]
+    assert (config["hidden_size"], config["intermediate_size"]) == (16, 32)
+    stages = json.loads((out / "state.json").read_text())["stages"]
+    assert stages["prune"]["shrink_max_abs_diff"] < 1e-4
+    assert stages["export"]["parity"]["passed"]
+    assert stages["evaluate"]["dev_metric"] == "entity F1"

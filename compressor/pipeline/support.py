@@ -1,10 +1,10 @@
 """What of the chain a task other than one label per text can use yet, checked before any
 training: a recipe asking for more gets one line naming what to drop, not a crash an hour in.
 
-Token classification runs distillation of transformer students, export, parity, every
-quantization mode without `max_drop`, .ort files, evaluation and the benchmark. Augmentation
-rewrites sentences (their tags would not follow), HomoDistil and AdaBERT read one label per
-text, and the BiLSTM and CNN students have a sentence head.
+Token classification runs distillation of transformer students, HomoDistil pruning,
+vocabulary pruning, export, parity, every quantization mode without `max_drop`, .ort files,
+evaluation and the benchmark. Augmentation rewrites sentences (their tags would not follow),
+AdaBERT reads one label per text, and the BiLSTM and CNN students have a sentence head.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ def unsupported(ctx: RunContext) -> list[str]:
     recipe = ctx.recipe
     asked = [
         ("augment.enabled", recipe.augment.enabled),
-        ("prune.enabled", recipe.prune.enabled),
         ("adabert.enabled", recipe.adabert.enabled),
         (f"student.kind {recipe.student.kind}", recipe.student.kind != DEFAULT_KIND),
         ("quantize.max_drop", recipe.quantize.max_drop is not None),

@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 from transformers import (
     AutoModelForMaskedLM,
-    AutoModelForSequenceClassification,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -19,6 +18,7 @@ from compressor.data import Split
 from compressor.distill.losses import soft_kd
 from compressor.distill.objective import DistillObjective
 from compressor.distill.trainer import TrainState, total_steps, train
+from compressor.models import load_saved_classifier
 from compressor.prune.pruner import Pruner
 from compressor.prune.shrink import shrink
 from compressor.prune.units import layout_of
@@ -94,7 +94,7 @@ def prune_while_distilling(
     layout = layout_of(student)
     sample = dev_split.take(PROBE_SENTENCES_MLM if mlm else PROBE_SENTENCES)
     batch = tokenizer(
-        sample.texts,
+        sample.sentences,
         sample.pairs,
         truncation=True,
         max_length=recipe.data.max_length,
@@ -123,8 +123,11 @@ def prune_while_distilling(
             keep_from_step=pruner.end,
             mlm_probability=recipe.prune.mlm_probability if mlm else None,
         )
-    auto = AutoModelForMaskedLM if mlm else AutoModelForSequenceClassification
-    kept = auto.from_pretrained(out_dir / "best")
+    kept = (
+        AutoModelForMaskedLM.from_pretrained(out_dir / "best")
+        if mlm
+        else (load_saved_classifier(out_dir / "best"))
+    )
     kept_layout = layout_of(kept)
     with pruner.masks.applied(kept_layout):
         masked = _logits(kept, batch)
