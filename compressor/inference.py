@@ -25,6 +25,7 @@ from compressor.errors import UserError
 from compressor.layout import package_root
 from compressor.models import load_saved_classifier, load_tokenizer
 from compressor.tasks import NO_PREDICTION, task_named
+from compressor.tasks.token import first_pieces
 
 #: sentences per batch when scoring or predicting a file: evaluation and `predict` share it,
 #: so a file whose outputs depend on its batch scores the same in both
@@ -280,11 +281,8 @@ def _per_word(parts: Parts, words: Sequence[Sequence[str]],
         if logits is None:
             logits = np.full((offsets[-1], batch_logits.shape[-1]), np.nan, dtype=np.float32)
         for row, i in enumerate(idx):
-            previous = None
-            for position, word in enumerate(enc.word_ids(row)):
-                if word is not None and word != previous:
-                    logits[offsets[i] + word] = batch_logits[row, position]
-                previous = word
+            words, first = first_pieces(enc.word_ids(row))
+            logits[offsets[i] + words] = batch_logits[row, first]
         if on_batch is not None:
             on_batch(len(idx))
     return cast(np.ndarray, logits)
@@ -297,12 +295,24 @@ def predictions(logits: np.ndarray) -> np.ndarray:
 
 
 def label_names(model_path: Path) -> list[str]:
-    """The class names in the config of a model folder, or beside an ONNX file."""
+    """The class names in the config of a model folder, or of the package an ONNX file lies
+    in (config and tokenizer at its root); none when the config names no classes, which
+    only the callers that show names refuse."""
     model_path = Path(model_path)
-    folder = package_root(model_path) if model_path.is_file() else model_path
-    config = json.loads((folder / "config.json").read_text())
-    id2label = config.get("id2label") or {}
-    return [id2label.get(str(i), str(i)) for i in range(len(id2label))]
+    config = (package_root(model_path) if model_path.is_file() else model_path) / "config.json"
+    if not config.is_file():
+        raise UserError(
+            f"no config.json beside {model_path} — keep the file in its package (config and "
+            "tokenizer at the root, the graph under onnx/)"
+        )
+    id2label = json.loads(config.read_text(encoding="utf-8")).get("id2label") or {}
+    return [id2label[key] for key in sorted(id2label, key=int)]
+
+
+def other_figures(scores: dict[str, Any]) -> dict[str, Any]:
+    """A task's figures besides its main one (`dev_scores`' "score", which every
+    `dev_accuracy` key holds): what the manifest and the run record as `dev_figures`."""
+    return {k: v for k, v in scores.items() if k not in ("score", "metric", "accuracy")}
 
 
 def dev_scores(model_path: Path, split: Split, **kwargs: Any) -> dict[str, Any]:

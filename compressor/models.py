@@ -63,10 +63,8 @@ def load_saved_classifier(model_dir: Path) -> PreTrainedModel:
     whose config has an `auto_map` ships its model's code (what a student kind that is no
     stock transformers model saves, `compressor.students`), so only then is that code run."""
     config = PretrainedConfig.get_config_dict(str(model_dir))[0]
-    return (
-        task_of_config(config)
-        .auto_class()
-        .from_pretrained(model_dir, trust_remote_code=bool(config.get("auto_map")))
+    return task_of_config(config).auto_class.from_pretrained(
+        model_dir, trust_remote_code=bool(config.get("auto_map"))
     )
 
 
@@ -112,7 +110,7 @@ def load_classifier(
             kwargs["id2label"] = dict(enumerate(label_names))
             kwargs["label2id"] = {name: i for i, name in enumerate(label_names)}
     head = task_named(task) if task else task_of_config(config.to_dict())
-    model = head.auto_class().from_pretrained(
+    model = head.auto_class.from_pretrained(
         model_dir, ignore_mismatched_sizes=num_labels is not None, **kwargs
     )
     return model, load_tokenizer(model_dir)
@@ -163,11 +161,12 @@ def check_labels(model: PreTrainedModel, task: str, label_names: list[str], wher
                 f"{model.config.num_labels} classes — use the data the teacher was fine-tuned on"
             )
         return
-    unknown = sorted(set(label_names) - set(label_order(model)))
+    known = label_order(model)
+    unknown = sorted(set(label_names) - set(known))
     if unknown:
         raise UserError(
             f"{where} has tags {', '.join(unknown)} that the teacher does not know (it knows "
-            f"{', '.join(label_order(model))}) — use the data the teacher was fine-tuned on"
+            f"{', '.join(known)}) — use the data the teacher was fine-tuned on"
         )
 
 

@@ -174,19 +174,6 @@ def choose_file(source: Path, artifact: str | None = None) -> Choice:
     return _pick(source, files, artifact, max_length)
 
 
-def _label_names(graph: Path) -> list[str]:
-    config = package_root(graph) / "config.json"
-    if not config.is_file():
-        raise UserError(
-            f"no config.json beside {graph} — keep the file in its package (config and "
-            "tokenizer at the root, the graph under onnx/)"
-        )
-    id2label = atomic.read_json(config).get("id2label")
-    if not id2label:
-        raise UserError(f"{config} has no id2label — export the model from a classifier folder")
-    return [id2label[key] for key in sorted(id2label, key=int)]
-
-
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits.astype(np.float64) - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
@@ -207,7 +194,7 @@ class Predictor:
         batch_size: int | None = None,
         threads: int | None = None,
     ) -> None:
-        from compressor.inference import DEFAULT_BATCH
+        from compressor.inference import DEFAULT_BATCH, label_names
 
         if batch_size is not None and batch_size < 1:
             raise UserError(f"batch size {batch_size} — pass 1 or more")
@@ -215,7 +202,12 @@ class Predictor:
         self.path = self.choice.path
         self.batch_size = batch_size or DEFAULT_BATCH
         self.threads = threads
-        self.labels = _label_names(self.path)
+        self.labels = label_names(self.path)
+        if not self.labels:
+            raise UserError(
+                f"the config beside {self.path} has no id2label — export the model from a "
+                "classifier folder"
+            )
         self.task = task_of_config(atomic.read_json(package_root(self.path) / "config.json"))
 
     @property

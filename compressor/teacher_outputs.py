@@ -116,13 +116,14 @@ def teacher_logits(
         return []
     digests = example_digests(split)
     known = _load(folder) if folder.is_dir() else {}
-    lengths = split.sentences
+    sentences = split.sentences
     missing = sorted(
         {d: k for k, d in enumerate(digests) if d not in known}.values(),
-        key=lambda k: len(lengths[k]) + len(split.pairs[k] if split.pairs else ""),
+        key=lambda k: len(sentences[k]) + len(split.pairs[k] if split.pairs else ""),
     )
     if missing:
         task = task_named(split.task)
+        collate = task.collator(tokenizer)
         teacher.eval()
         bar = None
         if progress is not None:
@@ -136,7 +137,7 @@ def teacher_logits(
                 picked = split.select(shard[first : first + batch_size])
                 features = task.features(picked.texts, picked.pairs, picked.labels, tokenizer,
                                          max_length)  # fmt: skip
-                batch = task.collator(tokenizer)(features)
+                batch = collate(features)
                 labels = batch.pop("labels")
                 logits = teacher(**batch.to(teacher.device)).logits.float().cpu()
                 if logits.dim() == 2:

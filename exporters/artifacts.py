@@ -226,7 +226,7 @@ def record_dev_accuracy(path: Path, dev: Split, *, max_length: int) -> dict[str,
     any batch size and get one. `dev_accuracy` is the task's main figure: entity F1 for
     token classification, which `dev_metric` then names.
     """
-    from compressor.inference import DEFAULT_BATCH, dev_scores
+    from compressor.inference import DEFAULT_BATCH, dev_scores, other_figures
     from exporters.manifest import update_manifest
     from exporters.quant import scales_per_batch
 
@@ -236,7 +236,7 @@ def record_dev_accuracy(path: Path, dev: Split, *, max_length: int) -> dict[str,
     def figures_of(scores: dict[str, Any]) -> dict[str, Any]:
         """The main figure as `dev_accuracy`, the key every reader knows, and the rest of a
         task with other figures (entity F1's precision and recall) under `dev_figures`."""
-        others = {k: v for k, v in scores.items() if k not in ("score", "metric", "accuracy")}
+        others = other_figures(scores)
         return {"dev_accuracy": scores["score"], **({"dev_figures": others} if others else {})}
 
     figures: dict[str, Any] = {"dev_examples": len(dev)}

@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks.experiments import ner_compare
 from compressor.runfolder import RunFolder
-from tests.test_results import assert_published
+from tests.test_results import assert_published, assert_reruns_without_training
 
 
 def test_both_trainings_shipped_and_timed(
@@ -41,10 +41,4 @@ def test_both_trainings_shipped_and_timed(
     assert {r["batch"] for r in table["latency"]["results"]} == {1, 32}
     published = assert_published(results / "bench-ner.md", out / "table.md")
     assert "| KD under the regime (compress's default)" in published
-
-    def no_training(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a finished run was trained again")
-
-    monkeypatch.setattr(ner_compare, "compress", no_training)
-    monkeypatch.setattr(ner_compare, "finetune", no_training)
-    ner_compare.main(argv, results=results)  # every run and the timing are reused
+    assert_reruns_without_training(ner_compare, argv, results, monkeypatch)  # timing reused too

@@ -22,6 +22,20 @@ REPO = Path(__file__).resolve().parents[1]
 COMMAND = ["python", "-m", "benchmarks.experiments.example", "runs/x", "--seed", "1"]
 
 
+def assert_reruns_without_training(
+    bench: types.ModuleType, argv: list[str], results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bench run again on its finished output folder trains nothing (`compress` and
+    `finetune` refuse to run) and still writes its table: every run is reused."""
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(bench, "compress", no_training)
+    monkeypatch.setattr(bench, "finetune", no_training)
+    bench.main(argv, results=results)
+
+
 def assert_published(path: Path, run_markdown: Path) -> str:
     """`path` opens with the do-not-edit line and the provenance block (commit, machine,
     date, command lines), then holds exactly the run folder's Markdown, and has its JSON

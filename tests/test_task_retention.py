@@ -8,7 +8,7 @@ import pytest
 from benchmarks.experiments import task_retention
 from compressor.runfolder import RunFolder
 from tests.conftest import SHARED_DATA
-from tests.test_results import assert_published
+from tests.test_results import assert_published, assert_reruns_without_training
 
 
 def _sst2_runs(results: Path) -> None:
@@ -49,10 +49,4 @@ def test_both_trainings_on_pooled_sentiment3_beside_sst2(
     assert sst2["regime"]["train_minutes"] == pytest.approx(1.5)
     published = assert_published(results / "bench-tasks.md", out / "table.md")
     assert "| sentiment3 (pooled) | the regime (compress's default)" in published
-
-    def no_training(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a finished run was trained again")
-
-    monkeypatch.setattr(task_retention, "compress", no_training)
-    monkeypatch.setattr(task_retention, "finetune", no_training)
-    task_retention.main(argv, results=results)  # every run is reused
+    assert_reruns_without_training(task_retention, argv, results, monkeypatch)

@@ -27,6 +27,7 @@ from benchmarks.experiments.results import RESULTS, write_results
 from benchmarks.experiments.timing import cached_timing
 from benchmarks.latency import Variant
 from compressor import atomic, markdown
+from compressor.data import load_task_data
 from compressor.layout import graphs_dir
 from compressor.pipeline import compress, finetune
 from compressor.pipeline.benchmark import dev_lengths
@@ -100,22 +101,16 @@ def timing(out: Path, teacher_dir: Path, data: dict[str, Any], seed: int, iters:
         for file, (name, _key) in FILES.items():
             graph = graphs_dir(out / key / f"seed-{seed}" / "onnx") / name
             variants.append(Variant(f"{key} {file}", graph, "onnxruntime"))
-    recipe = recipe_for(data, SHARED)
+    cfg = recipe_for(data, SHARED).data
     return cached_timing(
         out / "latency.json",
         variants,
-        lengths=lambda: dev_lengths(teacher_dir, _data(recipe), recipe.data.max_length),
+        lengths=lambda: dev_lengths(teacher_dir, load_task_data(cfg), cfg.max_length),
         batches=(1, 32),
         seq_lens=("dev",),
         threads=2,
         iters=iters,
     )
-
-
-def _data(recipe: Any) -> Any:
-    from compressor.data import load_task_data
-
-    return load_task_data(recipe.data)
 
 
 def summarise(runs: list[dict]) -> list[dict]:

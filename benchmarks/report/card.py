@@ -317,6 +317,7 @@ def model_card(report: Report, folder: Path, kind: Folder, recipe_yaml: str) -> 
     custom = not stock_architecture(config)
     loading = _loading(report, folder, kind, custom)
     task = task_of_config(config)
+    tagger = task.name != DEFAULT_TASK
     # the hub files a package under the library that loads it as it is
     library = "transformers" if kind == "model" else "transformers.js" if loading["js"] else "onnx"
     run = report.run
@@ -329,7 +330,7 @@ def model_card(report: Report, folder: Path, kind: Folder, recipe_yaml: str) -> 
             meta=front_matter(report, kind, library, loading["graphs"], task),
             task=task,
             metric=report.metric,
-            tagger=task.name != DEFAULT_TASK,
+            tagger=tagger,
             name=(run.name if run else None) or "student",
             kind=kind,
             path=folder.as_posix(),
@@ -344,7 +345,7 @@ def model_card(report: Report, folder: Path, kind: Folder, recipe_yaml: str) -> 
             teacher_int8=TEACHER_INT8,
             timing=timing_notes(report),
             recipe=recipe_yaml.rstrip("\n"),
-            example=TAGGER_EXAMPLE if task.name != DEFAULT_TASK else EXAMPLE,
+            example=TAGGER_EXAMPLE if tagger else EXAMPLE,
             **loading,
         )
     )

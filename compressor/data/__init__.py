@@ -13,9 +13,10 @@ from __future__ import annotations
 import csv
 import itertools
 import re
+from functools import cache, partial
 from pathlib import Path
 
-from compressor.data.hub import load_hub
+from compressor.data.hub import HubLoader, load_hub
 from compressor.data.split import DEV_NAMES, Split, TaskData, hold_out
 from compressor.data.tagged import is_tagged, tagged_splits
 from compressor.errors import UserError
@@ -153,8 +154,8 @@ def _find(folder: Path, stems: tuple[str, ...]) -> Path | None:
     return None
 
 
-def _read_hub(spec: str) -> tuple[list[dict], list[dict] | None]:
-    ds, dev_name = load_hub(spec)
+def _read_hub(hub: HubLoader) -> tuple[list[dict], list[dict] | None]:
+    ds, dev_name = hub()
     return ds["train"].to_list(), ds[dev_name].to_list() if dev_name else None
 
 
@@ -235,15 +236,16 @@ def load_task_data(cfg: DataConfig, labelled: bool = True) -> TaskData:
     (task-agnostic distillation), with no label set. Tagged words (CoNLL files, JSON Lines
     of tokens and tags) are token-classification data, anything else one label per text."""
     source = cfg.source or default_source()
-    if is_tagged(source, cfg):
+    hub = cache(partial(load_hub, source))  # both readers may ask; the set is loaded once
+    if is_tagged(source, cfg, hub):
         if not labelled:
             raise UserError(
                 f"{source} holds tagged words; task-agnostic distillation reads plain text — "
                 "pass a text file or folder, or use prune.objective: task"
             )
-        train, dev, label_names, notes = tagged_splits(source, cfg)
+        train, dev, label_names, notes = tagged_splits(source, cfg, hub)
     else:
-        train, dev, label_names, notes = _sequence_splits(source, cfg, labelled)
+        train, dev, label_names, notes = _sequence_splits(source, cfg, labelled, hub)
     full = len(train)
     train = _subsample(train, cfg.max_train_examples, cfg.seed)
     if len(train) < full:
@@ -256,7 +258,7 @@ def load_task_data(cfg: DataConfig, labelled: bool = True) -> TaskData:
 
 
 def _sequence_splits(
-    source: str, cfg: DataConfig, labelled: bool
+    source: str, cfg: DataConfig, labelled: bool, hub: HubLoader
 ) -> tuple[Split, Split, list[str], list[str]]:
     """Train and dev of one label per text, the label names, and notes on what was done."""
     notes: list[str] = []
@@ -271,7 +273,7 @@ def _sequence_splits(
                 f"{source}: --columns (data.columns) names the columns of headerless .tsv / "
                 ".csv files, and a hub data set names its own — drop --columns"
             )
-        train_rows, dev_rows = _read_hub(source)
+        train_rows, dev_rows = _read_hub(hub)
         train = _columns(train_rows, cfg, source, labelled)
         dev_where = f"{source} (dev)"
     else:

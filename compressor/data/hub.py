@@ -3,10 +3,15 @@ with labels and tagged words."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from compressor.data.split import DEV_NAMES
 from compressor.errors import UserError
+
+HubLoader = Callable[[], tuple[Any, str | None]]
+"""`load_hub` of the recipe's source, bound and cached: called only by a reader that needs
+the set, and at most once."""
 
 
 def load_hub(spec: str) -> tuple[Any, str | None]:

@@ -15,7 +15,7 @@ import json
 import re
 from pathlib import Path
 
-from compressor.data.hub import load_hub
+from compressor.data.hub import HubLoader
 from compressor.data.split import DEV_NAMES, Split, hold_out
 from compressor.errors import UserError
 from compressor.recipe import DataConfig
@@ -202,13 +202,13 @@ def _json_rows_are_tagged(path: Path) -> bool:
     return isinstance(row, dict) and WORDS_FIELD in row and any(f in row for f in TAG_FIELDS)
 
 
-def is_tagged(source: str, cfg: DataConfig) -> bool:
+def is_tagged(source: str, cfg: DataConfig, hub: HubLoader) -> bool:
     """Whether the recipe's data is tagged words: `data.task` says so, else its files do (a
     CoNLL file, or JSON Lines rows with tokens and tags)."""
     if cfg.task is not None:
         return cfg.task == TOKEN_TASK
     if source.startswith("hf:"):
-        ds, _dev = load_hub(source)
+        ds, _dev = hub()
         columns = ds["train"].column_names
         return WORDS_FIELD in columns and any(f in columns for f in TAG_FIELDS)
     path = Path(source)
@@ -220,12 +220,14 @@ def is_tagged(source: str, cfg: DataConfig) -> bool:
     return suffix in COLUMN_SUFFIXES or (suffix in JSON_SUFFIXES and _json_rows_are_tagged(path))
 
 
-def tagged_splits(source: str, cfg: DataConfig) -> tuple[Split, Split, list[str], list[str]]:
+def tagged_splits(
+    source: str, cfg: DataConfig, hub: HubLoader
+) -> tuple[Split, Split, list[str], list[str]]:
     """Train and dev of tagged words (tag ids in sorted tag order), the tag names, and notes
     on what was done."""
     notes: list[str] = []
     if source.startswith("hf:"):
-        train, dev = _hub_splits(source)
+        train, dev = _hub_splits(source, hub)
         if dev is None:
             train, dev = hold_out(train, cfg.dev_fraction, cfg.seed)
             notes.append(f"no dev split: held out {len(dev)} training sentences (seed {cfg.seed})")
@@ -263,10 +265,10 @@ def _numbered(
     return train, dev, names, notes
 
 
-def _hub_splits(source: str) -> tuple[Split, Split | None]:
+def _hub_splits(source: str, hub: HubLoader) -> tuple[Split, Split | None]:
     """A hub data set's tokens and tags (names from its class-label feature, as
     `conll2003`'s `ner_tags` has them), checked as IOB2 like a file."""
-    ds, dev_name = load_hub(source)
+    ds, dev_name = hub()
     columns = ds["train"].column_names
     field = next((f for f in TAG_FIELDS if f in columns), None)
     if WORDS_FIELD not in columns or field is None:

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from compressor.students import accepted_inputs
 from compressor.tasks import IGNORED, Task
+from compressor.tasks.token import split_by_lengths
 
 
 @torch.no_grad()
@@ -34,10 +35,9 @@ def dev_score(
             predictions += preds.tolist()
             gold += labels.tolist()
             continue
-        for row_preds, row_labels in zip(preds, labels, strict=True):
-            kept = row_labels != IGNORED
-            predictions += row_preds[kept].tolist()
-            gold.append(row_labels[kept].tolist())
+        kept = labels != IGNORED
+        predictions += preds[kept].tolist()
+        gold += split_by_lengths(labels[kept].tolist(), kept.sum(-1).tolist())
     model.train()
     if task is None:
         flat = [label for row in gold for label in row]

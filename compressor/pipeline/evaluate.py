@@ -33,7 +33,7 @@ class Evaluate(Stage):
     def run(self, ctx: RunContext) -> None:
         """One model or file after another, under a bar that also logs progress lines
         without a terminal: on a large dev set one teacher pass takes minutes."""
-        from compressor.inference import dev_scores
+        from compressor.inference import dev_scores, other_figures
         from exporters.artifacts import record_dev_accuracy
 
         run, dev, max_length = ctx.folder, ctx.data.dev, ctx.recipe.data.max_length
@@ -65,10 +65,9 @@ class Evaluate(Stage):
                         figures[key] = recorded["dev_figures"]
                 else:
                     found = dev_scores(artifact.path, dev, max_length=max_length)
-                    scores[key] = found.pop("score")
-                    others = {k: v for k, v in found.items() if k not in ("metric", "accuracy")}
-                    if others:
-                        figures[key] = others
+                    scores[key] = found["score"]
+                    if other_figures(found):
+                        figures[key] = other_figures(found)
                 progress.advance(task)
             for ort_file in ort_files:
                 progress.update(task, description=f"dev {metric} of {ort_file.name}")

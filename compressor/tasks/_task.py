@@ -27,6 +27,8 @@ class Task(Protocol):
     """The name of the main figure (`score`'s "score"), as the report writes it."""
     short_metric: str
     """The same in progress lines ("acc", "F1")."""
+    auto_class: type
+    """transformers' Auto class for this head."""
     head_suffix: str
     """How the class names of its transformers models end (`ForTokenClassification`): a
     config whose `architectures` ends so is of this task; optimum's ORT class is `ORTModel`
@@ -36,9 +38,6 @@ class Task(Protocol):
     optimum's ONNX exporter knows for this head."""
     title: str
     """What a model card calls a model of this task ("text classifier")."""
-
-    def auto_class(self) -> type:
-        """transformers' Auto class for this head."""
 
     def features(
         self,

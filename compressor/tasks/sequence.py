@@ -22,10 +22,8 @@ class SequenceClassification:
     short_metric = "acc"
     pipeline_tag = "text-classification"
     title = "text classifier"
+    auto_class = AutoModelForSequenceClassification
     head_suffix = "ForSequenceClassification"
-
-    def auto_class(self) -> type:
-        return AutoModelForSequenceClassification
 
     def features(
         self,

@@ -29,14 +29,21 @@ from compressor.tasks._task import IGNORED, NO_PREDICTION
 OUTSIDE = "O"
 
 
+def first_pieces(word_ids: Sequence[int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """(word, position) of each word's first piece in one encoded sentence: the piece that
+    carries the word's tag."""
+    ids = np.array([-1 if w is None else w for w in word_ids], dtype=np.int64)
+    first = (ids >= 0) & (ids != np.concatenate([[-1], ids[:-1]]))
+    return ids[first], np.flatnonzero(first)
+
+
 def aligned_labels(word_ids: Sequence[int | None], tags: Sequence[int]) -> list[int]:
     """One label per piece: the tag of its word on a word's first piece, `IGNORED` on the
     others and on special tokens."""
-    labels, previous = [], None
-    for word in word_ids:
-        labels.append(IGNORED if word is None or word == previous else tags[word])
-        previous = word
-    return labels
+    words, first = first_pieces(word_ids)
+    labels = np.full(len(word_ids), IGNORED, dtype=np.int64)
+    labels[first] = np.asarray(tags, dtype=np.int64)[words]
+    return labels.tolist()
 
 
 @dataclass(frozen=True)
@@ -132,10 +139,8 @@ class TokenClassification:
     short_metric = "F1"
     pipeline_tag = "token-classification"
     title = "word tagger"
+    auto_class = AutoModelForTokenClassification
     head_suffix = "ForTokenClassification"
-
-    def auto_class(self) -> type:
-        return AutoModelForTokenClassification
 
     def features(
         self,
