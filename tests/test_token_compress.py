@@ -108,11 +108,11 @@ def test_settings_the_task_cannot_run_are_refused(
     tagger: Path, conll_subset: Path, tmp_path: Path
 ) -> None:
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("augment:\n  enabled: true\nstudent:\n  kind: bilstm\n")
+    recipe.write_text("augment:\n  enabled: true\nstudent:\n  kind: cnn\n")
     done = cli("compress", "--teacher", str(tagger), "--data", str(conll_subset), "--out",
                str(tmp_path / "run"), "--recipe", str(recipe), "--dry-run")  # fmt: skip
     assert done.returncode != 0
-    assert "token-classification data, which augment.enabled, student.kind bilstm cannot" in (
+    assert "token-classification data, which augment.enabled, student.kind cnn cannot" in (
         done.stderr.replace("\n", " ")
     )
     assert "Traceback" not in done.stderr
@@ -152,3 +152,39 @@ def test_homodistil_prunes_a_tagger(tagger: Path, conll_subset: Path, tmp_path: 
     assert stages["prune"]["shrink_max_abs_diff"] < 1e-4
     assert stages["export"]["parity"]["passed"]
     assert stages["evaluate"]["dev_metric"] == "entity F1"
+
+
+def test_a_bilstm_tagger_runs_the_chain(tagger: Path, conll_subset: Path, tmp_path: Path) -> None:
+    """Tang's BiLSTM as a tagger: distilled on the cached first-piece logits, exported with a
+    sequence axis on its logits (parity word by word), quantized, scored by entity F1, and
+    run by `predict`."""
+    recipe = tmp_path / "bilstm.yaml"
+    recipe.write_text(
+        "student:\n  kind: bilstm\n  hidden: 16\n  mlp: 16\ndistill:\n  prediction_weight: 0\n"
+        "  intermediate:\n    - name: logits_mse\ntrain:\n  lr: 1.0e-2\n  weight_decay: 0\n"
+        "  eval_every: 10\n"
+    )
+    out = tmp_path / "run"
+    done = cli("compress", "--teacher", str(tagger), "--data", str(conll_subset), "--out",
+               str(out), "--steps", "20", "--recipe", str(recipe), "--skip-benchmark")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["architectures"] == ["BiLSTMForTokenClassification"]
+    stages = json.loads((out / "state.json").read_text())["stages"]
+    trained = stages["distill"]["stages"][0]
+    assert trained["teacher_pass"] == "cached logits" and trained["losses"] == ["logits_mse"]
+    assert trained["history"][-1]["loss"] < trained["history"][0]["loss"]
+    assert stages["distill"]["student_source"].startswith("BiLSTM tagger, 16 units")
+    parity = stages["export"]["parity"]
+    assert parity["passed"] and parity["max_abs_diff"] < 1e-3
+    evaluate = stages["evaluate"]
+    assert evaluate["dev_metric"] == "entity F1"
+    scores = evaluate["dev_accuracy"]
+    assert scores["student_onnx"] == pytest.approx(scores["student"], abs=1e-9)
+    assert abs(scores["student_int8"] - scores["student"]) <= 0.2
+    texts = [" ".join(line.split()[0] for line in block.splitlines())
+             for block in conll_sentences("dev.txt", 10)]  # fmt: skip
+    found = Predictor(out).entities(texts)
+    assert len(found) == 10
+    assert all(text[e.start : e.end] == e.word for text, row in zip(texts, found, strict=True)
+               for e in row)  # fmt: skip

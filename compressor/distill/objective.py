@@ -15,6 +15,8 @@ student that is no HF transformer needs no change here.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -198,7 +200,7 @@ class DistillObjective:
             extra_logits = [self._view(m, inputs, False).logits for m, _ in self.extra_teachers]
         s_view = self._view(student, inputs, qkv)
         s_logits, t_logits = s_view.logits, t_view.logits
-        if s_logits.dim() == 3:  # masked LM, tags: the prediction terms read labelled tokens
+        if s_logits.dim() == 3:  # masked LM, tags: terms on logits read labelled tokens only
             masked = labels != -100
             s_logits, labels = s_logits[masked], labels[masked]
             if t_logits.dim() == 3:  # cached logits come as those positions' rows already
@@ -206,6 +208,7 @@ class DistillObjective:
             if t_logits.shape != s_logits.shape:
                 raise RuntimeError(f"{len(t_logits)} cached rows for {len(s_logits)} positions")
             extra_logits = [logits[masked] for logits in extra_logits]
+            s_view, t_view = replace(s_view, logits=s_logits), replace(t_view, logits=t_logits)
         loss = s_logits.new_zeros(())
         parts: dict[str, float] = {}
         if self.cfg.prediction_weight > 0:

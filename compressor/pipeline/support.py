@@ -1,17 +1,18 @@
 """What of the chain a task other than one label per text can use yet, checked before any
 training: a recipe asking for more gets one line naming what to drop, not a crash an hour in.
 
-Token classification runs distillation of transformer students, HomoDistil pruning,
-vocabulary pruning, export, parity, every quantization mode without `max_drop`, .ort files,
-evaluation and the benchmark. Augmentation rewrites sentences (their tags would not follow),
-AdaBERT reads one label per text, and the BiLSTM and CNN students have a sentence head.
+Token classification runs distillation of transformer and BiLSTM students, HomoDistil
+pruning, vocabulary pruning, export, parity, every quantization mode without `max_drop`, .ort
+files, evaluation and the benchmark. Augmentation rewrites sentences (their tags would not
+follow), AdaBERT reads one label per text, and a student kind without a head for the task
+(the CNN's is a sentence head) is refused.
 """
 
 from __future__ import annotations
 
 from compressor.errors import UserError
 from compressor.pipeline.context import RunContext
-from compressor.students import DEFAULT_KIND
+from compressor.students import kind_named
 from compressor.tasks import DEFAULT_TASK
 
 
@@ -23,7 +24,10 @@ def unsupported(ctx: RunContext) -> list[str]:
     asked = [
         ("augment.enabled", recipe.augment.enabled),
         ("adabert.enabled", recipe.adabert.enabled),
-        (f"student.kind {recipe.student.kind}", recipe.student.kind != DEFAULT_KIND),
+        (
+            f"student.kind {recipe.student.kind}",
+            not kind_named(recipe.student.kind).serves(ctx.data.task),
+        ),
         ("quantize.max_drop", recipe.quantize.max_drop is not None),
     ]
     return [key for key, on in asked if on]

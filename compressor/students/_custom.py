@@ -2,27 +2,24 @@
 kinds): their models are custom Hugging Face classes whose code is saved beside the weights,
 so loading, saving, the logits-only adaptor and the ONNX export are the same for every such
 kind, and so is the start: the teacher's word-embedding table, optionally projected on its
-first principal components."""
+first principal components. Each kind lists its model class per task (`heads`); the
+teacher's task picks one."""
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
-from transformers import (
-    AutoModelForSequenceClassification,
-    BatchEncoding,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import BatchEncoding, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from compressor.atomic import write_json
 from compressor.errors import UserError
 from compressor.models import resolve_model_dir
 from compressor.students._kind import Features, Wants, accepted_inputs
+from compressor.tasks import task_of_config
 
 if TYPE_CHECKING:
     # typing only: recipe validation imports the losses, which import this package
@@ -46,10 +43,25 @@ class CustomKind:
 
     name: str
     model_type: str
+    heads: ClassVar[dict[str, type[PreTrainedModel]]]
     provides = Wants()
 
     def claims(self, config: dict[str, Any]) -> bool:
         return config.get("model_type") == self.model_type
+
+    def serves(self, task: str) -> bool:
+        return task in self.heads
+
+    def head_for(self, teacher: PreTrainedModel) -> type[PreTrainedModel]:
+        """The model class for the teacher's task; a task the kind has no head for is
+        refused (the pipeline refuses it earlier, from the data)."""
+        task = task_of_config(teacher.config.to_dict()).name
+        if task not in self.heads:
+            raise UserError(
+                f"a {self.name} student has no {task} head (it has: {', '.join(self.heads)}) "
+                "— set student.kind to transformer"
+            )
+        return self.heads[task]
 
     def teacher_embeddings(
         self,
@@ -82,15 +94,15 @@ class CustomKind:
 
     def fresh(
         self,
-        model_class: type[PreTrainedModel],
         teacher: PreTrainedModel,
         teacher_tokenizer: PreTrainedTokenizerBase,
         cfg: StudentConfig,
         **fields: Any,
     ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-        """A new student of `model_class` on the teacher's tokenizer and labels, its embedding
-        table the teacher's (projected to `cfg.embedding_dim` when narrower); `fields` are
-        the kind's own config entries."""
+        """A new student with the head of the teacher's task, on the teacher's tokenizer and
+        labels, its embedding table the teacher's (projected to `cfg.embedding_dim` when
+        narrower); `fields` are the kind's own config entries."""
+        model_class = self.head_for(teacher)
         weights, kept = self.teacher_embeddings(teacher, teacher_tokenizer, cfg)
         labels = teacher.config
         config = model_class.config_class(
@@ -111,10 +123,11 @@ class CustomKind:
         return student, teacher_tokenizer
 
     def load(self, folder: Path) -> PreTrainedModel:
-        """Through the code saved beside the weights, as any user of the folder loads it."""
-        return AutoModelForSequenceClassification.from_pretrained(
-            resolve_model_dir(folder), trust_remote_code=True
-        )
+        """Through the code saved beside the weights and the Auto class of the task its
+        config names, as any user of the folder loads it."""
+        model_dir = resolve_model_dir(folder)
+        config = PretrainedConfig.get_config_dict(model_dir)[0]
+        return task_of_config(config).auto_class.from_pretrained(model_dir, trust_remote_code=True)
 
     def save(self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
         """`save_pretrained` writes the config's `auto_map` and copies the modeling file."""
@@ -139,10 +152,14 @@ class CustomKind:
         (`dynamo=True`) keeps the sequence length dynamic only in the first LSTM export of a
         process (PyTorch 2.13 reuses a cached non-loop LSTM kernel afterwards and bakes the
         length in). `sample` should hold pads, as real batches do. Batch and sequence axes
-        dynamic, inputs named as the tokenizer names them; config.json (without `auto_map`:
+        dynamic (a tagger's logits keep the sequence axis), inputs named as the tokenizer
+        names them; config.json (without `auto_map`:
         no PyTorch code ships with the graph) and the tokenizer beside it, as optimum's export
         leaves them for a transformer."""
         path = Path(out_dir) / "model.onnx"
+        inputs = tuple(sample[name] for name in names)
+        with torch.no_grad():
+            per_token = model.eval()(*inputs).logits.dim() == 3
         with warnings.catch_warnings():
             # its deprecation notice, and shape warnings (an LSTM exported at batch 2 may
             # fail at other sizes): the parity check runs other sizes and lengths on every
@@ -151,14 +168,14 @@ class CustomKind:
                 "ignore", (DeprecationWarning, UserWarning, torch.jit.TracerWarning)
             )
             torch.onnx.export(
-                model.eval(),
-                tuple(sample[name] for name in names),
+                model,
+                inputs,
                 str(path),
                 input_names=names,
                 output_names=["logits"],
                 dynamic_axes={
                     **{name: {0: "batch", 1: "sequence"} for name in names},
-                    "logits": {0: "batch"},
+                    "logits": {0: "batch", 1: "sequence"} if per_token else {0: "batch"},
                 },
                 opset_version=opset,
                 dynamo=False,

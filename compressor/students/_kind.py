@@ -53,6 +53,9 @@ class StudentKind(Protocol):
     def claims(self, config: dict[str, Any]) -> bool:
         """Whether a saved model with this config.json content is of this kind."""
 
+    def serves(self, task: str) -> bool:
+        """Whether the kind has a head for the task (`compressor.tasks`) of that name."""
+
     def build(
         self,
         teacher: PreTrainedModel,

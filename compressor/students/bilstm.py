@@ -2,8 +2,11 @@
 BERT into Simple Neural Networks": a one-layer BiLSTM (300 units per direction), a ReLU layer
 (400) and the classifier, trained on the teacher's logits (`logits_mse`, their eq. 2); for
 sentence pairs its siamese variant, [h1, h2, h1 * h2, |h1 - h2|] of the two sentences
-encoded by the same BiLSTM (their sec. 3.2). The model is `modeling_bilstm.py`, saved
-beside the weights so that `trust_remote_code=True` loads it without this project.
+encoded by the same BiLSTM (their sec. 3.2). For a token-classification teacher the same
+BiLSTM tags: each token's two states go through the ReLU layer and the classifier, as
+TextBrewer's one-layer BiGRU NER student does (a GRU there, an LSTM here). The model is
+`modeling_bilstm.py`, saved beside the weights so that `trust_remote_code=True` loads it
+without this project.
 
 Where this differs from the paper, and why:
 
@@ -22,6 +25,9 @@ Where this differs from the paper, and why:
   with the last states here.
 - Tokens: the BiLSTM reads the tokenizer's output as it is, [CLS] and [SEP] included; the
   siamese model's two sentences are the tokenizer's segments ([CLS] a [SEP] and b [SEP]).
+- Tagging: Tang et al. classify sentences only; the tagger is this kind's extension, not
+  their model. It reads every word piece and the first piece of each word carries its tag,
+  as for transformer taggers; no CRF (TextBrewer's BiGRU has none either).
 - Training: the paper mixes alpha * CE + (1 - alpha) * MSE (eq. 3) and optimises with
   Adadelta; here the recipe sets the mix (`recipes/bilstm.yaml`) and the trainer's AdamW
   runs it. Their augmentation is `compressor.augment` (no POS-guided swapping there).
@@ -33,15 +39,20 @@ Where this differs from the paper, and why:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from compressor.errors import UserError
 from compressor.models import load_tokenizer
 from compressor.registry import STUDENT_KINDS
 from compressor.students._custom import CustomKind
-from compressor.students.modeling_bilstm import BiLSTMConfig, BiLSTMForSequenceClassification
+from compressor.students.modeling_bilstm import (
+    BiLSTMConfig,
+    BiLSTMForSequenceClassification,
+    BiLSTMForTokenClassification,
+)
 
 if TYPE_CHECKING:
     # typing only: recipe validation imports the losses, which import this package
@@ -53,6 +64,10 @@ class BiLSTMKind(CustomKind):
 
     name = "bilstm"
     model_type = BiLSTMConfig.model_type
+    heads: ClassVar[dict[str, type[PreTrainedModel]]] = {
+        "sequence-classification": BiLSTMForSequenceClassification,
+        "token-classification": BiLSTMForTokenClassification,
+    }
 
     def build(
         self,
@@ -60,18 +75,25 @@ class BiLSTMKind(CustomKind):
         teacher_tokenizer: PreTrainedTokenizerBase,
         cfg: StudentConfig,
         samples: list[str],
-    ) -> tuple[BiLSTMForSequenceClassification, PreTrainedTokenizerBase]:
-        """A fresh BiLSTM on the teacher's tokenizer, its embedding table the teacher's
-        (projected to `cfg.embedding_dim` when narrower)."""
-        return self.fresh(
-            BiLSTMForSequenceClassification, teacher, teacher_tokenizer, cfg, siamese=cfg.siamese
-        )
+    ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        """A fresh BiLSTM with the head of the teacher's task, on the teacher's tokenizer,
+        its embedding table the teacher's (projected to `cfg.embedding_dim` when
+        narrower)."""
+        if cfg.siamese and self.head_for(teacher) is BiLSTMForTokenClassification:
+            raise UserError(
+                "student.siamese encodes the two sentences of a pair apart, and a tagger reads "
+                "one sequence — set student.siamese false"
+            )
+        return self.fresh(teacher, teacher_tokenizer, cfg, siamese=cfg.siamese)
 
     def describe(self, model: nn.Module, cfg: StudentConfig | None = None) -> str:
         config = getattr(model, "module", model).config
         kept = getattr(config, "embedding_variance_kept", 1.0)
+        # by name: a loaded model's class comes from the code saved beside its weights
+        tagger = type(getattr(model, "module", model)).__name__ == "BiLSTMForTokenClassification"
         return (
-            f"{'siamese ' * config.siamese}BiLSTM, {config.hidden_size} units per direction, "
+            f"{'siamese ' * config.siamese}BiLSTM{' tagger' * tagger}, "
+            f"{config.hidden_size} units per direction, "
             f"{config.mlp_size}-unit ReLU layer, {config.embedding_dim}-d embeddings from the "
             f"teacher's ({kept:.1%} of their variance)"
         )

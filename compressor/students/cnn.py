@@ -34,7 +34,7 @@ Where this differs, and why:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -59,6 +59,9 @@ class CNNKind(CustomKind):
 
     name = "cnn"
     model_type = CNNConfig.model_type
+    heads: ClassVar[dict[str, type[PreTrainedModel]]] = {
+        "sequence-classification": CNNForSequenceClassification
+    }
 
     def build(
         self,
@@ -78,9 +81,7 @@ class CNNKind(CustomKind):
             check_cells(cfg.cells)
         except ValueError as exc:
             raise UserError(f"student.cells: {exc} — fix the architecture in the recipe") from exc
-        return self.fresh(
-            CNNForSequenceClassification, teacher, teacher_tokenizer, cfg, cells=cfg.cells
-        )
+        return self.fresh(teacher, teacher_tokenizer, cfg, cells=cfg.cells)
 
     def describe(self, model: nn.Module, cfg: StudentConfig | None = None) -> str:
         config = getattr(model, "module", model).config

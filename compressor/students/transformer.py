@@ -73,6 +73,10 @@ class TransformerKind:
         `auto_map`) belongs to the kind that wrote it."""
         return not config.get("auto_map")
 
+    def serves(self, task: str) -> bool:
+        """Every task: transformers has an Auto class for each registered one."""
+        return True
+
     def build(
         self,
         teacher: PreTrainedModel,
