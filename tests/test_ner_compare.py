@@ -1,5 +1,6 @@
-"""The NER bench on real CoNLL-2003 sentences with a tiny tagger: both trainings per seed,
-the first seed shipped and timed against the teacher's files, every run reused on rerun."""
+"""The NER bench on real CoNLL-2003 sentences with a tiny tagger: every training per seed
+(three of a 3-layer transformer, one BiLSTM), the first seed shipped and timed against the
+teacher's files, every run reused on rerun."""
 
 import json
 from pathlib import Path
@@ -11,7 +12,7 @@ from compressor.runfolder import RunFolder
 from tests.test_results import assert_published, assert_reruns_without_training
 
 
-def test_both_trainings_shipped_and_timed(
+def test_every_training_shipped_and_timed(
     tagger_backbone: Path, conll_subset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     results, out = tmp_path / "results", tmp_path / "bench"
@@ -21,7 +22,7 @@ def test_both_trainings_shipped_and_timed(
     ner_compare.main(argv, results=results)
     table = json.loads((out / "table.json").read_text())
     rows = {r["method"]: r for r in table["rows"]}
-    assert set(rows) == {"kd", "regime"}
+    assert set(rows) == {"kd", "regime", "long", "bilstm"}
     for row in rows.values():
         f1s = row["dev_f1_per_seed"]
         assert row["seeds"] == [42, 43]
@@ -31,14 +32,21 @@ def test_both_trainings_shipped_and_timed(
     regime = RunFolder.open(out / "regime" / "seed-42").result("distill")
     assert (kd["steps"], kd["word_embeddings"]) == (2, "trained")
     assert (regime["steps"], regime["word_embeddings"]) == (6, "frozen")
+    long = RunFolder.open(out / "long" / "seed-42").result("distill")
+    assert long["steps"] == 2 * ner_compare.LONG_EPOCHS
+    bilstm = RunFolder.open(out / "bilstm" / "seed-43").result("distill")
+    assert bilstm["student_source"].startswith("BiLSTM tagger, 300 units per direction")
+    assert bilstm["steps"] == 20 and bilstm["student_non_embedding_parameters"] < 2e6
     assert not RunFolder.open(out / "kd" / "seed-43").done("export")  # only the first ships
     files = {row[0]: row for row in table["files"]}
     assert list(files) == ["teacher fp32", "teacher int8", "kd fp32", "kd int8", "regime fp32",
-                           "regime int8"]  # fmt: skip
+                           "regime int8", "long fp32", "long int8", "bilstm fp32",
+                           "bilstm int8"]  # fmt: skip
     assert files["regime int8"][5].endswith(")") and "x (" in files["regime int8"][5]
     shipped = RunFolder.open(out / "regime" / "seed-42").result("evaluate")["dev_accuracy"]
     assert files["regime int8"][1] == f"{100 * shipped['student_int8']:.2f}"
     assert {r["batch"] for r in table["latency"]["results"]} == {1, 32}
     published = assert_published(results / "bench-ner.md", out / "table.md")
-    assert "| KD under the regime (compress's default)" in published
+    assert "| 3 layers, KD under the regime (compress's default)" in published
+    assert "| BiLSTM tagger (Tang et al." in published
     assert_reruns_without_training(ner_compare, argv, results, monkeypatch)  # timing reused too

@@ -112,9 +112,10 @@ def test_settings_the_task_cannot_run_are_refused(
     done = cli("compress", "--teacher", str(tagger), "--data", str(conll_subset), "--out",
                str(tmp_path / "run"), "--recipe", str(recipe), "--dry-run")  # fmt: skip
     assert done.returncode != 0
-    assert "token-classification data, which augment.enabled, student.kind cnn cannot" in (
-        done.stderr.replace("\n", " ")
-    )
+    assert (
+        "token-classification data, which augment.methods replace (this data takes token, "
+        "mention, shuffle), student.kind cnn cannot"
+    ) in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr
     searched = cli("search", "--teacher", str(tagger), "--data", str(conll_subset), "--out",
                    str(tmp_path / "search"), "--max-drop", "1", "--budget", "1m")  # fmt: skip
@@ -155,14 +156,15 @@ def test_homodistil_prunes_a_tagger(tagger: Path, conll_subset: Path, tmp_path: 
 
 
 def test_a_bilstm_tagger_runs_the_chain(tagger: Path, conll_subset: Path, tmp_path: Path) -> None:
-    """Tang's BiLSTM as a tagger: distilled on the cached first-piece logits, exported with a
-    sequence axis on its logits (parity word by word), quantized, scored by entity F1, and
-    run by `predict`."""
+    """Tang's BiLSTM as a tagger, on a transfer set grown by tag-preserving augmentation:
+    distilled on the cached first-piece logits, exported with a sequence axis on its logits
+    (parity word by word), quantized, scored by entity F1, and run by `predict`."""
     recipe = tmp_path / "bilstm.yaml"
     recipe.write_text(
         "student:\n  kind: bilstm\n  hidden: 16\n  mlp: 16\ndistill:\n  prediction_weight: 0\n"
         "  intermediate:\n    - name: logits_mse\ntrain:\n  lr: 1.0e-2\n  weight_decay: 0\n"
-        "  eval_every: 10\n"
+        "  eval_every: 10\naugment:\n  enabled: true\n  methods: [token, mention, shuffle]\n"
+        "  per_example: 2\n"
     )
     out = tmp_path / "run"
     done = cli("compress", "--teacher", str(tagger), "--data", str(conll_subset), "--out",
@@ -171,6 +173,10 @@ def test_a_bilstm_tagger_runs_the_chain(tagger: Path, conll_subset: Path, tmp_pa
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["architectures"] == ["BiLSTMForTokenClassification"]
     stages = json.loads((out / "state.json").read_text())["stages"]
+    augmented = stages["distill"]["augmentation"]
+    assert augmented["methods"] == ["token", "mention", "shuffle"]
+    assert 160 < augmented["augmented"] <= 320 and augmented["original"] == 160
+    assert stages["distill"]["train_examples"] == 160 + augmented["augmented"]
     trained = stages["distill"]["stages"][0]
     assert trained["teacher_pass"] == "cached logits" and trained["losses"] == ["logits_mse"]
     assert trained["history"][-1]["loss"] < trained["history"][0]["loss"]

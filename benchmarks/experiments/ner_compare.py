@@ -3,16 +3,18 @@ and its 3-layer students, by entity F1, size and speed against the teacher's fil
 
 The teacher is all-MiniLM-L6-v2 fine-tuned on the whole training split (14,041 sentences)
 with `recipes/ner.yaml` (3 epochs at lr 1e-4, batches grouped by length). Each method then
-distils a 3-layer student cut from it, per seed:
-- `kd`: Hinton KD as `compress` trained before the retention regime: one epoch, every
-  weight trained, batches in random order (lr 2e-4);
-- `regime`: `compress`'s defaults, three epochs with the word embeddings fixed and batches
-  grouped by length.
-The teacher runs on every batch (its stored outputs are one row per sentence). The first
-seed of each method is also exported and quantized (dynamic int8), every file is scored on
-the 3,250 dev sentences, and the six ONNX files are timed in one interleaved run (3 rounds)
-at batch 1 and 32 over the dev sentences' own lengths. Finished runs and the timing are
-reused. Writes `table.md` / `table.json` in the output folder and
+distils a student from it, per seed:
+- `kd`: a 3-layer student cut from the teacher, Hinton KD as `compress` trained before the
+  retention regime: one epoch, every weight trained, batches in random order (lr 2e-4);
+- `regime`: the same student under `compress`'s defaults, three epochs with the word
+  embeddings fixed and batches grouped by length;
+- `long`: the regime for LONG_EPOCHS epochs (TextBrewer distils for 30-60);
+- `bilstm`: Tang's one-layer BiLSTM as a tagger (`recipes/ner_bilstm.yaml`), the anchor of
+  TextBrewer's BiGRU row.
+The first seed of each method is also exported and quantized (dynamic int8), every file is
+scored on the 3,250 dev sentences, and the ONNX files are timed in one interleaved run (3
+rounds) at batch 1 and 32 over the dev sentences' own lengths. Finished runs and the timing
+are reused. Writes `table.md` / `table.json` in the output folder and
 `benchmarks/results/bench-ner.md` / `.json`.
 """
 
@@ -35,20 +37,27 @@ from compressor.recipe import default_teacher_backbone, load_recipe
 from compressor.runfolder import RunFolder
 
 RESULTS_NAME = "bench-ner"
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "ner.yaml"
-SHARED: dict[str, Any] = {"student.layers": 3, "export.e2e": False}
-METHODS: dict[str, tuple[str, dict[str, Any]]] = {
-    "kd": ("KD, 1 epoch, every weight trained, random batches",
-           {"train.epochs": 1, "train.group_by_length": False,
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+RECIPE, BILSTM_RECIPE = RECIPES / "ner.yaml", RECIPES / "ner_bilstm.yaml"
+SHARED: dict[str, Any] = {"export.e2e": False}
+THREE = {"student.layers": 3}
+LONG_EPOCHS = 12
+METHODS: dict[str, tuple[str, Path, dict[str, Any]]] = {
+    "kd": ("3 layers, KD, 1 epoch, every weight trained, random batches", RECIPE,
+           {**THREE, "train.epochs": 1, "train.group_by_length": False,
             "student.freeze_word_embeddings": False}),
-    "regime": ("KD under the regime (compress's default): 3 epochs, word embeddings fixed, "
-               "batches grouped by length", {}),
+    "regime": ("3 layers, KD under the regime (compress's default): 3 epochs, word embeddings "
+               "fixed, batches grouped by length", RECIPE, THREE),
+    "long": (f"3 layers, the regime for {LONG_EPOCHS} epochs", RECIPE,
+             {**THREE, "train.epochs": LONG_EPOCHS}),
+    "bilstm": ("BiLSTM tagger (Tang et al.; recipes/ner_bilstm.yaml): 300 units a direction, "
+               "10 epochs of gold-tag CE + logits MSE", BILSTM_RECIPE, {}),
 }  # fmt: skip
 FILES = {"fp32": ("model.onnx", "student_onnx"), "int8": ("model_int8.onnx", "student_int8")}
 
 
-def recipe_for(data: dict[str, Any], overrides: dict[str, Any]) -> Any:
-    return load_recipe(RECIPE, {**data, **overrides})
+def recipe_for(data: dict[str, Any], overrides: dict[str, Any], recipe: Path = RECIPE) -> Any:
+    return load_recipe(recipe, {**data, **overrides})
 
 
 def teacher(backbone: str, data: dict[str, Any], out: Path) -> Path:
@@ -66,10 +75,11 @@ def run_one(teacher_dir: Path, data: dict[str, Any], key: str, seed: int, shippe
     run_dir = out / key / f"seed-{seed}"
     started = (run_dir / "state.json").is_file()
     if not started or not RunFolder.open(run_dir).done("evaluate"):
-        overrides = {**SHARED, **METHODS[key][1], "train.seed": seed}
+        _label, recipe, changes = METHODS[key]
+        overrides = {**SHARED, **changes, "train.seed": seed}
         if not shipped:
             overrides["quantize.mode"] = "none"
-        compress(str(teacher_dir), recipe_for(data, overrides), run_dir, overwrite=False,
+        compress(str(teacher_dir), recipe_for(data, overrides, recipe), run_dir, overwrite=False,
                  resume=started, skip_benchmark=True, skip_export=not shipped)  # fmt: skip
     run = RunFolder.open(run_dir)
     distill, evaluate = run.result("distill"), run.result("evaluate")
@@ -116,7 +126,7 @@ def timing(out: Path, teacher_dir: Path, data: dict[str, Any], seed: int, iters:
 def summarise(runs: list[dict]) -> list[dict]:
     """Per method: mean and sample std of the student's entity F1 over seeds."""
     rows = []
-    for key, (label, _) in METHODS.items():
+    for key, (label, *_) in METHODS.items():
         mine = [r for r in runs if r["method"] == key]
         if not mine:
             continue
@@ -189,8 +199,8 @@ def render(rows: list[dict], files: list[list[str]], teacher_state: dict) -> str
         f"CoNLL-2003 dev (3,250 sentences), entity-level micro F1 (seqeval, strict IOB2). "
         f"Teacher: all-MiniLM-L6-v2 fine-tuned for {teacher_state['steps']} steps (3 epochs of "
         f"{teacher_state['train_examples']} sentences, {minutes:.1f} min of optimizer steps "
-        f"here), dev F1 {_pct(teacher_state['dev_accuracy'])}. Students: 3 layers cut from "
-        "it; std over seeds.\n\n"
+        f"here), dev F1 {_pct(teacher_state['dev_accuracy'])}. Transformer students: 3 layers "
+        "cut from it; std over seeds.\n\n"
     )
     seeds = markdown.table(
         ["training", "teacher F1", "student F1 (mean ± std)", "retention %", "per seed",

@@ -1,4 +1,5 @@
-"""Training-set augmentation for distillation, labelled by the teacher.
+"""Training-set augmentation for distillation, labelled by the teacher (tagged words:
+`compressor.augment.tagged`, which keeps their tags right).
 
 Why: task-specific distillation on a small labelled set leaves the student well short of
 the teacher, because the student only sees the teacher's function on the inputs the set
@@ -43,15 +44,29 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from compressor import atomic
 from compressor.augment.perturb import capped, generate, replace_positions
 from compressor.augment.replace import make_replacer
+from compressor.augment.tagged import TAG_METHODS, generate_tagged
 from compressor.data import Split
 from compressor.errors import UserError
 from compressor.models import load_classifier
 from compressor.progress import LoggedProgress
 from compressor.recipe import AugmentConfig
+from compressor.tasks import DEFAULT_TASK
 from compressor.teacher_outputs import cache_dir as logits_dir
 from compressor.teacher_outputs import model_fingerprint, teacher_logits
 
 CACHE_FORMAT = 1  # bump when generation changes, so old cached sets are not reused
+
+
+def check_methods(cfg: AugmentConfig, task: str) -> None:
+    """Refuse methods made for the other kind of example: a text method would move words
+    away from their tags, a tag method needs tags."""
+    tagged = task != DEFAULT_TASK
+    wrong = [m for m in cfg.methods if (m in TAG_METHODS) != tagged]
+    if wrong:
+        fits = ", ".join(TAG_METHODS) if tagged else "replace, mask, ngram"
+        raise UserError(
+            f"augment.methods {', '.join(wrong)} cannot augment {task} data — use {fits} instead"
+        )
 
 
 def augment_split(
@@ -64,6 +79,7 @@ def augment_split(
     batch_size: int = 64,
     device: str | torch.device = "cpu",
     logits_root: Path | None = None,
+    label_names: list[str] | None = None,
 ) -> tuple[Split, dict]:
     """The split's examples followed by teacher-labelled augmented copies, plus what was done.
 
@@ -76,11 +92,16 @@ def augment_split(
     `logits_root` (default `cache_root`; `compressor.teacher_outputs`), where distillation
     reads them instead of running the teacher again.
 
+    Tagged words (`label_names` naming their tag ids) get the tag-preserving methods: the
+    copies keep their rebuilt tags as labels, and the teacher's per-word logits go to the
+    logits cache the same way.
+
     Info: cached, path (the .jsonl of augmented examples), original / augmented counts,
     candidate_source ("mlm", "embedding-neighbours", or None when 'replace' is not among the
     methods), methods.
     """
-    key = _cache_key(split, teacher_dir, cfg, max_length)
+    check_methods(cfg, split.task)
+    key = _cache_key(split, teacher_dir, cfg, max_length, label_names)
     data_path = Path(cache_root) / f"augment-{key[:16]}.jsonl"
     info_path = data_path.with_suffix(".json")
     if data_path.is_file() and info_path.is_file():  # the sidecar is written last
@@ -91,6 +112,20 @@ def augment_split(
     device = torch.device(device)
     teacher, tokenizer = load_classifier(teacher_dir)
     teacher.to(device).eval()
+    if split.task != DEFAULT_TASK:
+        if label_names is None:
+            raise ValueError("tagged words need their label names to be augmented")
+        copies = capped(generate_tagged(list(zip(split.texts, split.labels, strict=True)),
+                                        label_names, cfg), cfg)  # fmt: skip
+        new = Split([w for _, w, _ in copies], [t for *_, t in copies], task=split.task)
+        with LoggedProgress(TextColumn("[bold]{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TimeRemainingColumn()) as progress:  # fmt: skip
+            teacher_logits(teacher, tokenizer, new,
+                           logits_dir(logits_root or cache_root, teacher_dir, max_length),
+                           max_length=max_length, batch_size=batch_size,
+                           progress=progress)  # fmt: skip
+        rows = [{"words": w, "tags": t} for w, t in zip(new.texts, new.labels, strict=True)]
+        return _write(split, rows, data_path, info_path, cfg, None)
     if "mask" in cfg.methods and tokenizer.mask_token is None:
         raise UserError(
             f"the tokenizer of {teacher_dir} has no mask token — drop 'mask' from augment.methods"
@@ -129,6 +164,12 @@ def augment_split(
         {"text": text, "pair": None if pairs is None else pairs[k], "label": labels[k]}
         for k, text in enumerate(texts)
     ]
+    return _write(split, rows, data_path, info_path, cfg, source)
+
+
+def _write(split: Split, rows: list[dict], data_path: Path, info_path: Path,
+           cfg: AugmentConfig, source: str | None) -> tuple[Split, dict]:  # fmt: skip
+    """Store the augmented rows and their sidecar (last, so a cut write is no hit)."""
     atomic.write_text(
         data_path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     )
@@ -143,7 +184,8 @@ def augment_split(
     return _extend(split, rows), info | {"cached": False}
 
 
-def _cache_key(split: Split, teacher_dir: str | Path, cfg: AugmentConfig, max_length: int) -> str:
+def _cache_key(split: Split, teacher_dir: str | Path, cfg: AugmentConfig, max_length: int,
+               label_names: list[str] | None) -> str:  # fmt: skip
     """Everything the augmented set depends on; model folders by their files' names, sizes
     and mtimes, which changes whenever a model is re-saved without hashing gigabytes."""
     blob = json.dumps(
@@ -156,6 +198,7 @@ def _cache_key(split: Split, teacher_dir: str | Path, cfg: AugmentConfig, max_le
             "mlm_model": None if cfg.mlm_model is None else model_fingerprint(cfg.mlm_model),
             "cfg": cfg.model_dump_json(),
             "max_length": max_length,
+            **({} if label_names is None else {"label_names": label_names}),
         },
         ensure_ascii=False,
     )
@@ -163,6 +206,9 @@ def _cache_key(split: Split, teacher_dir: str | Path, cfg: AugmentConfig, max_le
 
 
 def _extend(split: Split, rows: list[dict]) -> Split:
+    if split.task != DEFAULT_TASK:
+        return Split(split.texts + [row["words"] for row in rows],
+                     split.labels + [row["tags"] for row in rows], task=split.task)  # fmt: skip
     return Split(
         texts=split.texts + [row["text"] for row in rows],
         labels=split.labels + [row["label"] for row in rows],

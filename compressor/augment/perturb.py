@@ -79,7 +79,7 @@ def generate(
     return copies
 
 
-def capped(copies: list[tuple[int, str]], cfg: AugmentConfig) -> list[tuple[int, str]]:
+def capped(copies: list[T], cfg: AugmentConfig) -> list[T]:
     """A seeded subset of `max_examples` copies, in their original order."""
     if cfg.max_examples is None or len(copies) <= cfg.max_examples:
         return copies

@@ -71,6 +71,7 @@ def training_split(ctx: RunContext) -> tuple[Split, dict | None]:
         max_length=recipe.data.max_length,
         device="cuda" if torch.cuda.is_available() else "cpu",
         logits_root=cache_root() / LOGITS_CACHE,
+        label_names=data.label_names,
     )
 
 

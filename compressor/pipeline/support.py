@@ -3,13 +3,14 @@ training: a recipe asking for more gets one line naming what to drop, not a cras
 
 Token classification runs distillation of transformer and BiLSTM students, HomoDistil
 pruning, vocabulary pruning, export, parity, every quantization mode without `max_drop`, .ort
-files, evaluation and the benchmark. Augmentation rewrites sentences (their tags would not
-follow), AdaBERT reads one label per text, and a student kind without a head for the task
-(the CNN's is a sentence head) is refused.
+files, evaluation, the benchmark, and augmentation by the methods that keep tags right.
+AdaBERT reads one label per text, and a student kind without a head for the task (the CNN's
+is a sentence head) is refused; so are augmentation methods made for the other task.
 """
 
 from __future__ import annotations
 
+from compressor.augment.tagged import TAG_METHODS
 from compressor.errors import UserError
 from compressor.pipeline.context import RunContext
 from compressor.students import kind_named
@@ -18,11 +19,17 @@ from compressor.tasks import DEFAULT_TASK
 
 def unsupported(ctx: RunContext) -> list[str]:
     """The recipe settings that the data's task cannot run yet, as recipe keys."""
-    if ctx.mlm or ctx.data.task == DEFAULT_TASK:
+    if ctx.mlm:
         return []
-    recipe = ctx.recipe
+    recipe, tagged = ctx.recipe, ctx.data.task != DEFAULT_TASK
+    methods = [m for m in recipe.augment.methods if (m in TAG_METHODS) != tagged]
+    fits = ", ".join(TAG_METHODS) if tagged else "replace, mask, ngram"
+    misfit = f"augment.methods {', '.join(methods)} (this data takes {fits})"
+    misfits = [(misfit, recipe.augment.enabled and bool(methods))]
+    if not tagged:
+        return [key for key, on in misfits if on]
     asked = [
-        ("augment.enabled", recipe.augment.enabled),
+        *misfits,
         ("adabert.enabled", recipe.adabert.enabled),
         (
             f"student.kind {recipe.student.kind}",

@@ -240,14 +240,20 @@ class DistillConfig(Strict):
 
 class AugmentConfig(Strict):
     """Training-set augmentation for distillation, labelled by the teacher (TinyBERT sec. 3.3;
-    Tang et al. 2019, sec. 3.1). Off by default: it multiplies the data the teacher reads."""
+    Tang et al. 2019, sec. 3.1; for tagged words Dai & Adel 2020, sec. 2). Off by default: it
+    multiplies the data the teacher reads."""
 
     enabled: bool = False
-    methods: list[Literal["replace", "mask", "ngram"]] = Field(
+    methods: list[Literal["replace", "mask", "ngram", "token", "mention", "shuffle"]] = Field(
         default_factory=lambda: ["replace"],
-        description="'replace': TinyBERT word replacement; 'mask': Tang's [MASK] "
-        "substitution; 'ngram': Tang's n-gram sampling. Each augmented copy applies one "
-        "method, cycling through the list.",
+        description="For texts: 'replace' (TinyBERT word replacement), 'mask' (Tang's [MASK] "
+        "substitution), 'ngram' (Tang's n-gram sampling). For tagged words, keeping the "
+        "tags right (Dai & Adel): 'token' (a word becomes another of its tag), 'mention' (an "
+        "entity becomes another of its type), 'shuffle' (words shuffled within a one-label "
+        "segment). Each augmented copy applies one method, cycling through the list.",
+    )
+    tag_prob: float = Field(
+        0.3, ge=0, le=1, description="Dai & Adel's p per word, mention or segment (grid 0.1-0.7)."
     )
     per_example: int = Field(4, ge=1, description="Augmented copies per example (TinyBERT: 20).")
     replace_prob: float = Field(0.4, ge=0, le=1, description="TinyBERT's p_t per word.")
