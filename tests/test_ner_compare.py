@@ -1,5 +1,5 @@
 """The NER bench on real CoNLL-2003 sentences with a tiny tagger: every training per seed
-(three of a 3-layer transformer, one BiLSTM), the first seed shipped and timed against the
+(four of a 3-layer transformer, one BiLSTM), the first seed shipped and timed against the
 teacher's files, every run reused on rerun."""
 
 import json
@@ -22,7 +22,7 @@ def test_every_training_shipped_and_timed(
     ner_compare.main(argv, results=results)
     table = json.loads((out / "table.json").read_text())
     rows = {r["method"]: r for r in table["rows"]}
-    assert set(rows) == {"kd", "regime", "long", "bilstm"}
+    assert set(rows) == {"kd", "regime", "long", "augmented", "bilstm"}
     for row in rows.values():
         f1s = row["dev_f1_per_seed"]
         assert row["seeds"] == [42, 43]
@@ -34,14 +34,18 @@ def test_every_training_shipped_and_timed(
     assert (regime["steps"], regime["word_embeddings"]) == (6, "frozen")
     long = RunFolder.open(out / "long" / "seed-42").result("distill")
     assert long["steps"] == 2 * ner_compare.LONG_EPOCHS
+    augmented = RunFolder.open(out / "augmented" / "seed-42").result("distill")
+    grown = augmented["augmentation"]
+    assert grown["original"] == 64 and 64 < grown["augmented"] <= 3 * 64
+    assert augmented["train_examples"] == 64 + grown["augmented"]
     bilstm = RunFolder.open(out / "bilstm" / "seed-43").result("distill")
     assert bilstm["student_source"].startswith("BiLSTM tagger, 300 units per direction")
     assert bilstm["steps"] == 20 and bilstm["student_non_embedding_parameters"] < 2e6
     assert not RunFolder.open(out / "kd" / "seed-43").done("export")  # only the first ships
     files = {row[0]: row for row in table["files"]}
     assert list(files) == ["teacher fp32", "teacher int8", "kd fp32", "kd int8", "regime fp32",
-                           "regime int8", "long fp32", "long int8", "bilstm fp32",
-                           "bilstm int8"]  # fmt: skip
+                           "regime int8", "long fp32", "long int8", "augmented fp32",
+                           "augmented int8", "bilstm fp32", "bilstm int8"]  # fmt: skip
     assert files["regime int8"][5].endswith(")") and "x (" in files["regime int8"][5]
     shipped = RunFolder.open(out / "regime" / "seed-42").result("evaluate")["dev_accuracy"]
     assert files["regime int8"][1] == f"{100 * shipped['student_int8']:.2f}"

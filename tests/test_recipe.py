@@ -63,6 +63,7 @@ def test_hash_changes_with_settings_only() -> None:
     assert load_recipe(None, {"distill.teacher_states_mb": 0}).hash() != Recipe().hash()
     assert load_recipe(None, {"data.task": "token-classification"}).hash() != Recipe().hash()
     assert load_recipe(None, {"data.tag_column": 3}).hash() != Recipe().hash()
+    assert load_recipe(None, {"augment.tag_prob": 0.5}).hash() != Recipe().hash()
     assert (load_recipe(None, {"student.freeze_word_embeddings": False}).hash()
             != Recipe().hash())  # fmt: skip
     cnn = {"student.kind": "cnn"}
@@ -76,6 +77,7 @@ def test_hash_changes_with_settings_only() -> None:
     del tree["adabert"], tree["finetune"]["group_by_length"]  # train's is on by default
     del tree["export"]["e2e"], tree["distill"]["teacher_states_mb"]
     del tree["data"]["task"], tree["data"]["tag_column"]  # added with token classification
+    del tree["augment"]["tag_prob"]  # added with tagged augmentation
     for key in ("kind", "hidden", "mlp", "embedding_dim", "siamese", "cells"):
         del tree["student"][key]  # kinds' keys, left out at their defaults
     tree["student"]["freeze_word_embeddings"] = True  # hashed resolved, unset by default

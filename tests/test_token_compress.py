@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from compressor.predict import Predictor
+from exporters.quant.fallback import candidates
 from tests.conftest import conll_sentences
 from tests.test_cli import cli
 
@@ -88,8 +89,16 @@ def test_compress_ships_tagger_files_scored_by_entity_f1(
     for name in ("onnx/model_static_int8.onnx", "onnx/model_q4.onnx"):
         assert manifest[name]["dev_metric"] == "entity F1"
         assert 0.0 <= manifest[name]["dev_accuracy"] <= 1.0
-    refused = cli("quantize", str(out / "onnx"), "--max-drop", "1", "--data", str(conll_subset))
-    assert refused.returncode != 0 and "drop --max-drop" in refused.stderr
+    # at no disagreement allowed, nodes go back to fp32 until the file agrees with fp32 fully
+    kept = cli("quantize", str(out / "onnx"), "--mode", "static-int8", "--max-drop", "0",
+               "--data", str(conll_subset))  # fmt: skip
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    record = json.loads((out / "onnx" / "manifest.json").read_text())[
+        "onnx/model_static_int8.onnx"]["quantization"]["max_drop"]  # fmt: skip
+    assert record["metric"] == "entity F1" and record["examples"] == 160
+    assert record["changed_points_before"] > 0 == record["changed_points_after"]
+    assert record["within_limit"] and record["kept_fp32"]
+    assert set(record["kept_fp32"]) <= set(candidates(out / "onnx" / "onnx" / "model.onnx"))
 
     predictor = Predictor(out)
     texts = [" ".join(line.split()[0] for line in block.splitlines())

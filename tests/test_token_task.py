@@ -70,6 +70,22 @@ def test_entity_f1_against_a_hand_computed_case() -> None:
     assert scores["f1_per_type"] == {"LOC": 1.0, "PER": 0.0}
 
 
+def test_one_models_predictions_score_as_anothers_gold() -> None:
+    """What max_drop measures for a tagger: entity F1 against the fp32 file's predictions.
+    The fp32 file found PER over words 0-1 and LOC at 3, and never saw the last word; the
+    quantized file cuts PER short and keeps LOC: 1 of 2 entities agree both ways."""
+    task = task_named("token-classification")
+    shape = [[0, 0, 0, 0], [0, 0]]
+    fp32 = task.as_labels(np.array([1, 2, 3, 0, 3, NO_PREDICTION]), shape)
+    assert fp32 == [[1, 2, 3, 0], [3, NO_PREDICTION]]
+    quantized = np.array([1, 3, 3, 0, 3, NO_PREDICTION])
+    assert task.score(quantized, fp32, TAGS)["score"] == pytest.approx(1 / 2)
+    assert task.score(np.concatenate(fp32), fp32, TAGS)["score"] == 1.0
+    sequence = task_named("sequence-classification")
+    labels = sequence.as_labels(np.array([1, 0, 1, 1]), [0, 0, 0, 0])
+    assert sequence.score(np.array([1, 1, 1, 1]), labels, [])["score"] == 3 / 4
+
+
 def test_task_is_read_from_architectures() -> None:
     assert task_of_config({"architectures": ["BertForTokenClassification"]}).name == (
         "token-classification"

@@ -2,10 +2,11 @@
 training: a recipe asking for more gets one line naming what to drop, not a crash an hour in.
 
 Token classification runs distillation of transformer and BiLSTM students, HomoDistil
-pruning, vocabulary pruning, export, parity, every quantization mode without `max_drop`, .ort
-files, evaluation, the benchmark, and augmentation by the methods that keep tags right.
-AdaBERT reads one label per text, and a student kind without a head for the task (the CNN's
-is a sentence head) is refused; so are augmentation methods made for the other task.
+pruning, vocabulary pruning, export, parity, every quantization mode with or without
+`max_drop`, .ort files, evaluation, the benchmark, and augmentation by the methods that keep
+tags right. AdaBERT reads one label per text, and a student kind without a head for the task
+(the CNN's is a sentence head) is refused; so are augmentation methods made for the other
+task.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ def unsupported(ctx: RunContext) -> list[str]:
             f"student.kind {recipe.student.kind}",
             not kind_named(recipe.student.kind).serves(ctx.data.task),
         ),
-        ("quantize.max_drop", recipe.quantize.max_drop is not None),
     ]
     return [key for key, on in asked if on]
 

@@ -223,6 +223,8 @@ class Recipe(Strict):
         for key in ("task", "tag_column"):  # added with token classification
             if tree["data"][key] is None:
                 del tree["data"][key]
+        if self.augment.tag_prob == AugmentConfig().tag_prob:  # added with tagged augmentation
+            del tree["augment"]["tag_prob"]
         for section in ("finetune", "train"):  # added with length-grouped batches
             if not tree[section]["group_by_length"]:
                 del tree[section]["group_by_length"]

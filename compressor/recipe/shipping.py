@@ -77,12 +77,14 @@ class QuantizeConfig(Strict):
     max_drop: float | None = Field(
         None,
         ge=0,
-        description="int8 (dynamic and static), int4: points of `max_drop_samples` held "
-        "training sentences whose label the file may change against the fp32 file (a bound "
-        "on the accuracy it loses on them). Beyond it, the quantized nodes whose fp32 "
-        "fallback restores the most labels are kept in fp32, one at a time, until the file "
-        "is within the limit; the file records which and what they cost in size. Unset: no "
-        "limit.",
+        description="int8 (dynamic and static), int4: points the file may disagree with the "
+        "fp32 file on `max_drop_samples` held training sentences, by the task's metric with "
+        "the fp32 file's predictions as gold: for a classifier the share of labels changed (a "
+        "bound on the accuracy it loses on them), for a tagger 100 minus the entity F1 "
+        "against the fp32 file's entities. Beyond it, the quantized nodes whose fp32 "
+        "fallback restores the most agreement are kept in fp32, one at a time, until the "
+        "file is within the limit; the file records which and what they cost in size. "
+        "Unset: no limit.",
     )
     max_drop_samples: int = Field(
         512, ge=16, description="Labelled training sentences max_drop is measured on."

@@ -58,3 +58,8 @@ class Task(Protocol):
     ) -> dict[str, Any]:
         """The metric on class ids in input order (one per example, or one per word over all
         examples in order): "score" is the main figure (0..1), beside the task's others."""
+
+    def as_labels(self, predictions: np.ndarray, like: Sequence[Any]) -> Sequence[Any]:
+        """`predictions` in the shape of the labels `like` (per word: one list a sentence),
+        so one model's output can be scored as the gold of another's; `NO_PREDICTION` stays
+        and `score` reads it as it does in predictions."""

@@ -174,14 +174,15 @@ class TokenClassification:
         self, predictions: np.ndarray, labels: Sequence[Any], label_names: Sequence[str]
     ) -> dict[str, Any]:
         """seqeval's strict IOB2 figures over sentences; a word the model never saw
-        (`NO_PREDICTION`) is predicted outside any entity, so it costs recall."""
+        (`NO_PREDICTION`) is predicted outside any entity, so it costs recall (and is
+        outside any entity in gold labels that are another model's predictions)."""
         from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
         from seqeval.scheme import IOB2
 
         names = [*label_names]
         lengths = [len(tags) for tags in labels]
         flat_pred = [OUTSIDE if p == NO_PREDICTION else names[p] for p in np.asarray(predictions)]
-        gold = [[names[t] for t in tags] for tags in labels]
+        gold = [[OUTSIDE if t == NO_PREDICTION else names[t] for t in tags] for tags in labels]
         pred = split_by_lengths(flat_pred, lengths)
         strict = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
         per_type = classification_report(gold, pred, output_dict=True, **strict)
@@ -201,6 +202,9 @@ class TokenClassification:
                 if not kind.endswith(" avg")
             },
         }
+
+    def as_labels(self, predictions: np.ndarray, like: Sequence[Any]) -> Sequence[Any]:
+        return split_by_lengths(list(np.asarray(predictions)), [len(tags) for tags in like])
 
 
 TOKEN = TASKS.register(TokenClassification.name)(TokenClassification())

@@ -1,19 +1,23 @@
-"""`quantize.max_drop`: a quantized file that changes more labels than the limit allows
-against its fp32 file gets nodes back in fp32, the most costly first, until it is within it.
+"""`quantize.max_drop`: a quantized file that disagrees with its fp32 file by more than the
+limit allows gets nodes back in fp32, the most costly first, until it is within it.
 
 What Intel Neural Compressor's accuracy-aware tuning does for one file, reported per node:
 first every quantized node is put back in fp32 alone (one file each) and scored, ranking the
-nodes by how many of the fp32 file's labels that fallback restores (ties broken by the
+nodes by how much of the fp32 file's output that fallback restores (ties broken by the
 logits' distance to fp32); then nodes are kept in fp32 in that order, one more per file,
 until the file is within the limit.
 
-The measure is the share of held sentences whose label differs from the fp32 file's, in
-points, not the accuracy drop: it bounds the drop on those sentences whatever their gold
-labels, and the drop alone hid flips that cancel. On the demo teacher, files whose accuracy
-drop on 512 training sentences was within 0.5 lost 1.03 points on dev while agreeing with
-PyTorch on 97.7 % of it (`make bench-quant` at b08f4d5). The held sentences are training
-sentences, not dev, so the dev figure the run reports is not the one the search tuned on;
-both the accuracy and the changed labels are recorded.
+The measure is the disagreement with the fp32 file, in points, by the task's own metric with
+the fp32 file's predictions as the gold labels, not the drop against the real labels. For a
+classifier that is the share of held sentences whose label changed: it bounds the accuracy
+drop on them whatever their gold labels, and the drop alone hid flips that cancel. On the
+demo teacher, files whose accuracy drop on 512 training sentences was within 0.5 lost 1.03
+points on dev while agreeing with PyTorch on 97.7 % of it (`make bench-quant` at b08f4d5).
+For a tagger it is 100 minus the entity F1 against the fp32 file's entities: a share of
+changed tags would mostly count O words that no entity F1 reads, and one changed tag can
+split an entity. The held sentences are training sentences, not dev, so the dev figure the
+run reports is not the one the search tuned on; both the task's figure against the real
+labels and the disagreement are recorded.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 from compressor.data import Split
 from compressor.layout import package_root
 from compressor.progress import LoggedProgress, LogLine
+from compressor.tasks import task_named
 
 # node types the int8 and int4 quantizers rewrite: the candidates for fp32 fallback
 QUANTIZED_OPS = frozenset({"MatMul", "Gemm", "Conv", "LSTM", "Attention", "Gather"})
@@ -60,28 +65,31 @@ def within_max_drop(
     target: Path,
     max_length: int,
 ) -> dict[str, Any]:
-    """Make the file with `make(extra exclusions)` until its accuracy on `held` is within
-    `limit` points of `fp32`'s; return what was measured and kept. `target` is where `make`
-    writes."""
-    from compressor.inference import predict_logits
+    """Make the file with `make(extra exclusions)` until it disagrees with `fp32` on `held`
+    by at most `limit` points; return what was measured and kept. `target` is where `make`
+    writes. The "accuracy" fields hold the task's main figure (named by "metric")."""
+    from compressor.inference import label_names, predict_logits, predictions
+
+    kind, names = task_named(held.task), label_names(fp32)
 
     def scored(path: Path) -> tuple[float, np.ndarray]:
         logits = predict_logits(path, held.texts, held.pairs, max_length=max_length,
                                 tokenizer_dir=package_root(fp32))  # fmt: skip
-        return float(np.mean(logits.argmax(axis=1) == np.asarray(held.labels))), logits
+        return kind.score(predictions(logits), held.labels, names)["score"], logits
 
     reference, reference_logits = scored(fp32)
-    fp32_labels = reference_logits.argmax(axis=1)
+    fp32_labels = kind.as_labels(predictions(reference_logits), held.labels)
 
     def changed(logits: np.ndarray) -> float:
-        """Points of held sentences whose label differs from the fp32 file's."""
-        return round(100 * float(np.mean(logits.argmax(axis=1) != fp32_labels)), 3)
+        """Points of disagreement with the fp32 file, by the task's metric."""
+        return round(100 * (1 - kind.score(predictions(logits), fp32_labels, names)["score"]), 3)
 
     settings = make([])
     accuracy, first_logits = scored(target)
     gap = changed(first_logits)
     record: dict[str, Any] = {
         "limit_points": limit,
+        "metric": kind.metric,
         "examples": len(held),
         "fp32_accuracy": reference,
         "accuracy_before": accuracy,
