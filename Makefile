@@ -10,7 +10,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 DEMO_OUT ?= runs/demo
 
-.PHONY: install test demo bench bench-e2e bench-js bench-distill bench-tasks bench-ner bench-textbrewer bench-prune bench-quant bench-students bench-search arm-root lint clean
+.PHONY: install test demo bench bench-e2e bench-js bench-distill bench-tasks bench-ner bench-ner-casing bench-textbrewer bench-prune bench-quant bench-students bench-search arm-root lint clean
 
 install: $(STAMP)
 
@@ -61,6 +61,10 @@ bench-tasks: $(STAMP)
 # int8 files, timed against the teacher's files.
 bench-ner: $(STAMP)
 	$(PY) -m benchmarks.experiments.ner_compare runs/bench-ner
+
+# What the uncased teacher may cost NER, estimated from its own errors (after bench-ner).
+bench-ner-casing: $(STAMP)
+	$(PY) -m benchmarks.experiments.ner_casing runs/bench-ner
 
 # Training throughput of our loop against TextBrewer's on the demo teacher (run `make demo`
 # first). TextBrewer is installed here only: it is no dependency of the project.
