@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from compressor.predict import Predictor
+from compressor.recipe import load_recipe
+from compressor.search import SearchTarget, plan, search
 from exporters.quant.fallback import candidates
 from tests.conftest import conll_sentences
 from tests.test_cli import cli
@@ -126,10 +128,16 @@ def test_settings_the_task_cannot_run_are_refused(
         "mention, shuffle), student.kind cnn cannot"
     ) in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr
+    space = tmp_path / "space.yaml"
+    space.write_text("search:\n  kinds:\n    cnn: {}\n")
     searched = cli("search", "--teacher", str(tagger), "--data", str(conll_subset), "--out",
-                   str(tmp_path / "search"), "--max-drop", "1", "--budget", "1m")  # fmt: skip
+                   str(tmp_path / "search"), "--max-drop", "1", "--budget", "1m", "--recipe",
+                   str(space), "--dry-run")  # fmt: skip
     assert searched.returncode != 0 and not (tmp_path / "search").exists()
-    assert "token-classification data, and the search's space" in searched.stderr
+    assert (
+        "search.kinds.cnn.fixed: token-classification data cannot run student.kind cnn yet"
+        in " ".join(searched.stderr.split())
+    )
 
 
 def test_sequence_data_for_a_tagger_is_refused(tagger: Path, tmp_path: Path) -> None:
@@ -203,3 +211,32 @@ def test_a_bilstm_tagger_runs_the_chain(tagger: Path, conll_subset: Path, tmp_pa
     assert len(found) == 10
     assert all(text[e.start : e.end] == e.word for text, row in zip(texts, found, strict=True)
                for e in row)  # fmt: skip
+
+
+def test_a_search_over_taggers(tagger: Path, conll_subset: Path, tmp_path: Path) -> None:
+    """The search's tagger defaults (the transformer, the BiLSTM tagger on gold tags and the
+    teacher's logits; no CNN) judged by entity F1 against the teacher's."""
+    overrides = {
+        "data.source": str(conll_subset), "train.max_steps": 8, "train.batch_size": 16,
+        "search.trial_steps": 6, "search.rungs": 2, "search.reduction_factor": 2,
+        "search.startup_trials": 2, "search.space": {"quantize.mode": ["dynamic-int8"]},
+    }  # fmt: skip
+    recipe = load_recipe(None, overrides)
+    fast = SearchTarget("cpu", None, threads=1, batch=1, seq_len=16, iters=3, rounds=1)
+    lines = plan(recipe, fast, 600, None, tmp_path / "s")
+    assert set(lines) >= {"kind transformer", "kind bilstm"} and "kind cnn" not in lines
+    assert "judged on dev entity F1" in lines["trial"]
+    paths = search(str(tagger), recipe, tmp_path / "s", fast, max_drop=50.0, budget_s=600,
+                   max_trials=2, ship=False)  # fmt: skip
+    summary = json.loads(paths["json"].read_text())
+    assert summary["metric"] == "entity F1"
+    teacher = json.loads((tagger / "state.json").read_text())["stages"]["train"]
+    assert summary["teacher_accuracy"] == pytest.approx(teacher["dev_accuracy"], abs=1e-9)
+    assert {r["kind"] for r in summary["rows"]} <= {"transformer", "bilstm"}
+    for row in summary["rows"]:
+        if row["outcome"]:
+            dev = row["outcome"]["dev_accuracy"]
+            assert row["outcome"]["drop"] == pytest.approx(
+                100 * (summary["teacher_accuracy"] - dev), abs=1e-3
+            )
+    assert "| Dev entity F1 % |" in paths["md"].read_text()

@@ -14,15 +14,19 @@ from __future__ import annotations
 from compressor.augment.tagged import TAG_METHODS
 from compressor.errors import UserError
 from compressor.pipeline.context import RunContext
+from compressor.recipe import Recipe
 from compressor.students import kind_named
 from compressor.tasks import DEFAULT_TASK
 
 
 def unsupported(ctx: RunContext) -> list[str]:
     """The recipe settings that the data's task cannot run yet, as recipe keys."""
-    if ctx.mlm:
-        return []
-    recipe, tagged = ctx.recipe, ctx.data.task != DEFAULT_TASK
+    return [] if ctx.mlm else unsupported_for(ctx.recipe, ctx.data.task)
+
+
+def unsupported_for(recipe: Recipe, task: str) -> list[str]:
+    """The settings of `recipe` that data of `task` cannot run yet, as recipe keys."""
+    tagged = task != DEFAULT_TASK
     methods = [m for m in recipe.augment.methods if (m in TAG_METHODS) != tagged]
     fits = ", ".join(TAG_METHODS) if tagged else "replace, mask, ngram"
     misfit = f"augment.methods {', '.join(methods)} (this data takes {fits})"
@@ -34,7 +38,7 @@ def unsupported(ctx: RunContext) -> list[str]:
         ("adabert.enabled", recipe.adabert.enabled),
         (
             f"student.kind {recipe.student.kind}",
-            not kind_named(recipe.student.kind).serves(ctx.data.task),
+            not kind_named(recipe.student.kind).serves(task),
         ),
     ]
     return [key for key, on in asked if on]

@@ -46,9 +46,30 @@ class KindSpace(Strict):
         return self
 
 
-def default_kinds() -> dict[str, KindSpace]:
+TAGGER_TRANSFER = {  # recipes/ner_bilstm.yaml's loss, over Dai & Adel's tag-keeping copies
+    "distill.alpha": 0.0,
+    "distill.intermediate": [{"name": "logits_mse", "weight": 1.0}],
+    "augment.methods": ["token", "mention", "shuffle"],
+    "augment.per_example": 3,
+    "train.lr": 1.0e-3,
+    "train.weight_decay": 0.0,
+    "student.freeze_word_embeddings": False,
+}
+
+
+def default_kinds(tagged: bool = False) -> dict[str, KindSpace]:
     """Depth for the transformer (layer dropping from the teacher), width for the BiLSTM,
-    AdaBERT's efficiency weight for the CNN (its cells are searched per candidate)."""
+    AdaBERT's efficiency weight for the CNN (its cells are searched per candidate). For
+    tagged words: the transformer, and the BiLSTM tagger on gold tags plus the teacher's
+    logits (AdaBERT's CNN has a sentence head only)."""
+    if tagged:
+        return {
+            "transformer": default_kinds()["transformer"],
+            "bilstm": KindSpace(
+                fixed={"student.kind": "bilstm", **TAGGER_TRANSFER},
+                space={"student.hidden": [150, 300], "augment.enabled": [False, True]},
+            ),
+        }
     return {
         "transformer": KindSpace(
             space={
@@ -136,6 +157,15 @@ class SearchConfig(Strict):
         """The kinds searched: the recipe's, else the defaults (kept out of the section's
         fields so that a recipe's own kinds replace them instead of merging into them)."""
         return default_kinds() if self.kinds is None else self.kinds
+
+    def for_tagged_words(self) -> SearchConfig:
+        """The section for token classification: the recipe's own kinds, else the tagger
+        defaults."""
+        return (
+            self
+            if self.kinds is not None
+            else self.model_copy(update={"kinds": default_kinds(tagged=True)})
+        )
 
     @property
     def shared_space(self) -> dict[str, list[Any]]:

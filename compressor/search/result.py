@@ -56,6 +56,8 @@ class Summary:
     rows: list[Row]
     choice: Choice | None
     shipped: dict[str, Any] = field(default_factory=dict)
+    metric: str = "accuracy"
+    """What `teacher_accuracy` and every candidate's dev figure are (the task's main one)."""
 
     def counts(self) -> dict[str, int]:
         states = [r.state for r in self.rows if r.repeat_of is None]
@@ -115,7 +117,8 @@ def lines(summary: Summary) -> list[str]:
     counts = summary.counts()
     out = [
         f"Target: {summary.target}. Tolerance: {summary.max_drop:g} points below the teacher's "
-        f"{100 * summary.teacher_accuracy:.2f} % dev accuracy. Trials: {counts['complete']} "
+        f"{100 * summary.teacher_accuracy:.2f} % dev {summary.metric}. Trials: "
+        f"{counts['complete']} "
         f"finished, {counts['pruned']} stopped early, {counts['fail']} failed; "
         f"{counts['repeat']} proposals repeated a candidate already run (reused, not listed). "
         "Speed-ups are the teacher's latency over the candidate's, timed (or estimated) in "
@@ -127,7 +130,7 @@ def lines(summary: Summary) -> list[str]:
         s = summary.shipped
         out.append(
             f"Shipped (trained again at the recipe's full budget, scored on the whole dev set): "
-            f"{s['folder']}, dev accuracy {100 * s['dev_accuracy']:.2f} % (drop "
+            f"{s['folder']}, dev {summary.metric} {100 * s['dev_accuracy']:.2f} % (drop "
             f"{s['drop']:.2f} points), "
             + (f"{s['speedup']:.2f}x as fast as" if s["speedup"] else "not timed against")
             + " the teacher's own int8 file."
@@ -135,8 +138,9 @@ def lines(summary: Summary) -> list[str]:
     return out
 
 
-HEADERS = ["Trial", "State", "Kind", "Settings", "Dev acc %", "Drop",
-           f"{TIMES} teacher int8", f"{TIMES} teacher", "MB", "Front", "Minutes"]  # fmt: skip
+def headers(summary: Summary) -> list[str]:
+    return ["Trial", "State", "Kind", "Settings", f"Dev {summary.metric} %", "Drop",
+            f"{TIMES} teacher int8", f"{TIMES} teacher", "MB", "Front", "Minutes"]  # fmt: skip
 
 
 def trial_rows(summary: Summary) -> list[list[str]]:
@@ -165,7 +169,7 @@ def trial_rows(summary: Summary) -> list[list[str]]:
 
 def markdown(summary: Summary) -> str:
     parts = ["# Search", "", *[f"{line}\n" for line in lines(summary)]]
-    return "\n".join([*parts, table(HEADERS, trial_rows(summary)), ""])
+    return "\n".join([*parts, table(headers(summary), trial_rows(summary)), ""])
 
 
 def front_png(summary: Summary) -> bytes | None:
@@ -184,7 +188,7 @@ def front_png(summary: Summary) -> bytes | None:
             label="Pareto front")  # fmt: skip
     ax.axhline(summary.max_drop, color="tab:red", linewidth=0.8, label="--max-drop")
     ax.set_xlabel("times faster than the teacher's int8 file")
-    ax.set_ylabel("accuracy drop, points")
+    ax.set_ylabel(f"{summary.metric} drop, points")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left")
     return png(fig)
@@ -202,7 +206,7 @@ def write_summary(out: Path, summary: Summary) -> dict[str, Path]:
     image = front_png(summary)
     html = env.get_template("search.html.j2").render(
         lines=lines(summary),
-        headers=HEADERS,
+        headers=headers(summary),
         rows=trial_rows(summary),
         plot=data_uri(image) if image else None,
     )

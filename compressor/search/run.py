@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 
 from benchmarks.targets import get_target
+from compressor.data import load_task_data
 from compressor.errors import UserError
 from compressor.models import resolve_model_dir
 from compressor.pipeline.artifacts import run_artifacts
@@ -33,12 +34,20 @@ from compressor.search.study import (
     recover_killed,
 )
 from compressor.search.trial import Baseline, shippable
-from compressor.tasks import DEFAULT_TASK
+from compressor.tasks import DEFAULT_TASK, task_named
 
 TEACHER_ACCURACY = "teacher_accuracy"
 
 
-def check(recipe: Recipe) -> None:
+def for_task(recipe: Recipe, task: str) -> Recipe:
+    """The recipe with the search section the data's task gets (the tagger defaults for
+    tagged words, unless the recipe lists its own kinds)."""
+    if task == DEFAULT_TASK:
+        return recipe
+    return recipe.model_copy(update={"search": recipe.search.for_tagged_words()})
+
+
+def check(recipe: Recipe, task: str = DEFAULT_TASK) -> None:
     """Refusals that need no teacher: the space, and keys a search must not vary."""
     for key in [
         *recipe.search.shared_space,
@@ -49,18 +58,20 @@ def check(recipe: Recipe) -> None:
                 f"search space key {key}: every candidate is scored on the same data and "
                 "timed the same way — set it in the recipe instead of the search space"
             )
-    check_space(recipe)
+    check_space(recipe, task)
 
 
 def plan(recipe: Recipe, target: SearchTarget, budget_s: float, storage: str | None,
          out: Path) -> dict[str, str]:  # fmt: skip
-    """--dry-run: the space and what a trial costs; durations measured by earlier trials in
-    the same storage when there are any."""
-    check(recipe)
+    """--dry-run: the space the data's task gets and what a trial costs; durations measured
+    by earlier trials in the same storage when there are any."""
+    task = load_task_data(recipe.data).task
+    recipe = for_task(recipe, task)
+    check(recipe, task)
     cfg = recipe.search
     lines = describe_space(cfg)
     lines["trial"] = (
-        f"at most {cfg.trial_steps} steps, judged on dev accuracy at steps "
+        f"at most {cfg.trial_steps} steps, judged on dev {task_named(task).metric} at steps "
         f"{[cfg.first_eval() * cfg.reduction_factor**k for k in range(cfg.rungs)]} "
         f"({cfg.pruner}), then exported, quantized, scored on the whole dev set and timed on "
         f"{target.describe()} beside the teacher's files"
@@ -104,14 +115,9 @@ def search(
     resume: bool = False,
     ship: bool = True,
 ) -> dict[str, Path]:
-    check(recipe)
     data = RunContext(recipe, teacher).data
-    if data.task != DEFAULT_TASK:
-        raise UserError(
-            f"{data.source} is {data.task} data, and the search's space (student kinds, "
-            "augmentation, pruning) is one label per text so far — run `compressor compress` "
-            "with a recipe"
-        )
+    recipe = for_task(recipe, data.task)
+    check(recipe, data.task)
     budget = Budget(budget_s)
     run = RunFolder.create(out, "search", recipe, overwrite=overwrite, resume=resume)
     ctx = RunContext(recipe, teacher, run, resume=resume, preloaded=data)
@@ -125,11 +131,13 @@ def search(
     objective = objective_for(recipe, base, rungs, out / "trials", budget)
     started = time.monotonic()
 
+    short = task_named(data.task).short_metric
+
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         rows = rows_of(study)
         choice = choose(rows, max_drop)
         outcome = outcome_of(trial)
-        done = f"acc {100 * outcome.dev_accuracy:.2f} % (drop {outcome.drop:.2f}), " \
+        done = f"{short} {100 * outcome.dev_accuracy:.2f} % (drop {outcome.drop:.2f}), " \
             f"{outcome.speedup:.2f}x teacher int8" if outcome else \
             trial.user_attrs.get("stopped", trial.state.name.lower())  # fmt: skip
         best = "none yet"
@@ -159,6 +167,7 @@ def search(
         target=target.describe(),
         max_drop=max_drop,
         teacher_accuracy=base.teacher_accuracy,
+        metric=task_named(data.task).metric,
         rows=rows_of(main),
         choice=None,
     )
@@ -175,8 +184,9 @@ def search(
 
 
 def _baseline(ctx: RunContext, target: SearchTarget) -> Baseline:
-    """The teacher's ONNX and own int8 files and its dev accuracy, once per search."""
-    from compressor.inference import accuracy
+    """The teacher's ONNX and own int8 files and its dev score (the task's main figure),
+    once per search."""
+    from compressor.inference import dev_scores
 
     teacher_dir = Path(resolve_model_dir(ctx.teacher))
     teacher_files = TeacherFiles()
@@ -185,8 +195,7 @@ def _baseline(ctx: RunContext, target: SearchTarget) -> Baseline:
             teacher_files.run(ctx)
     run, dev = ctx.folder, ctx.data.dev
     if not run.done(TEACHER_ACCURACY):
-        score = accuracy(teacher_dir, dev.texts, dev.pairs, dev.labels,
-                         max_length=ctx.recipe.data.max_length)  # fmt: skip
+        score = dev_scores(teacher_dir, dev, max_length=ctx.recipe.data.max_length)["score"]
         run.complete(TEACHER_ACCURACY, dev_accuracy=score, dev_examples=len(dev))
     files = run.result(teacher_files.name)
     return Baseline(

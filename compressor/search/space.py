@@ -12,7 +12,9 @@ import optuna
 from pydantic import ValidationError
 
 from compressor.errors import UserError
+from compressor.pipeline.support import unsupported_for
 from compressor.recipe import Recipe, SearchConfig, set_dotted, validation_message
+from compressor.tasks import DEFAULT_TASK
 
 KIND = "kind"
 SCALARS = (str, int, float, bool, type(None))
@@ -63,25 +65,32 @@ def candidate_recipe(
         raise UserError(validation_message(exc)) from None
 
 
-def check_space(base: Recipe) -> None:
+def check_space(base: Recipe, task: str = DEFAULT_TASK) -> None:
     """Every choice of the space, one at a time on the recipe, before any trial runs: a typo
-    found after an hour of search costs the hour."""
+    found after an hour of search costs the hour, and so does a choice the data's task
+    cannot run."""
     cfg = base.search
     for kind, space in cfg.kind_spaces.items():
         where = f"search.kinds.{kind}"
         fixed = {"student.kind": kind, **space.fixed}
-        _check(base, fixed, f"{where}.fixed")
+        _check(base, fixed, f"{where}.fixed", task)
         for key, choices in [*space.space.items(), *cfg.shared_space.items()]:
             origin = f"{where}.space.{key}" if key in space.space else f"search.space.{key}"
             for choice in choices:
-                _check(base, {**fixed, key: choice}, f"{origin} = {json.dumps(choice)}")
+                _check(base, {**fixed, key: choice}, f"{origin} = {json.dumps(choice)}", task)
 
 
-def _check(base: Recipe, settings: dict[str, Any], origin: str) -> None:
+def _check(base: Recipe, settings: dict[str, Any], origin: str, task: str) -> None:
     try:
-        candidate_recipe(base, settings)
+        candidate = candidate_recipe(base, settings)
     except UserError as exc:
         raise UserError(f"{origin}: {exc} — fix the search section of the recipe") from None
+    keys = unsupported_for(candidate, task)
+    if keys:
+        raise UserError(
+            f"{origin}: {task} data cannot run {', '.join(keys)} yet — fix the search section "
+            "of the recipe"
+        )
 
 
 def space_size(cfg: SearchConfig) -> int:
