@@ -27,8 +27,8 @@ from compressor.pipeline import compress
 from compressor.recipe import Recipe, load_recipe
 from compressor.runfolder import RunFolder
 from compressor.search import SearchTarget, parse_budget, search
-from compressor.search.result import HEADERS, trial_rows
 from compressor.search.result import Summary as SearchSummary
+from compressor.search.result import headers, trial_rows
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 RESULTS_NAME = "bench-search"
@@ -144,8 +144,9 @@ def render(data: dict[str, Any], arm: dict[str, Any] | None, args: argparse.Name
     ]
     if arm is not None:
         lines += ["", f"The same search on {arm['target']}: chosen {_chosen(arm)}."]
+    summary = _summary(cpu)
     lines += ["", "Every trial of the CPU search:", "",
-              markdown.table(HEADERS, trial_rows(_summary(cpu))).rstrip("\n")]  # fmt: skip
+              markdown.table(headers(summary), trial_rows(summary)).rstrip("\n")]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
