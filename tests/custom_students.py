@@ -32,13 +32,14 @@ CLEAN_LOAD = """
 import json, sys
 sys.modules["compressor"] = None  # importing this project now fails: the folder must suffice
 import torch
-from transformers import AutoModelForSequenceClassification
+import transformers
 batch = {k: torch.tensor(v) for k, v in json.loads(sys.argv[2]).items()}
-model = AutoModelForSequenceClassification.from_pretrained(sys.argv[1], trust_remote_code=True)
+auto = getattr(transformers, sys.argv[3])
+model = auto.from_pretrained(sys.argv[1], trust_remote_code=True)
 with torch.no_grad():
     logits = model.eval()(**batch).logits
 print(json.dumps({"logits": logits.tolist(), "module": type(model).__module__,
-                  "config": model.config.to_dict()}))
+                  "class": type(model).__name__, "config": model.config.to_dict()}))
 """
 
 
@@ -77,20 +78,28 @@ def logits_mse_training(teacher: Teacher, cfg: StudentConfig) -> tuple[list[floa
     return losses, set(parts)
 
 
-def load_in_clean_process(student_dir: Path, tmp_path: Path) -> tuple[dict[str, Any], torch.Tensor]:
-    """The folder loaded by stock transformers in a process where this project cannot be
-    imported, run on 8 sentences: what it printed (logits, model module, config), and the
-    logits the same folder gives here."""
-    batch = load_tokenizer(student_dir)(TEXTS[:8], padding=True, return_tensors="pt")
-    here = logits_of(load_trained(student_dir), batch)
+def run_in_clean_process(
+    folder: Path, batch: dict[str, torch.Tensor], tmp_path: Path,
+    auto_class: str = "AutoModelForSequenceClassification",
+) -> dict[str, Any]:  # fmt: skip
+    """The folder loaded by stock transformers' `auto_class` in a process where this project
+    cannot be imported, run on `batch`: what it printed (logits, model module and class,
+    config)."""
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}
     proc = subprocess.run(
-        [sys.executable, "-I", "-c", CLEAN_LOAD, str(student_dir),
-         json.dumps({k: v.tolist() for k, v in batch.items()})],
+        [sys.executable, "-I", "-c", CLEAN_LOAD, str(folder),
+         json.dumps({k: v.tolist() for k, v in batch.items()}), auto_class],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout.splitlines()[-1]), here
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def load_in_clean_process(student_dir: Path, tmp_path: Path) -> tuple[dict[str, Any], torch.Tensor]:
+    """`run_in_clean_process` on 8 sentences, and the logits the same folder gives here."""
+    batch = load_tokenizer(student_dir)(TEXTS[:8], padding=True, return_tensors="pt")
+    here = logits_of(load_trained(student_dir), batch)
+    return run_in_clean_process(student_dir, batch, tmp_path), here
 
 
 def dynamic_int8(student_dir: Path, onnx_path: Path) -> dict[str, Any]:

@@ -6,9 +6,6 @@ saved folder by `AutoModelForTokenClassification` without this project."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +20,7 @@ from compressor.students import kind_named, kind_of, load_trained, make_student
 from compressor.students.bilstm import BILSTM
 from compressor.students.modeling_bilstm import BiLSTMForTokenClassification
 from compressor.tasks import IGNORED
-from tests.custom_students import Teacher, logits_of
+from tests.custom_students import Teacher, logits_of, run_in_clean_process
 
 SMALL = StudentConfig(kind="bilstm", hidden=12, mlp=16)
 TAGS = ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER", "O"]
@@ -33,17 +30,6 @@ SENTENCES = [
     "the european commission said on thursday it disagreed with german advice",
     "brussels",
 ]
-CLEAN_LOAD = """
-import json, sys
-sys.modules["compressor"] = None  # importing this project now fails: the folder must suffice
-import torch
-from transformers import AutoModelForTokenClassification
-batch = {k: torch.tensor(v) for k, v in json.loads(sys.argv[2]).items()}
-model = AutoModelForTokenClassification.from_pretrained(sys.argv[1], trust_remote_code=True)
-with torch.no_grad():
-    print(json.dumps({"logits": model.eval()(**batch).logits.tolist(),
-                      "class": type(model).__name__}))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -159,13 +145,6 @@ def test_the_saved_tagger_loads_without_this_project(
     assert kind_of(folder) is BILSTM
     assert BILSTM.describe(load_trained(folder)).startswith("BiLSTM tagger, 12 units")
     batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    proc = subprocess.run(
-        [sys.executable, "-I", "-c", CLEAN_LOAD, str(folder),
-         json.dumps({k: v.tolist() for k, v in batch.items()})],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.splitlines()[-1])
+    out = run_in_clean_process(folder, batch, tmp_path, "AutoModelForTokenClassification")
     assert out["class"] == "BiLSTMForTokenClassification"
     assert torch.allclose(torch.tensor(out["logits"]), logits_of(student, batch), atol=1e-5)
