@@ -11,8 +11,9 @@ distils a student from it, per seed:
 - `long`: the regime for LONG_EPOCHS epochs (TextBrewer distils for 30-60);
 - `augmented`: the regime over the training set grown by Dai & Adel's tag-preserving
   augmentation, AUG_COPIES copies a sentence (cycling token replacement, mention
-  replacement, shuffling within segments), for as many epochs as make the updates of `long`:
-  more sentences against more passes over the same ones, at equal compute;
+  replacement, shuffling within segments; a copy equal to its sentence is dropped), for
+  LONG_EPOCHS / (1 + AUG_COPIES) epochs: at most the updates of `long` (the steps column
+  says how many), new sentences against more passes over the same ones;
 - `bilstm`: Tang's one-layer BiLSTM as a tagger (`recipes/ner_bilstm.yaml`), the anchor of
   TextBrewer's BiGRU row.
 The first seed of each method is also exported and quantized (dynamic int8), every file is
@@ -59,9 +60,9 @@ METHODS: dict[str, tuple[str, Path, dict[str, Any]]] = {
                "fixed, batches grouped by length", RECIPE, THREE),
     "long": (f"3 layers, the regime for {LONG_EPOCHS} epochs", RECIPE,
              {**THREE, "train.epochs": LONG_EPOCHS}),
-    "augmented": (f"3 layers, the regime over {1 + AUG_COPIES}x the sentences (Dai & Adel's "
-                  f"augmentation), {LONG_EPOCHS / (1 + AUG_COPIES):g} epochs: the updates of "
-                  f"{LONG_EPOCHS} epochs", RECIPE, {**THREE, **AUG}),
+    "augmented": (f"3 layers, the regime over the sentences and up to {AUG_COPIES} copies each "
+                  f"(Dai & Adel's augmentation), {LONG_EPOCHS / (1 + AUG_COPIES):g} epochs",
+                  RECIPE, {**THREE, **AUG}),
     "bilstm": ("BiLSTM tagger (Tang et al.; recipes/ner_bilstm.yaml): 300 units a direction, "
                "10 epochs of gold-tag CE + logits MSE", BILSTM_RECIPE, {}),
 }  # fmt: skip
