@@ -1,6 +1,6 @@
 """The NER bench on real CoNLL-2003 sentences with a tiny tagger: every training per seed
-(four of a 3-layer transformer, one BiLSTM), the first seed shipped and timed against the
-teacher's files, every run reused on rerun."""
+(four of a 3-layer transformer, HomoDistil from the teacher, one BiLSTM), the first seed
+shipped and timed against the teacher's files, every run reused on rerun."""
 
 import json
 from pathlib import Path
@@ -22,7 +22,7 @@ def test_every_training_shipped_and_timed(
     ner_compare.main(argv, results=results)
     table = json.loads((out / "table.json").read_text())
     rows = {r["method"]: r for r in table["rows"]}
-    assert set(rows) == {"kd", "regime", "long", "augmented", "bilstm"}
+    assert set(rows) == {"kd", "regime", "long", "augmented", "homodistil", "bilstm"}
     for row in rows.values():
         f1s = row["dev_f1_per_seed"]
         assert row["seeds"] == [42, 43]
@@ -38,6 +38,10 @@ def test_every_training_shipped_and_timed(
     grown = augmented["augmentation"]
     assert grown["original"] == 64 and 64 < grown["augmented"] <= 3 * 64
     assert augmented["train_examples"] == 64 + grown["augmented"]
+    # HomoDistil's targets follow the teacher's shape: hidden 32 -> 24, 4 heads -> 2, FFN 64 -> 21
+    pruned = RunFolder.open(out / "homodistil" / "seed-42").result("prune")
+    assert pruned["targets"] == {"heads": 2, "ffn": 21, "hidden": 24}
+    assert pruned["steps"] == 6 and rows["homodistil"]["steps"] == 6
     bilstm = RunFolder.open(out / "bilstm" / "seed-43").result("distill")
     assert bilstm["student_source"].startswith("BiLSTM tagger, 300 units per direction")
     assert bilstm["steps"] == 20 and bilstm["student_non_embedding_parameters"] < 2e6
@@ -45,7 +49,8 @@ def test_every_training_shipped_and_timed(
     files = {row[0]: row for row in table["files"]}
     assert list(files) == ["teacher fp32", "teacher int8", "kd fp32", "kd int8", "regime fp32",
                            "regime int8", "long fp32", "long int8", "augmented fp32",
-                           "augmented int8", "bilstm fp32", "bilstm int8"]  # fmt: skip
+                           "augmented int8", "homodistil fp32", "homodistil int8",
+                           "bilstm fp32", "bilstm int8"]  # fmt: skip
     assert files["regime int8"][5].endswith(")") and "x (" in files["regime int8"][5]
     shipped = RunFolder.open(out / "regime" / "seed-42").result("evaluate")["dev_accuracy"]
     assert files["regime int8"][1] == f"{100 * shipped['student_int8']:.2f}"

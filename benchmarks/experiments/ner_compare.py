@@ -14,6 +14,9 @@ distils a student from it, per seed:
   replacement, shuffling within segments; a copy equal to its sentence is dropped), for
   LONG_EPOCHS / (1 + AUG_COPIES) epochs: at most the updates of `long` (the steps column
   says how many), new sentences against more passes over the same ones;
+- `homodistil`: HomoDistil (`recipes/homodistil.yaml`) from the teacher itself to about 1/4
+  of its non-embedding weights (hidden 2/3, half the heads, a third of the FFN: MiniLM-L6's
+  256 / 6 / 512, as `make bench-prune`'s quarter size), 3 epochs;
 - `bilstm`: Tang's one-layer BiLSTM as a tagger (`recipes/ner_bilstm.yaml`), the anchor of
   TextBrewer's BiGRU row.
 The first seed of each method is also exported and quantized (dynamic int8), every file is
@@ -27,7 +30,9 @@ output folder and `benchmarks/results/bench-ner.md` / `.json`.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +50,7 @@ from compressor.runfolder import RunFolder
 RESULTS_NAME = "bench-ner"
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 RECIPE, BILSTM_RECIPE = RECIPES / "ner.yaml", RECIPES / "ner_bilstm.yaml"
+HOMODISTIL_RECIPE = RECIPES / "homodistil.yaml"
 SHARED: dict[str, Any] = {"export.e2e": False}
 THREE = {"student.layers": 3}
 LONG_EPOCHS = 12
@@ -52,7 +58,21 @@ AUG_COPIES = 3
 AUG = {"augment.enabled": True, "augment.methods": ["token", "mention", "shuffle"],
        "augment.per_example": AUG_COPIES, "train.epochs": LONG_EPOCHS / (1 + AUG_COPIES),
        "distill.teacher_states_mb": 4096}  # fmt: skip
-METHODS: dict[str, tuple[str, Path, dict[str, Any]]] = {
+PRUNE_TRAIN = {"prune.train.epochs": 3, "prune.train.eval_every": 220,
+               "prune.train.checkpoint_every": 220}  # fmt: skip
+
+
+def quarter(teacher_dir: Path) -> dict[str, Any]:
+    """HomoDistil's targets for about 1/4 of the teacher's non-embedding weights, from its
+    config (MiniLM-L6: hidden 256, 6 heads, FFN 512, 26 %)."""
+    config = json.loads((teacher_dir / "config.json").read_text(encoding="utf-8"))
+    return {**PRUNE_TRAIN, "prune.hidden": round(config["hidden_size"] * 2 / 3 / 8) * 8,
+            "prune.heads": config["num_attention_heads"] // 2,
+            "prune.ffn": config["intermediate_size"] // 3}  # fmt: skip
+
+
+Overrides = dict[str, Any] | Callable[[Path], dict[str, Any]]
+METHODS: dict[str, tuple[str, Path, Overrides]] = {
     "kd": ("3 layers, KD, 1 epoch, every weight trained, random batches", RECIPE,
            {**THREE, "train.epochs": 1, "train.group_by_length": False,
             "student.freeze_word_embeddings": False}),
@@ -63,6 +83,8 @@ METHODS: dict[str, tuple[str, Path, dict[str, Any]]] = {
     "augmented": (f"3 layers, the regime over the sentences and up to {AUG_COPIES} copies each "
                   f"(Dai & Adel's augmentation), {LONG_EPOCHS / (1 + AUG_COPIES):g} epochs",
                   RECIPE, {**THREE, **AUG}),
+    "homodistil": ("1/4-size HomoDistil: the teacher pruned while distilling to hidden 2/3, "
+                   "half the heads, 1/3 of the FFN, 3 epochs", HOMODISTIL_RECIPE, quarter),
     "bilstm": ("BiLSTM tagger (Tang et al.; recipes/ner_bilstm.yaml): 300 units a direction, "
                "10 epochs of gold-tag CE + logits MSE", BILSTM_RECIPE, {}),
 }  # fmt: skip
@@ -89,13 +111,17 @@ def run_one(teacher_dir: Path, data: dict[str, Any], key: str, seed: int, shippe
     started = (run_dir / "state.json").is_file()
     if not started or not RunFolder.open(run_dir).done("evaluate"):
         _label, recipe, changes = METHODS[key]
+        if callable(changes):
+            changes = changes(teacher_dir)
         overrides = {**SHARED, **changes, "train.seed": seed}
         if not shipped:
             overrides["quantize.mode"] = "none"
         compress(str(teacher_dir), recipe_for(data, overrides, recipe), run_dir, overwrite=False,
                  resume=started, skip_benchmark=True, skip_export=not shipped)  # fmt: skip
     run = RunFolder.open(run_dir)
-    distill, evaluate = run.result("distill"), run.result("evaluate")
+    # HomoDistil prunes instead of distilling a cut student: its training is the prune stage
+    distill = run.result("distill") or run.result("prune")
+    evaluate = run.result("evaluate")
     return {
         "method": key,
         "seed": seed,
@@ -263,8 +289,8 @@ def main(argv: list[str] | None = None, results: Path = RESULTS) -> None:
     args = parser.parse_args(argv)
     data: dict[str, Any] = {"data.max_train_examples": args.max_train,
                             "data.max_dev_examples": args.max_dev}  # fmt: skip
-    if args.conll:
-        data["data.source"] = str(args.conll)
+    # every method's recipe reads the NER recipe's data, HomoDistil's names none of its own
+    data["data.source"] = str(args.conll) if args.conll else load_recipe(RECIPE).data.source
     teacher_dir = teacher(args.backbone or default_teacher_backbone(), data, args.out)
     runs: list[dict] = []
     latency: dict = {}
