@@ -13,7 +13,7 @@ import pytest
 from compressor.augment import augment_split
 from compressor.augment.perturb import seeded_rng
 from compressor.augment.tagged import TagPool, generate_tagged, segments
-from compressor.data import TaskData, load_task_data
+from compressor.data import Split, TaskData, load_task_data
 from compressor.errors import UserError
 from compressor.models import load_classifier
 from compressor.recipe import AugmentConfig, DataConfig
@@ -131,6 +131,11 @@ def test_augment_split_appends_copies_and_caches_teacher_logits(
     again, info = augment_split(train, teacher_dir, cfg, tmp_path / "aug", max_length=64,
                                 label_names=conll.label_names)  # fmt: skip
     assert info["cached"] and again.texts == grown.texts and again.labels == grown.labels
+    texts = Split(["a fine film", "a dull one"], [1, 0])
+    with pytest.raises(UserError, match=r"methods mention cannot augment sequence-classification "
+                       r"data — use replace, mask, ngram instead"):  # fmt: skip
+        augment_split(texts, teacher_dir, AugmentConfig(enabled=True, methods=["mention"]),
+                      tmp_path / "aug")  # fmt: skip
     with pytest.raises(UserError, match=r"augment\.methods replace cannot augment token-"):
         augment_split(train, teacher_dir, AugmentConfig(enabled=True), tmp_path / "aug",
                       label_names=conll.label_names)  # fmt: skip

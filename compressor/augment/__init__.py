@@ -42,7 +42,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from compressor import atomic
-from compressor.augment.perturb import capped, generate, replace_positions
+from compressor.augment.perturb import TEXT_METHODS, capped, generate, replace_positions
 from compressor.augment.replace import make_replacer
 from compressor.augment.tagged import TAG_METHODS, generate_tagged
 from compressor.data import Split
@@ -63,7 +63,7 @@ def check_methods(cfg: AugmentConfig, task: str) -> None:
     tagged = task != DEFAULT_TASK
     wrong = [m for m in cfg.methods if (m in TAG_METHODS) != tagged]
     if wrong:
-        fits = ", ".join(TAG_METHODS) if tagged else "replace, mask, ngram"
+        fits = ", ".join(TAG_METHODS if tagged else TEXT_METHODS)
         raise UserError(
             f"augment.methods {', '.join(wrong)} cannot augment {task} data — use {fits} instead"
         )

@@ -11,6 +11,7 @@ from typing import TypeVar
 from compressor.recipe import AugmentConfig
 
 T = TypeVar("T")
+TEXT_METHODS = ("replace", "mask", "ngram")  # the methods for texts; tagged words: `tagged`
 Position = tuple[int, int]  # (example index, word index)
 
 

@@ -11,6 +11,7 @@ task.
 
 from __future__ import annotations
 
+from compressor.augment.perturb import TEXT_METHODS
 from compressor.augment.tagged import TAG_METHODS
 from compressor.errors import UserError
 from compressor.pipeline.context import RunContext
@@ -28,7 +29,7 @@ def unsupported_for(recipe: Recipe, task: str) -> list[str]:
     """The settings of `recipe` that data of `task` cannot run yet, as recipe keys."""
     tagged = task != DEFAULT_TASK
     methods = [m for m in recipe.augment.methods if (m in TAG_METHODS) != tagged]
-    fits = ", ".join(TAG_METHODS) if tagged else "replace, mask, ngram"
+    fits = ", ".join(TAG_METHODS if tagged else TEXT_METHODS)
     misfit = f"augment.methods {', '.join(methods)} (this data takes {fits})"
     misfits = [(misfit, recipe.augment.enabled and bool(methods))]
     if not tagged:
