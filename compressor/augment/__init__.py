@@ -42,9 +42,9 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from compressor import atomic
-from compressor.augment.perturb import TEXT_METHODS, capped, generate, replace_positions
+from compressor.augment.perturb import capped, generate, replace_positions
 from compressor.augment.replace import make_replacer
-from compressor.augment.tagged import TAG_METHODS, generate_tagged
+from compressor.augment.tagged import generate_tagged, misfits
 from compressor.data import Split
 from compressor.errors import UserError
 from compressor.models import load_classifier
@@ -58,14 +58,12 @@ CACHE_FORMAT = 1  # bump when generation changes, so old cached sets are not reu
 
 
 def check_methods(cfg: AugmentConfig, task: str) -> None:
-    """Refuse methods made for the other kind of example: a text method would move words
-    away from their tags, a tag method needs tags."""
-    tagged = task != DEFAULT_TASK
-    wrong = [m for m in cfg.methods if (m in TAG_METHODS) != tagged]
+    """Refuse methods made for the other kind of example (`tagged.misfits`)."""
+    wrong, fits = misfits(cfg.methods, task != DEFAULT_TASK)
     if wrong:
-        fits = ", ".join(TAG_METHODS if tagged else TEXT_METHODS)
         raise UserError(
-            f"augment.methods {', '.join(wrong)} cannot augment {task} data — use {fits} instead"
+            f"augment.methods {', '.join(wrong)} cannot augment {task} data — use "
+            f"{', '.join(fits)} instead"
         )
 
 

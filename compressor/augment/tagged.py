@@ -31,11 +31,18 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from compressor.augment.perturb import copy_methods, seeded_rng
+from compressor.augment.perturb import TEXT_METHODS, copy_methods, seeded_rng
 from compressor.recipe import AugmentConfig
 
 TAG_METHODS = ("token", "mention", "shuffle")
 Tagged = tuple[list[str], list[int]]  # (words, tag ids)
+
+
+def misfits(methods: list[str], tagged: bool) -> tuple[list[str], tuple[str, ...]]:
+    """The methods made for the other kind of example (a text method would move words away
+    from their tags, a tag method needs tags), and the ones that fit this kind."""
+    fits = TAG_METHODS if tagged else TEXT_METHODS
+    return [m for m in methods if m not in fits], fits
 
 
 def segments(tags: list[str]) -> list[tuple[int, int]]:

@@ -28,6 +28,7 @@ from compressor.distill.teacher_states import STATE_INDEX, TeacherStates
 from compressor.errors import UserError
 from compressor.recipe import DistillConfig, IntermediateLoss
 from compressor.students import Features, StudentKind, Wants, kind_of
+from compressor.tasks import IGNORED
 
 CACHED_LOGITS = "teacher_logits"
 """The batch field that carries the teacher's precomputed logits (`compressor.teacher_outputs`);
@@ -201,7 +202,7 @@ class DistillObjective:
         s_view = self._view(student, inputs, qkv)
         s_logits, t_logits = s_view.logits, t_view.logits
         if s_logits.dim() == 3:  # masked LM, tags: terms on logits read labelled tokens only
-            masked = labels != -100
+            masked = labels != IGNORED
             s_logits, labels = s_logits[masked], labels[masked]
             if t_logits.dim() == 3:  # cached logits come as those positions' rows already
                 t_logits = t_logits[masked]

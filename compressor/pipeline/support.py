@@ -11,8 +11,7 @@ task.
 
 from __future__ import annotations
 
-from compressor.augment.perturb import TEXT_METHODS
-from compressor.augment.tagged import TAG_METHODS
+from compressor.augment.tagged import misfits
 from compressor.errors import UserError
 from compressor.pipeline.context import RunContext
 from compressor.recipe import Recipe
@@ -28,14 +27,13 @@ def unsupported(ctx: RunContext) -> list[str]:
 def unsupported_for(recipe: Recipe, task: str) -> list[str]:
     """The settings of `recipe` that data of `task` cannot run yet, as recipe keys."""
     tagged = task != DEFAULT_TASK
-    methods = [m for m in recipe.augment.methods if (m in TAG_METHODS) != tagged]
-    fits = ", ".join(TAG_METHODS if tagged else TEXT_METHODS)
-    misfit = f"augment.methods {', '.join(methods)} (this data takes {fits})"
-    misfits = [(misfit, recipe.augment.enabled and bool(methods))]
+    wrong, fits = misfits(recipe.augment.methods, tagged)
+    methods = (f"augment.methods {', '.join(wrong)} (this data takes {', '.join(fits)})",
+               recipe.augment.enabled and bool(wrong))  # fmt: skip
     if not tagged:
-        return [key for key, on in misfits if on]
+        return [key for key, on in [methods] if on]
     asked = [
-        *misfits,
+        methods,
         ("adabert.enabled", recipe.adabert.enabled),
         (
             f"student.kind {recipe.student.kind}",
