@@ -12,6 +12,7 @@ import torch
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
+    BertForTokenClassification,
     BertModel,
     BertTokenizerFast,
     DistilBertConfig,
@@ -142,6 +143,22 @@ def conll_sentences(name: str, n: int) -> list[str]:
     """The first `n` sentences of a CoNLL file, as blocks of lines."""
     blocks = (CONLL / name).read_text(encoding="utf-8").strip().split("\n\n")
     return blocks[:n]
+
+
+CONLL_TAGS = ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER", "O"]
+"""CoNLL-2003's tags in sorted order: the ids a tagger trained on it numbers them by."""
+
+
+def save_tagger(backbone: Path, folder: Path, seed: int, **config_changes: object) -> Path:
+    """An untrained BERT tagger with CoNLL's tags on `backbone`'s config and tokenizer (the
+    `tagger_backbone` fixture); `initializer_range=0.3` spreads its logits, as
+    `save_variant` does for classifiers."""
+    config = BertConfig.from_pretrained(backbone, id2label=dict(enumerate(CONLL_TAGS)),
+                                        **config_changes)  # fmt: skip
+    torch.manual_seed(seed)
+    BertForTokenClassification(config).save_pretrained(folder)
+    BertTokenizerFast.from_pretrained(backbone).save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

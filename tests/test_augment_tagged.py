@@ -18,6 +18,7 @@ from compressor.errors import UserError
 from compressor.models import load_classifier
 from compressor.recipe import AugmentConfig, DataConfig
 from compressor.teacher_outputs import cache_dir, teacher_logits
+from tests.conftest import CONLL_TAGS, save_tagger
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +106,8 @@ def test_copies_cycle_methods_are_seeded_and_drop_unchanged(conll: TaskData) -> 
 def test_augment_split_appends_copies_and_caches_teacher_logits(
     conll: TaskData, tagger_backbone: Path, tmp_path: Path
 ) -> None:
-    from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
-
-    teacher_dir = tmp_path / "teacher"
-    config = BertConfig.from_pretrained(tagger_backbone,
-                                        id2label=dict(enumerate(conll.label_names)))  # fmt: skip
-    BertForTokenClassification(config).save_pretrained(teacher_dir)
-    BertTokenizerFast.from_pretrained(tagger_backbone).save_pretrained(teacher_dir)
+    assert conll.label_names == CONLL_TAGS
+    teacher_dir = save_tagger(tagger_backbone, tmp_path / "teacher", seed=0)
     train = conll.train.take(30)
     cfg = AugmentConfig(enabled=True, methods=["mention", "token"], per_example=2)
     grown, info = augment_split(train, teacher_dir, cfg, tmp_path / "aug", max_length=64,

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
 
 from compressor.distill.objective import DistillObjective
 from compressor.errors import UserError
@@ -20,10 +19,11 @@ from compressor.students import kind_named, kind_of, load_trained, make_student
 from compressor.students.bilstm import BILSTM
 from compressor.students.modeling_bilstm import BiLSTMForTokenClassification
 from compressor.tasks import IGNORED
+from tests.conftest import CONLL_TAGS, save_tagger
 from tests.custom_students import Teacher, logits_of, run_in_clean_process
 
 SMALL = StudentConfig(kind="bilstm", hidden=12, mlp=16)
-TAGS = ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER", "O"]
+TAGS = CONLL_TAGS
 SENTENCES = [
     "eu rejects german call to boycott british lamb",
     "peter blackburn",
@@ -37,12 +37,7 @@ def tagger_teacher(tagger_backbone: Path, tmp_path_factory: pytest.TempPathFacto
     """An untrained BERT tagger with CoNLL's tags and spread weights (std 0.3), so that
     students built on its embeddings give logits that differ between tokens."""
     folder = tmp_path_factory.mktemp("tagger")
-    config = BertConfig.from_pretrained(tagger_backbone, initializer_range=0.3,
-                                        id2label=dict(enumerate(TAGS)))  # fmt: skip
-    torch.manual_seed(3)
-    BertForTokenClassification(config).save_pretrained(folder)
-    BertTokenizerFast.from_pretrained(tagger_backbone).save_pretrained(folder)
-    return load_classifier(folder)
+    return load_classifier(save_tagger(tagger_backbone, folder, seed=3, initializer_range=0.3))
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
 
 from benchmarks.experiments import ner_casing
 from benchmarks.experiments.ner_casing import capitalised, estimate, mentions, mostly_outside
+from tests.conftest import save_tagger
 from tests.test_results import assert_published
 
 
@@ -48,11 +48,7 @@ def test_estimate_lifts_recall_of_ambiguous_mentions_to_the_others() -> None:
 def test_the_table_on_real_sentences(
     conll_subset: Path, tagger_backbone: Path, tmp_path: Path
 ) -> None:
-    labels = ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER", "O"]
-    teacher = tmp_path / "bench" / "teacher" / "model"
-    config = BertConfig.from_pretrained(tagger_backbone, id2label=dict(enumerate(labels)))
-    BertForTokenClassification(config).save_pretrained(teacher)
-    BertTokenizerFast.from_pretrained(tagger_backbone).save_pretrained(teacher)
+    save_tagger(tagger_backbone, tmp_path / "bench" / "teacher" / "model", seed=0)
     results = tmp_path / "results"
     results.mkdir()
     ner_casing.main([str(tmp_path / "bench"), "--conll", str(conll_subset)], results=results)

@@ -17,7 +17,7 @@ from compressor.predict import Predictor
 from compressor.recipe import load_recipe
 from compressor.search import SearchTarget, plan, search
 from exporters.quant.fallback import candidates
-from tests.conftest import conll_sentences
+from tests.conftest import CONLL_TAGS, conll_sentences
 from tests.test_cli import cli
 
 TYPES = {"PER", "LOC", "ORG", "MISC"}
@@ -37,9 +37,7 @@ def tagger(
 def test_finetune_makes_a_tagger_with_the_datas_tags(tagger: Path) -> None:
     config = json.loads((tagger / "model" / "config.json").read_text())
     assert config["architectures"] == ["BertForTokenClassification"]
-    assert list(config["id2label"].values()) == [
-        "B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER", "O",
-    ]  # fmt: skip
+    assert list(config["id2label"].values()) == CONLL_TAGS
     train = json.loads((tagger / "state.json").read_text())["stages"]["train"]
     assert train["dev_metric"] == "entity F1"
     assert train["dev_accuracy"] > 0.0  # 150 steps at a high rate find some entities

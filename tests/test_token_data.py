@@ -13,7 +13,7 @@ from compressor.data.split import Split, TaskData
 from compressor.data.tagged import read_tagged
 from compressor.errors import UserError
 from compressor.recipe import DataConfig
-from tests.conftest import CONLL
+from tests.conftest import CONLL, CONLL_TAGS
 
 FOUR_COLUMNS = """-DOCSTART- -X- -X- O
 
@@ -136,9 +136,7 @@ def test_real_conll2003() -> None:
     data = load_task_data(DataConfig(source=str(CONLL)))
     assert (len(data.train), len(data.dev)) == (14041, 3250)
     assert sum(len(words) for words in data.train.texts) == 203621
-    assert data.label_names == [
-        "B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER", "O",
-    ]  # fmt: skip
+    assert data.label_names == CONLL_TAGS
 
 
 def test_hub_data_set_with_class_label_tags(monkeypatch: pytest.MonkeyPatch) -> None:
