@@ -121,17 +121,21 @@ def _node_modules() -> Path:
     return modules
 
 
-@pytest.fixture(scope="module")
-def js_run(package: Path) -> dict[str, Any]:
-    """transformers.js's output for both graphs, from one Node process (its start and import
-    cost about a second)."""
+def run_transformers_js(package: Path, texts: list[str], **request: Any) -> dict[str, Any]:
+    """transformers.js's output (`tests/js/classify.mjs`) for both graphs of `package`, from
+    one Node process (its start and import cost about a second); skips where Node is not."""
     _node_modules()
-    request = {"folder": str(package), "dtypes": list(GRAPHS), "texts": DEV,
-               "max_length": MAX_LENGTH}  # fmt: skip
+    request = {"folder": str(package), "dtypes": list(GRAPHS), "texts": texts,
+               "max_length": MAX_LENGTH, **request}  # fmt: skip
     done = subprocess.run(["node", "classify.mjs"], cwd=JS_DIR, input=json.dumps(request),
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def js_run(package: Path) -> dict[str, Any]:
+    return run_transformers_js(package, DEV)
 
 
 def _labels(logits: np.ndarray) -> list[str]:

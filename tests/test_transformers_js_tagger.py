@@ -5,25 +5,22 @@ and the dynamic int8 graph. Node's side skips, saying why, where Node is absent.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import pytest
-import torch
-from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
+from transformers import BertTokenizerFast
 
+from compressor.inference import predict_piece_logits
 from compressor.layout import graphs_dir
 from compressor.recipe import QuantizeConfig
 from exporters.onnx import export_onnx
 from exporters.quant import get_mode
-from tests.conftest import conll_sentences
-from tests.test_transformers_js import GRAPHS, JS_DIR, MIN_INT8_AGREEMENT, _node_modules
+from tests.conftest import CONLL_TAGS, conll_sentences, save_tagger
+from tests.test_transformers_js import GRAPHS, MIN_INT8_AGREEMENT, run_transformers_js
 
-TAGS = ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER", "O"]
+TAGS = CONLL_TAGS
 TEXTS = [" ".join(line.split()[0] for line in block.splitlines())
          for block in conll_sentences("dev.txt", 40)]  # fmt: skip
 MAX_LENGTH = 128
@@ -33,12 +30,8 @@ MAX_LENGTH = 128
 def package(tagger_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny BERT tagger with spread weights (std 0.3, so pieces get different tags),
     exported as the pipeline ships it, plus its dynamic int8 file."""
-    model_dir = tmp_path_factory.mktemp("tagger")
-    config = BertConfig.from_pretrained(tagger_backbone, initializer_range=0.3,
-                                        id2label=dict(enumerate(TAGS)))  # fmt: skip
-    torch.manual_seed(5)
-    BertForTokenClassification(config).save_pretrained(model_dir)
-    BertTokenizerFast.from_pretrained(tagger_backbone).save_pretrained(model_dir)
+    model_dir = save_tagger(tagger_backbone, tmp_path_factory.mktemp("tagger"), seed=5,
+                            initializer_range=0.3)  # fmt: skip
     fp32 = export_onnx(model_dir, tmp_path_factory.mktemp("shipped") / "package")
     mode = get_mode("dynamic-int8")
     mode.make(fp32, mode.path_for(fp32), QuantizeConfig())
@@ -47,19 +40,13 @@ def package(tagger_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def python_logits(package: Path) -> dict[str, list[np.ndarray]]:
-    """dtype -> ONNX Runtime's per-piece logits in Python, one sentence per run."""
-    tokenizer = BertTokenizerFast.from_pretrained(package)
-    out: dict[str, list[np.ndarray]] = {}
-    for dtype, name in GRAPHS.items():
-        session = ort.InferenceSession(str(graphs_dir(package) / name),
-                                       providers=["CPUExecutionProvider"])  # fmt: skip
-        wanted = {i.name for i in session.get_inputs()}
-        out[dtype] = []
-        for text in TEXTS:
-            enc = tokenizer(text, truncation=True, max_length=MAX_LENGTH, return_tensors="np")
-            feeds = {k: v for k, v in enc.items() if k in wanted}
-            out[dtype].append(session.run(None, feeds)[0][0])
-    return out
+    """dtype -> ONNX Runtime's per-piece logits in Python, one sentence per run like the Node
+    side."""
+    return {
+        dtype: [p.logits for p in predict_piece_logits(graphs_dir(package) / name, TEXTS,
+                                                       max_length=MAX_LENGTH, batch_size=1)]
+        for dtype, name in GRAPHS.items()
+    }  # fmt: skip
 
 
 def _tags(rows: list[np.ndarray]) -> list[list[str]]:
@@ -68,13 +55,7 @@ def _tags(rows: list[np.ndarray]) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def js_run(package: Path) -> dict[str, Any]:
-    _node_modules()
-    request = {"folder": str(package), "dtypes": list(GRAPHS), "texts": TEXTS,
-               "max_length": MAX_LENGTH}  # fmt: skip
-    done = subprocess.run(["node", "tag.mjs"], cwd=JS_DIR, input=json.dumps(request),
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return run_transformers_js(package, TEXTS, task="token-classification")
 
 
 def test_the_pieces_get_several_tags(python_logits: dict[str, list[np.ndarray]]) -> None:
@@ -88,11 +69,11 @@ def test_transformers_js_tags_as_onnx_runtime_does(
     js_run: dict[str, Any], python_logits: dict[str, list[np.ndarray]]
 ) -> None:
     fp32 = js_run["fp32"]
-    assert fp32["tags"] == _tags(python_logits["fp32"])
+    assert fp32["labels"] == _tags(python_logits["fp32"])
     for js, py in zip(fp32["logits"], python_logits["fp32"], strict=True):
         np.testing.assert_allclose(np.asarray(js), py, atol=1e-4)
     int8 = js_run["int8"]
-    pairs = [(a, b) for js, py in zip(int8["tags"], _tags(python_logits["int8"]), strict=True)
+    pairs = [(a, b) for js, py in zip(int8["labels"], _tags(python_logits["int8"]), strict=True)
              for a, b in zip(js, py, strict=True)]  # fmt: skip
     agreement = np.mean([a == b for a, b in pairs])
     assert agreement >= MIN_INT8_AGREEMENT, f"int8 tags agree on {agreement:.1%} of pieces"
